@@ -1,0 +1,137 @@
+"""Thin CLI: parse, call one library function, map errors to exit codes.
+
+Commands live in their own modules and are imported only when invoked, so `fleetstrap --help`
+stays fast and never imports copier.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from fleetstrap import __version__
+from fleetstrap.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USER, FleetstrapError
+
+# name -> (module, attribute, one-line help). The help is here so listing commands imports nothing.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("fleetstrap.cli.init_cmd", "init", "Generate a fleet-infra GitOps repository."),
+    "blueprints": ("fleetstrap.cli.init_cmd", "blueprints", "List the built-in blueprints."),
+    "add": ("fleetstrap.cli.add_cmd", "add", "Add a service or a cluster to an existing fleet repo."),
+    "validate": ("fleetstrap.cli.validate_cmd", "validate", "Check a GitOps repo offline, the way the cluster would."),
+    "push": ("fleetstrap.cli.push_cmd", "push", "Commit and publish the repo to GitHub or any git remote."),
+    "bootstrap": ("fleetstrap.cli.bootstrap_cmd", "bootstrap", "Install Flux or Argo CD on a cluster and sync it."),
+    "status": ("fleetstrap.cli.bootstrap_cmd", "status", "Show template versions, commits and sync state."),
+    "update": ("fleetstrap.cli.update_cmd", "update", "Update components to newer templates (3-way merge)."),
+    "check-update": ("fleetstrap.cli.update_cmd", "check_update", "Report components with a newer template."),
+    "telemetry": ("fleetstrap.cli.telemetry_cmd", "telemetry", "Telemetry tools (smoke check of an OTLP endpoint)."),
+    "completion": ("fleetstrap.cli.completion_cmd", "completion", "Print a shell completion script."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module = importlib.import_module(spec[0])
+        cmd = getattr(module, spec[1])
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="fleetstrap")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data.")
+@click.option("--color/--no-color", default=None, help="Force or disable colour.")
+@click.option("--otlp-endpoint", envvar="FLEETSTRAP_OTLP_ENDPOINT", default=None,
+              help="Send fleetstrap's own traces here (else OTEL_EXPORTER_OTLP_ENDPOINT).")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, color: bool | None, otlp_endpoint: str | None) -> None:
+    """fleetstrap: start GitOps fleet repositories right, and keep them right."""
+    from fleetstrap import output
+
+    output.configure(quiet=quiet, color=color)
+    ctx.ensure_object(dict)
+    ctx.obj["otlp_endpoint"] = otlp_endpoint
+
+
+def _command_name(argv: list[str]) -> str:
+    words = [a for a in argv if not a.startswith("-")]
+    return " ".join(words[:2]) if words[:1] in (["add"], ["telemetry"]) else (words[0] if words else "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    code = run(args)
+    sys.exit(code)
+
+
+def run(args: list[str]) -> int:
+    """Run the CLI and return the exit code (tests call this directly)."""
+    tracer = _tracer(args)
+    try:
+        if tracer is None:
+            cli.main(args=args, prog_name="fleetstrap", standalone_mode=False)
+        else:
+            with tracer(_command_name(args)):
+                cli.main(args=args, prog_name="fleetstrap", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        # Usage errors are user errors: one line, exit 1.
+        _err(exc.format_message())
+        return EXIT_USER
+    except FleetstrapError as exc:
+        _err(exc.message, exc.hint)
+        return exc.exit_code
+    except Exception as exc:
+        if os.environ.get("FLEETSTRAP_DEBUG"):
+            raise
+        _err(f"internal error ({type(exc).__name__}): {_safe(exc)}; rerun with FLEETSTRAP_DEBUG=1 and report it")
+        return EXIT_BUG
+
+
+def _err(message: str, hint: str | None = None) -> None:
+    from fleetstrap import output
+
+    output.error(message.splitlines()[0] if message else "error", hint)
+
+
+def _safe(exc: BaseException) -> str:
+    from fleetstrap.redact import redact
+
+    return redact(str(exc).splitlines()[0] if str(exc) else "")
+
+
+def _tracer(args: list[str]) -> Any:
+    """fleetstrap's own telemetry, only when an endpoint is configured (no import otherwise)."""
+    endpoint = None
+    for i, a in enumerate(args):
+        if a == "--otlp-endpoint" and i + 1 < len(args):
+            endpoint = args[i + 1]
+        elif a.startswith("--otlp-endpoint="):
+            endpoint = a.split("=", 1)[1]
+    endpoint = endpoint or os.environ.get("FLEETSTRAP_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        return None
+    try:
+        from fleetstrap.telemetry import command_tracer
+    except ImportError:
+        return None
+    return command_tracer(endpoint, args)

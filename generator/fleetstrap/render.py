@@ -1,0 +1,171 @@
+"""Render: copier side effects. Templates come from a versioned git source so copier can 3-way merge later.
+
+The bundled templates are not a git repo inside a wheel, so a local mirror is built on demand:
+one git repository under the user's cache dir, one commit + tag `v<fleetstrap version>` per template
+content. Rendering always goes through it, so every answers file records a `_commit` copier can update from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleetstrap import __version__
+from fleetstrap.errors import DestinationError, TemplateError
+from fleetstrap.plan import Component
+from fleetstrap.resources import templates_dir
+
+
+@dataclass(frozen=True)
+class TemplateSource:
+    """Where copier reads the templates: a git URL/path and a ref (tag)."""
+
+    url: str
+    ref: str
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("FLEETSTRAP_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    root = Path(base) if base else Path.home() / ".cache"
+    return root if os.environ.get("FLEETSTRAP_CACHE_DIR") else root / "fleetstrap"
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts:
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(b"\0")
+            h.update(p.read_bytes())
+            h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "fleetstrap",
+        "GIT_AUTHOR_EMAIL": "fleetstrap@localhost",
+        "GIT_COMMITTER_NAME": "fleetstrap",
+        "GIT_COMMITTER_EMAIL": "fleetstrap@localhost",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    res = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise TemplateError(f"git {args[0]} failed in the template mirror: {res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+def ensure_template_mirror(src: Path | None = None, version: str = __version__) -> TemplateSource:
+    """Idempotently commit the bundled templates into the local mirror and tag them.
+
+    A release tags `v<version>`; when the same version's content changed (a source checkout),
+    the tag gets a local suffix `+g<digest>` so earlier renders keep their exact base for merges.
+    """
+    src = src or templates_dir()
+    digest = _tree_digest(src)
+    mirror = cache_dir() / "template-mirror"
+    marker = mirror / ".git" / "fleetstrap-digests"
+    known = dict(line.split(" ", 1) for line in marker.read_text().splitlines()) if marker.exists() else {}
+    if digest in known:
+        return TemplateSource(str(mirror), known[digest])
+    mirror.mkdir(parents=True, exist_ok=True)
+    if not (mirror / ".git").exists():
+        _git(mirror, "init", "-q", "-b", "main")
+    for child in mirror.iterdir():
+        if child.name != ".git":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    shutil.copytree(src, mirror, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    _git(mirror, "add", "-A")
+    _git(mirror, "commit", "-q", "--allow-empty", "-m", f"fleetstrap templates {version} ({digest})")
+    tags = set(_git(mirror, "tag", "--list").split())
+    tag = f"v{version}"
+    if tag in tags:
+        tag = f"v{version}+g{digest}"
+    _git(mirror, "tag", "-f", tag)
+    with marker.open("a", encoding="utf-8") as fh:
+        fh.write(f"{digest} {tag}\n")
+    return TemplateSource(str(mirror), tag)
+
+
+def render_component(component: Component, dest: Path, source: TemplateSource, *, overwrite: bool = True) -> None:
+    """Render one unit into `dest` (a repo root), recording its answers file."""
+    from copier import run_copy  # lazy: copier is slow to import and --help must not load it
+
+    try:
+        run_copy(
+            source.url,
+            dest,
+            data=_plain(component.data_dict()),
+            answers_file=component.answers_file,
+            vcs_ref=source.ref,
+            defaults=True,
+            overwrite=overwrite,
+            quiet=True,
+            unsafe=True,  # our own template; migrations need it
+            cleanup_on_error=False,
+        )
+    except Exception as exc:  # copier raises many types; any failure here is a template bug or bad data
+        name = type(exc).__name__
+        raise TemplateError(f"rendering {component.name} failed: {name}: {exc}") from exc
+
+
+def render_components(components: tuple[Component, ...] | list[Component], dest: Path,
+                      source: TemplateSource | None = None) -> None:
+    source = source or ensure_template_mirror()
+    for c in components:
+        render_component(c, dest, source)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@contextlib.contextmanager
+def staging_dir(dest: Path) -> Iterator[Path]:
+    """A temporary directory beside `dest`, removed on any error or Ctrl-C."""
+    parent = dest.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.fleetstrap-", dir=parent))
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_destination(dest: Path, *, force: bool) -> None:
+    if dest.exists() and not dest.is_dir():
+        raise DestinationError(f"destination {dest} exists and is not a directory")
+    if dest.is_dir() and any(dest.iterdir()) and not force:
+        raise DestinationError(f"destination {dest} is not empty (use --force to render into it)")
+
+
+def promote(tmp: Path, dest: Path) -> None:
+    """Move a fully rendered tree into place: a rename when dest is absent or empty."""
+    if dest.is_dir() and not any(dest.iterdir()):
+        dest.rmdir()
+    if not dest.exists():
+        tmp.rename(dest)
+        return
+    # --force into a non-empty directory: copy over, keeping what the template does not own.
+    for item in tmp.iterdir():
+        target = dest / item.name
+        if item.is_dir():
+            if item.name == ".git" and target.exists():
+                continue
+            shutil.copytree(item, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, target)
