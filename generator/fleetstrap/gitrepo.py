@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from fleetstrap.errors import UserError
 
@@ -16,7 +18,7 @@ class Author:
     email: str
 
 
-def _git_module():  # type: ignore[no-untyped-def]
+def _git_module() -> ModuleType:
     import git  # lazy: GitPython spawns git on import checks
 
     return git
@@ -36,7 +38,7 @@ def default_author(path: Path | None = None) -> Author:
     return Author(str(name) or "fleetstrap", str(email) or "fleetstrap@localhost")
 
 
-def ensure_repo(path: Path, branch: str = DEFAULT_BRANCH):  # type: ignore[no-untyped-def]
+def ensure_repo(path: Path, branch: str = DEFAULT_BRANCH) -> Any:
     git = _git_module()
     if (path / ".git").exists():
         return git.Repo(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fleetstrap.answers import (
@@ -30,7 +30,7 @@ def _list_problem(text: str, what: str) -> str | None:
     return None
 
 
-def _validator(check):  # type: ignore[no-untyped-def]
+def _validator(check: Callable[[str], str | None]) -> Callable[[str], bool | str]:
     def run(text: str) -> bool | str:
         problem = check(text)
         return True if problem is None else problem

@@ -8,6 +8,7 @@ content. Rendering always goes through it, so every answers file records a `_com
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -73,6 +74,14 @@ def ensure_template_mirror(src: Path | None = None, version: str = __version__) 
     src = src or templates_dir()
     digest = _tree_digest(src)
     mirror = cache_dir() / "template-mirror"
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    # Two fleetstrap processes may build the mirror at once (CI workers, a user's two shells).
+    with (mirror.parent / "template-mirror.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_mirror_locked(src, digest, mirror, version)
+
+
+def _ensure_mirror_locked(src: Path, digest: str, mirror: Path, version: str) -> TemplateSource:
     marker = mirror / ".git" / "fleetstrap-digests"
     known = dict(line.split(" ", 1) for line in marker.read_text().splitlines()) if marker.exists() else {}
     if digest in known:

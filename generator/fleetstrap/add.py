@@ -1,0 +1,121 @@
+"""`fleetstrap add service|cluster`: grow an existing fleet repo.
+
+The new component renders into a staging directory and is copied in only when complete; the fleet
+component (which lists services and clusters) is then re-rendered with copier's 3-way update so edits
+people made to fleet files survive. The tree must be clean before, so any failure restores it exactly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetstrap import trace
+from fleetstrap.answers import ClusterSpec, FleetAnswers, replace
+from fleetstrap.errors import AnswersError, ConflictError, DestinationError
+from fleetstrap.gitrepo import Author, default_author, ensure_commit, is_dirty
+from fleetstrap.names import dns1123_problem, service_name_problem
+from fleetstrap.plan import Component, build_cluster_component, build_fleet_component, build_service_component
+from fleetstrap.render import TemplateSource, ensure_template_mirror, render_component, staging_dir
+
+
+@dataclass(frozen=True)
+class AddReport:
+    root: Path
+    component: str
+    files: tuple[str, ...]
+    commit: str | None
+    seconds: float
+
+
+def _load(root: Path) -> FleetAnswers:
+    from fleetstrap.repo import load_fleet
+
+    return load_fleet(root).answers
+
+
+def _restore(root: Path) -> None:
+    import git
+
+    repo = git.Repo(root)
+    repo.git.reset("--hard", "HEAD")
+    repo.git.clean("-fdq")
+
+
+def _grow(root: Path, new: Component, fleet_after: FleetAnswers, *, commit: bool, author: Author | None,
+          source: TemplateSource | None, message: str) -> AddReport:
+    start = time.perf_counter()
+    root = root.resolve()
+    if is_dirty(root):
+        raise DestinationError(f"{root} has uncommitted changes; commit or stash them first")
+    source = source or ensure_template_mirror()
+    with staging_dir(root) as tmp:
+        with trace.stage("render", component=new.name):
+            render_component(new, tmp, source)
+        added = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        clashes = [a for a in added if (root / a).exists()]
+        if clashes:
+            raise DestinationError(f"{new.name}: {clashes[0]} already exists in the repo")
+        try:
+            for rel in added:
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(tmp / rel, root / rel)
+            conflicts = _update_fleet(root, fleet_after, source)
+            if conflicts:
+                raise ConflictError(
+                    f"the fleet files conflict with local edits: {', '.join(conflicts)}",
+                    paths=conflicts,
+                    hint="resolve the markers, then commit",
+                )
+            from fleetstrap.init import run_gate
+
+            run_gate(root)
+        except ConflictError:
+            raise  # leave the merge result for the user to resolve
+        except BaseException:  # incl. Ctrl-C: the tree was clean, so restore it exactly
+            _restore(root)
+            raise
+    trace.event("files changed", count=len(added))
+    sha = ensure_commit(root, message, author or default_author(root), branch=fleet_after.branch) if commit else None
+    return AddReport(root, new.name, tuple(added), sha, time.perf_counter() - start)
+
+
+def _update_fleet(root: Path, answers: FleetAnswers, source: TemplateSource) -> tuple[str, ...]:
+    from fleetstrap.update import apply_answers_change
+
+    with trace.stage("render", component="fleet"):
+        return tuple(apply_answers_change(root, build_fleet_component(answers), source))
+
+
+def add_service(root: Path, name: str, *, commit: bool = False, author: Author | None = None,
+                source: TemplateSource | None = None) -> AddReport:
+    problem = service_name_problem(name)
+    if problem:
+        raise AnswersError(problem)
+    answers = _load(root)
+    if name in answers.services:
+        raise AnswersError(f"service {name!r} already exists in this fleet")
+    after = replace(answers, services=(*answers.services, name))
+    return _grow(root, build_service_component(after, name), after, commit=commit, author=author, source=source,
+                 message=f"Add service {name}")
+
+
+def add_cluster(root: Path, name: str, environment: str, *, context: str = "", server: str = "",
+                commit: bool = False, author: Author | None = None,
+                source: TemplateSource | None = None) -> AddReport:
+    problem = dns1123_problem(name, "cluster")
+    if problem:
+        raise AnswersError(problem)
+    answers = _load(root)
+    if any(c.name == name for c in answers.clusters):
+        raise AnswersError(f"cluster {name!r} already exists in this fleet")
+    if environment not in answers.environments:
+        raise AnswersError(
+            f"environment {environment!r} is not one of this fleet's environments ({', '.join(answers.environments)})"
+        )
+    spec = ClusterSpec(name, environment, context, server or "https://kubernetes.default.svc")
+    after = replace(answers, clusters=(*answers.clusters, spec))
+    return _grow(root, build_cluster_component(after, name), after, commit=commit, author=author, source=source,
+                 message=f"Add cluster {name} ({environment})")

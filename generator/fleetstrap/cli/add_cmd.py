@@ -1,0 +1,49 @@
+"""`fleetstrap add service NAME` and `fleetstrap add cluster NAME`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fleetstrap import output
+
+_repo_option = click.option("-C", "--repo", "root", type=click.Path(path_type=Path, file_okay=False),
+                            default=".", show_default=True, help="The fleet repository.")
+_commit_option = click.option("--commit", is_flag=True, help="Commit the change.")
+
+
+@click.group()
+def add() -> None:
+    """Add a service or a cluster to an existing fleet repo."""
+
+
+@add.command("service")
+@click.argument("name")
+@_repo_option
+@_commit_option
+def add_service_cmd(name: str, root: Path, commit: bool) -> None:
+    """Add service NAME: Rust source, chart, workflows and its GitOps wiring for every environment."""
+    from fleetstrap.add import add_service
+
+    report = add_service(root, name, commit=commit)
+    output.success(f"added {report.component}: {len(report.files)} files ({report.seconds:.1f}s)")
+    if report.commit:
+        output.info(f"  committed {report.commit[:12]}")
+
+
+@add.command("cluster")
+@click.argument("name")
+@click.option("-e", "--environment", required=True, help="Environment the cluster serves.")
+@click.option("--context", default="", help="kubeconfig context of the cluster.")
+@click.option("--server", default="", help="API server URL for Argo CD (default: in-cluster).")
+@_repo_option
+@_commit_option
+def add_cluster_cmd(name: str, environment: str, context: str, server: str, root: Path, commit: bool) -> None:
+    """Add cluster NAME serving ENVIRONMENT."""
+    from fleetstrap.add import add_cluster
+
+    report = add_cluster(root, name, environment, context=context, server=server, commit=commit)
+    output.success(f"added {report.component}: {len(report.files)} files ({report.seconds:.1f}s)")
+    if report.commit:
+        output.info(f"  committed {report.commit[:12]}")

@@ -1,0 +1,134 @@
+"""`fleetstrap init`: answers → plan → render (staged) → gate → commit → move into place."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetstrap import trace
+from fleetstrap.answers import FleetAnswers, build_answers, load_answers_file, missing_answers, parse_data_flags
+from fleetstrap.blueprints import resolve_blueprint
+from fleetstrap.errors import AnswersError
+from fleetstrap.gitrepo import Author, default_author, ensure_commit
+from fleetstrap.plan import Plan, build_plan
+from fleetstrap.render import (
+    TemplateSource,
+    check_destination,
+    ensure_template_mirror,
+    promote,
+    render_components,
+    staging_dir,
+)
+
+
+@dataclass(frozen=True)
+class AnswerSources:
+    """Where answers come from; each later source overrides the earlier ones."""
+
+    blueprint: str | None = None
+    answers_file: Path | None = None
+    data: tuple[str, ...] = ()
+    defaults: bool = False
+    interactive: bool = False
+
+
+@dataclass(frozen=True)
+class InitRequest:
+    dest: Path
+    sources: AnswerSources = field(default_factory=AnswerSources)
+    force: bool = False
+    author: Author | None = None
+    commit: bool = True
+    validate: bool = True
+    template: TemplateSource | None = None
+
+
+@dataclass(frozen=True)
+class InitReport:
+    dest: Path
+    answers: FleetAnswers
+    components: tuple[str, ...]
+    files: int
+    commit: str | None
+    seconds: float
+
+
+def gather_answers(sources: AnswerSources) -> FleetAnswers:
+    """Merge the answer sources; prompt when interactive; fail listing every missing answer otherwise."""
+    with trace.stage("prompt", interactive=sources.interactive):
+        merged: dict[str, Any] = {}
+        if sources.blueprint:
+            merged.update(resolve_blueprint(sources.blueprint))
+        if sources.answers_file:
+            merged.update(load_answers_file(sources.answers_file))
+        merged.update(parse_data_flags(sources.data))
+        if sources.interactive and not sources.defaults:
+            from fleetstrap.prompts import ask_fleet_answers  # questionary only when prompting
+
+            merged = ask_fleet_answers(merged)
+        missing = missing_answers(merged)
+        if missing:
+            raise AnswersError(
+                "missing answer(s): " + ", ".join(missing) + " (pass --data KEY=VALUE, --answers FILE or --blueprint)"
+            )
+        answers = build_answers(merged)
+        trace.event("answers resolved", keys=len(merged), blueprint=sources.blueprint or "")
+        return answers
+
+
+def _count_files(root: Path) -> int:
+    return sum(1 for p in root.rglob("*") if p.is_file() and ".git" not in p.relative_to(root).parts)
+
+
+def run_gate(root: Path) -> None:
+    """The offline validation gate, when the validate extra is available."""
+    try:
+        from fleetstrap.validate import gate
+    except ImportError:  # validate not installed in this build
+        return
+    with trace.stage("validate"):
+        gate(root)
+
+
+def init_fleet(request: InitRequest) -> InitReport:
+    start = time.perf_counter()
+    dest = request.dest.resolve()
+    check_destination(dest, force=request.force)  # before prompting: fail fast
+    answers = gather_answers(request.sources)
+    plan: Plan = build_plan(answers)
+    trace.annotate(**{"fleet.repo": f"{answers.owner}/{answers.fleet_name}", "fleet.engine": answers.engine})
+    with staging_dir(dest) as tmp:
+        with trace.stage("render", components=len(plan.components)):
+            source = request.template or ensure_template_mirror()
+            trace.annotate(**{"fleetstrap.template_version": source.ref})
+            render_components(plan.components, tmp, source)
+        files = _count_files(tmp)
+        trace.event("files changed", count=files)
+        if request.validate:
+            run_gate(tmp)
+        sha = None
+        if request.commit:
+            with trace.stage("commit"):
+                sha = ensure_commit(
+                    tmp,
+                    f"Initial fleet from fleetstrap ({source.ref})",
+                    request.author or default_author(None),
+                    branch=answers.branch,
+                )
+                trace.annotate(**{"vcs.commit.sha": sha or ""})
+        promote(tmp, dest)
+    return InitReport(
+        dest=dest,
+        answers=answers,
+        components=tuple(c.name for c in plan.components),
+        files=files,
+        commit=sha,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def stdin_is_tty() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()

@@ -1,0 +1,36 @@
+"""Shared test configuration: isolated cache/config dirs, a git identity, CRD schema location."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # Per-worker cache/config so tests never touch the user's ~/.cache or ~/.config.
+    saved = dict(os.environ)
+    base = tmp_path_factory.mktemp("fleetstrap-env")
+    os.environ.setdefault("FLEETSTRAP_CACHE_DIR", str(base / "cache"))
+    os.environ["FLEETSTRAP_CONFIG_DIR"] = str(base / "config")
+    os.environ.setdefault("GIT_AUTHOR_NAME", "Test Author")
+    os.environ.setdefault("GIT_AUTHOR_EMAIL", "test@example.com")
+    os.environ.setdefault("GIT_COMMITTER_NAME", "Test Author")
+    os.environ.setdefault("GIT_COMMITTER_EMAIL", "test@example.com")
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "FLEETSTRAP_OTLP_ENDPOINT"):
+        os.environ.pop(var, None)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def crd_schemas() -> Path:
+    """The CRD schema catalog (kubeconform layout); CI points FLEETSTRAP_CRD_SCHEMAS at ../shared/schemas/crds."""
+    location = os.environ.get("FLEETSTRAP_CRD_SCHEMAS")
+    if not location or not Path(location).is_dir():
+        pytest.skip("FLEETSTRAP_CRD_SCHEMAS is not set to a CRD schema directory (see .ci/run)")
+    return Path(location)

@@ -1,0 +1,78 @@
+"""The interactive flow, driven with keystrokes through a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pexpect = pytest.importorskip("pexpect")
+
+ENTER = "\r"
+DOWN = "\x1b[B"
+
+
+def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
+    dest = tmp_path / "fleet"
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "LINES": "40"}
+    child = pexpect.spawn(sys.executable, ["-m", "fleetstrap", "init", str(dest)], env=env,
+                          encoding="utf-8", timeout=60, dimensions=(40, 120))
+    try:
+        steps = [
+            ("GitHub owner", "acme" + ENTER),
+            ("Repository name", ENTER),                   # default fleet-infra
+            ("GitOps engine", DOWN + ENTER),             # flux -> argocd
+            ("Environments", "\b" * 3 + "dev, prod" + ENTER),
+            ("Cluster for dev", ENTER),
+            ("Kube context for dev", "kind-dev" + ENTER),
+            ("Cluster for prod", "\b" * 4 + "prod-eu" + ENTER),
+            ("Kube context for prod-eu", ENTER),
+            ("First service name", "\b" * 5 + "checkout" + ENTER),
+            ("Container registry", ENTER),
+            ("Trace backend", DOWN + ENTER),             # jaeger -> tempo
+            ("OTLP gRPC endpoint", ENTER),
+            ("Collector mode", ENTER),
+            ("Automate image tag updates", "y"),
+            ("Secrets approach", ENTER),
+            ("Ingress domain", ENTER),
+            ("TLS issuer", ENTER),
+            ("Monitoring", "n"),
+        ]
+        for prompt, keys in steps:
+            child.expect(prompt)
+            child.send(keys)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, child.before
+    recorded = yaml.safe_load((dest / ".fleetstrap/answers/fleet.yml").read_text())
+    assert recorded["owner"] == "acme"
+    assert recorded["engine"] == "argocd"
+    assert recorded["environments"] == ["dev", "prod"]
+    assert recorded["clusters"] == [
+        {"name": "dev", "environment": "dev", "context": "kind-dev"},
+        {"name": "prod-eu", "environment": "prod"},
+    ]
+    assert recorded["services"] == ["checkout"]
+    assert recorded["telemetry_backend"] == "tempo"
+    assert recorded["otlp_endpoint"].startswith("tempo.")
+    assert recorded["image_automation"] is True
+
+
+def test_invalid_keystrokes_are_rejected_as_you_type(tmp_path: Path) -> None:
+    dest = tmp_path / "fleet"
+    child = pexpect.spawn(sys.executable, ["-m", "fleetstrap", "init", str(dest)],
+                          env={**os.environ, "TERM": "xterm"}, encoding="utf-8", timeout=60, dimensions=(40, 120))
+    try:
+        child.expect("GitHub owner")
+        child.send("-bad-" + ENTER)
+        child.expect("not a GitHub user/organization name")
+        child.sendcontrol("c")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 130
+    assert not dest.exists()
