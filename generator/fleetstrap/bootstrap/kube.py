@@ -1,0 +1,204 @@
+"""The one seam for cluster access: a small protocol and its implementation on the official client.
+
+Tests point a kubeconfig at an in-process API double, so this module is exercised over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from fleetstrap.errors import ClusterError, ToolMissingError
+from fleetstrap.redact import redact
+
+FIELD_MANAGER = "fleetstrap"
+Outcome = Literal["created", "configured", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Applied:
+    kind: str
+    namespace: str
+    name: str
+    outcome: Outcome
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+
+class KubeClient(Protocol):
+    """What bootstrap needs from a cluster; nothing more."""
+
+    def version(self) -> str:
+        """Server version as 'MAJOR.MINOR'."""
+        ...
+
+    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "") -> Applied: ...
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None: ...
+
+    def list(self, api_version: str, kind: str, namespace: str = "") -> list[dict[str, Any]]: ...
+
+    def can_i(self, verb: str, group: str, resource: str, namespace: str = "") -> bool: ...
+
+
+def obj_ref(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace") or ""
+    return f"{obj.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
+
+
+class OfficialClient:
+    """KubeClient on `kubernetes` (DynamicClient for discovery and server-side apply)."""
+
+    def __init__(self, kubeconfig: Path | None = None, context: str | None = None, timeout: float = 20.0) -> None:
+        try:
+            from kubernetes import config as kconfig
+            from kubernetes.dynamic import DynamicClient
+        except ImportError as exc:
+            raise ToolMissingError(
+                "the Kubernetes Python client is not installed", hint="pip install 'fleetstrap[cluster]'"
+            ) from exc
+        try:
+            api = kconfig.new_client_from_config(
+                config_file=str(kubeconfig) if kubeconfig else None, context=context or None
+            )
+        except Exception as exc:  # config errors come in many types; name the input, not the content
+            where = str(kubeconfig) if kubeconfig else "the default kubeconfig"
+            raise ClusterError(
+                f"cannot load kube context {context or '(current)'} from {where}: {type(exc).__name__}"
+            ) from exc
+        api.configuration.retries = 1
+        self._api = api
+        self._timeout = timeout
+        # Discovery cache per client: a shared file in /tmp could be stale for another cluster.
+        self._cache_dir = tempfile.TemporaryDirectory(prefix="fleetstrap-discovery-")
+        self._dynamic_cls = DynamicClient
+        self._dyn: Any = None
+        self.host = str(api.configuration.host)
+
+    def _client(self) -> Any:
+        if self._dyn is None:
+            try:
+                self._dyn = self._dynamic_cls(self._api, cache_file=str(Path(self._cache_dir.name) / "d.json"))
+            except Exception as exc:
+                raise ClusterError(f"cluster at {self.host} does not answer: {_why(exc)}") from exc
+        return self._dyn
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        dyn = self._client()
+        try:
+            return dyn.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError as exc:
+            raise ClusterError(f"the cluster does not serve {kind} ({api_version})") from exc
+
+    def version(self) -> str:
+        try:
+            from kubernetes.client import VersionApi
+
+            info = VersionApi(self._api).get_code(_request_timeout=self._timeout)
+        except Exception as exc:
+            raise ClusterError(f"cluster at {self.host} does not answer: {_why(exc)}") from exc
+        major = str(info.major or "").rstrip("+")
+        minor = str(info.minor or "").rstrip("+")
+        return f"{major}.{minor}"
+
+    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "") -> Applied:
+        kind = str(obj.get("kind"))
+        api_version = str(obj.get("apiVersion"))
+        meta = dict(obj.get("metadata") or {})
+        name = str(meta.get("name", ""))
+        res = self._resource(api_version, kind)
+        namespace = ""
+        body = dict(obj)
+        if res.namespaced:
+            namespace = str(meta.get("namespace") or default_namespace)
+            if not namespace:
+                raise ClusterError(f"{kind} {name} needs a namespace")
+            meta["namespace"] = namespace
+            body["metadata"] = meta
+        before = self.get(api_version, kind, name, namespace)
+        try:
+            after = res.server_side_apply(
+                body=body, name=name, namespace=namespace or None, field_manager=FIELD_MANAGER,
+                force_conflicts=True, _request_timeout=self._timeout,
+            )
+        except Exception as exc:
+            raise ClusterError(f"apply {kind} {name} failed: {_why(exc)}") from exc
+        after_dict: dict[str, Any] = after.to_dict()
+        outcome: Outcome
+        if before is None:
+            outcome = "created"
+        elif before["metadata"].get("resourceVersion") == after_dict["metadata"].get("resourceVersion"):
+            # The API server skips writes for no-op applies, so an unchanged resourceVersion means unchanged.
+            outcome = "unchanged"
+        else:
+            outcome = "configured"
+        return Applied(kind, namespace, name, outcome)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        res = self._resource(api_version, kind)
+        try:
+            got = res.get(name=name, namespace=namespace or None, _request_timeout=self._timeout)
+        except NotFoundError:
+            return None
+        except Exception as exc:
+            raise ClusterError(f"get {kind} {name} failed: {_why(exc)}") from exc
+        out: dict[str, Any] = got.to_dict()
+        return out
+
+    def list(self, api_version: str, kind: str, namespace: str = "") -> list[dict[str, Any]]:
+        res = self._resource(api_version, kind)
+        try:
+            got = res.get(namespace=namespace or None, _request_timeout=self._timeout)
+        except Exception as exc:
+            raise ClusterError(f"list {kind} failed: {_why(exc)}") from exc
+        return [dict(i) for i in got.to_dict().get("items") or []]
+
+    def can_i(self, verb: str, group: str, resource: str, namespace: str = "") -> bool:
+        res = self._resource("authorization.k8s.io/v1", "SelfSubjectAccessReview")
+        attrs: dict[str, str] = {"verb": verb, "group": group, "resource": resource}
+        if namespace:
+            attrs["namespace"] = namespace
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attrs},
+        }
+        try:
+            got = res.create(body=body, _request_timeout=self._timeout)
+        except Exception as exc:
+            raise ClusterError(f"access review failed: {_why(exc)}") from exc
+        return bool((got.to_dict().get("status") or {}).get("allowed"))
+
+
+def _why(exc: BaseException) -> str:
+    """One safe line: HTTP status and reason, or the exception type; never a body that may echo input."""
+    status = getattr(exc, "status", None)
+    reason = getattr(exc, "reason", None)
+    if status:
+        # The API server's Status message names the field at fault; keep one redacted line of it.
+        message = ""
+        try:
+            message = str(json.loads(getattr(exc, "body", "") or "{}").get("message") or "")
+        except (ValueError, AttributeError):
+            message = ""
+        line = redact(message.splitlines()[0])[:200] if message else ""
+        return f"HTTP {status} {reason or ''}".strip() + (f": {line}" if line else "")
+    inner = getattr(exc, "reason", None)
+    if inner is not None and not isinstance(inner, str):
+        return type(inner).__name__
+    return type(exc).__name__
+
+
+def connect(kubeconfig: Path | None, context: str | None) -> KubeClient:
+    return OfficialClient(kubeconfig, context)

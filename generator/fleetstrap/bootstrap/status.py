@@ -1,0 +1,121 @@
+"""`fleetstrap status`: template version per component, last pushed commit, per-cluster sync state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleetstrap.bootstrap import fleetrepo
+from fleetstrap.bootstrap.kube import KubeClient, connect
+from fleetstrap.bootstrap.wait import ready_condition
+from fleetstrap.errors import FleetstrapError
+
+
+@dataclass(frozen=True)
+class StatusRequest:
+    root: Path
+    cluster: str | None = None
+    context: str | None = None
+    kubeconfig: Path | None = None
+    remote: str = "origin"
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    name: str  # answers file stem: fleet, cluster-dev, service-checkout ...
+    template_version: str
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    name: str
+    engine: str
+    reachable: bool
+    revision: str
+    state: str  # Ready / Synced+Healthy / the reason it is not
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    components: tuple[ComponentState, ...]
+    branch: str
+    local_commit: str
+    pushed_commit: str  # "" when unknown (remote unreachable or branch absent)
+    clusters: tuple[ClusterState, ...]
+
+
+def build_components(root: Path) -> tuple[ComponentState, ...]:
+    out = []
+    for path in sorted((root / ".fleetstrap" / "answers").glob("*.yml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            data = {}
+        version = str(data.get("_commit") or "unknown") if isinstance(data, dict) else "unknown"
+        out.append(ComponentState(path.stem, version))
+    return tuple(out)
+
+
+def _flux_state(client: KubeClient) -> tuple[str, str]:
+    repo = client.get("source.toolkit.fluxcd.io/v1", "GitRepository", "flux-system", "flux-system")
+    kust = client.get("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "flux-system", "flux-system")
+    if repo is None or kust is None:
+        return "", "not bootstrapped"
+    revision = str((kust.get("status") or {}).get("lastAppliedRevision") or "")
+    states = []
+    for obj in (repo, kust):
+        status, why = ready_condition(obj)
+        states.append(f"{obj['kind']} Ready" if status == "True" else f"{obj['kind']} Ready={status} {why}")
+    return revision, "; ".join(states)
+
+
+def _argocd_state(client: KubeClient) -> tuple[str, str]:
+    apps: list[dict[str, Any]] = client.list("argoproj.io/v1alpha1", "Application", "argocd")
+    if not apps:
+        return "", "no Applications"
+    root = next((a for a in apps if a["metadata"]["name"] == "root"), apps[0])
+    st = root.get("status") or {}
+    sync = (st.get("sync") or {}).get("status", "Unknown")
+    health = (st.get("health") or {}).get("status", "Unknown")
+    return str((st.get("sync") or {}).get("revision") or ""), f"{root['metadata']['name']}: {sync}/{health}"
+
+
+def _cluster_states(fleet: fleetrepo.FleetInfo, req: StatusRequest,
+                    connector: Callable[[Path | None, str | None], KubeClient]) -> tuple[ClusterState, ...]:
+    out = []
+    for spec in fleet.clusters:
+        if req.cluster and spec.name != req.cluster:
+            continue
+        context = (req.context if req.cluster else None) or spec.context or None
+        for engine in fleet.engines:
+            try:
+                client = connector(req.kubeconfig, context)
+                client.version()
+                revision, state = _flux_state(client) if engine == "flux" else _argocd_state(client)
+            except FleetstrapError as exc:
+                out.append(ClusterState(spec.name, engine, False, "", f"unreachable: {exc}"))
+                continue
+            out.append(ClusterState(spec.name, engine, True, revision, state))
+    return tuple(out)
+
+
+def fleet_status(request: StatusRequest,
+                 connector: Callable[[Path | None, str | None], KubeClient] = connect) -> StatusReport:
+    fleet = fleetrepo.load_fleet(request.root)
+    if request.cluster:
+        fleet.cluster(request.cluster)  # unknown names are a user error
+    try:
+        pushed = fleetrepo.remote_head(request.root, request.remote, fleet.branch) or ""
+    except FleetstrapError:
+        pushed = ""
+    return StatusReport(
+        components=build_components(request.root),
+        branch=fleet.branch,
+        local_commit=fleetrepo.head_sha(request.root) or "",
+        pushed_commit=pushed,
+        clusters=_cluster_states(fleet, request, connector),
+    )

@@ -1,0 +1,116 @@
+"""Waiting for objects to become ready: poll, show progress, and on timeout name what is not ready and why."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fleetstrap import output
+from fleetstrap.bootstrap.kube import KubeClient
+from fleetstrap.errors import ClusterError
+from fleetstrap.redact import redact
+
+Check = Callable[[Mapping[str, Any]], str | None]  # None = ready, else why not
+
+
+@dataclass(frozen=True)
+class Target:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    check: Check
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+
+def ready_condition(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """(status, 'Reason: message') of the Ready condition, for Flux-style objects."""
+    status = obj.get("status") or {}
+    for c in status.get("conditions") or []:
+        if c.get("type") == "Ready":
+            return str(c.get("status")), f"{c.get('reason', '')}: {c.get('message', '')}".strip(": ")
+    return "Unknown", "no Ready condition yet"
+
+
+def _stale(obj: Mapping[str, Any]) -> bool:
+    gen = (obj.get("metadata") or {}).get("generation")
+    seen = (obj.get("status") or {}).get("observedGeneration")
+    return gen is not None and seen is not None and int(seen) < int(gen)
+
+
+def flux_check(revision_field: str, expected: str) -> Check:
+    """Ready=True, observed the current generation, and at the pushed revision."""
+
+    def check(obj: Mapping[str, Any]) -> str | None:
+        status, why = ready_condition(obj)
+        if _stale(obj):
+            return "not reconciled since the last change"
+        if status != "True":
+            return f"Ready={status} {why}"
+        st = obj.get("status") or {}
+        got = (st.get("artifact") or {}).get("revision") if revision_field == "artifact" else st.get(revision_field)
+        if got != expected:
+            return f"Ready=True but at revision {got or 'none'}, waiting for {expected}"
+        return None
+
+    return check
+
+
+def workload_check(obj: Mapping[str, Any]) -> str | None:
+    spec = obj.get("spec") or {}
+    st = obj.get("status") or {}
+    want = int(spec.get("replicas", 1))
+    if _stale(obj):
+        return "rollout not observed yet"
+    ready = int(st.get("readyReplicas") or 0)
+    if ready < want:
+        return f"{ready}/{want} replicas ready"
+    return None
+
+
+def argocd_check(expected_sha: str) -> Check:
+    def check(obj: Mapping[str, Any]) -> str | None:
+        st = obj.get("status") or {}
+        sync = (st.get("sync") or {}).get("status", "Unknown")
+        health = (st.get("health") or {}).get("status", "Unknown")
+        rev = (st.get("sync") or {}).get("revision", "")
+        if sync != "Synced" or health != "Healthy":
+            msg = (st.get("health") or {}).get("message") or ((st.get("conditions") or [{}])[0]).get("message", "")
+            return f"sync={sync} health={health}" + (f": {msg}" if msg else "")
+        if expected_sha and rev != expected_sha:
+            return f"Synced at {rev[:12] or 'none'}, waiting for {expected_sha[:12]}"
+        return None
+
+    return check
+
+
+def wait_ready(client: KubeClient, targets: Sequence[Target], *, what: str, timeout: float,
+               interval: float) -> None:
+    """Poll until every target is ready; print each state change; raise naming the laggards on timeout."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, str | None] = {}
+    while True:
+        pending: dict[str, str] = {}
+        for t in targets:
+            obj = client.get(t.api_version, t.kind, t.name, t.namespace)
+            why = "not found" if obj is None else t.check(obj)
+            if why is not None:
+                pending[t.ref] = redact(why)
+            if last.get(t.ref, "") != why:
+                if why is None:
+                    output.success(f"{t.ref} ready")
+                else:
+                    output.step(f"{t.ref}: {redact(why)}")
+                last[t.ref] = why
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            detail = "; ".join(f"{ref}: {why}" for ref, why in pending.items())
+            raise ClusterError(f"timed out after {timeout:g}s waiting for {what}: {detail}",
+                               hint="fix the cause shown, then rerun bootstrap (it resumes where it stopped)")
+        time.sleep(interval)

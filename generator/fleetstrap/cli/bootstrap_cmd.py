@@ -1,0 +1,98 @@
+"""`fleetstrap bootstrap CLUSTER` and `fleetstrap status [CLUSTER]`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from fleetstrap import output
+
+_repo_option = click.option("-C", "--repo", "root", type=click.Path(path_type=Path, file_okay=False),
+                            default=".", show_default=True, help="The fleet repo.")
+_kube_options = [
+    click.option("--context", default=None, help="kubeconfig context (default: the cluster's answer, else current)."),
+    click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                 envvar="KUBECONFIG", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)."),
+]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _kube(f: F) -> F:
+    for opt in reversed(_kube_options):
+        f = opt(f)
+    return f
+
+
+@click.command()
+@click.argument("cluster")
+@_repo_option
+@_kube
+@click.option("--deploy-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Private deploy key (OpenSSH) for this cluster (default: the one `fleetstrap push` created).")
+@click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="known_hosts for the git host (default: scanned with ssh-keyscan).")
+@click.option("--rotate-keys", is_flag=True, help="Replace an existing source Secret.")
+@click.option("--dry-run", is_flag=True, help="Print every object and git change; touch nothing.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="Seconds to wait for each readiness stage.")
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human")
+def bootstrap(cluster: str, root: Path, context: str | None, kubeconfig: Path | None, deploy_key: Path | None,
+              known_hosts: Path | None, rotate_keys: bool, dry_run: bool, timeout: float, fmt: str) -> None:
+    """Install the fleet's GitOps engine on CLUSTER and wait until it runs the pushed commit."""
+    from fleetstrap.bootstrap import BootstrapRequest, bootstrap_cluster
+
+    report = bootstrap_cluster(BootstrapRequest(
+        root=root.resolve(), cluster=cluster, context=context, kubeconfig=kubeconfig, deploy_key=deploy_key,
+        known_hosts=known_hosts, rotate_keys=rotate_keys, dry_run=dry_run, timeout=timeout,
+    ))
+    if fmt == "json":
+        output.data_json(dataclasses.asdict(report))
+        return
+    if report.dry_run:
+        for text in report.objects:
+            output.data(text)
+        for c in report.changes:
+            if c.what == "file" and c.changed:
+                output.info(f"would {'create' if c.outcome == 'created' else 'update'} {c.ref}")
+        if any(c.what == "file" and c.changed for c in report.changes):
+            output.info(f"would commit and push these to {report.revision.split('@')[0]}")
+        if report.unchecked:
+            output.warn(f"not schema-checked (no schemas available): {', '.join(report.unchecked)}")
+        output.success(f"dry run for {report.cluster}: {len(report.objects)} object(s); nothing was changed")
+        return
+    for note in report.notes:
+        output.info(note)
+    if report.changed:
+        n = sum(1 for c in report.changes if c.changed)
+        output.success(f"{report.cluster} bootstrapped ({', '.join(report.engines)}): {n} change(s), "
+                       f"in sync at {report.revision}")
+    else:
+        output.success(f"{report.cluster} already bootstrapped: nothing changed, in sync at {report.revision}")
+
+
+@click.command()
+@click.argument("cluster", required=False)
+@_repo_option
+@_kube
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human")
+def status(cluster: str | None, root: Path, context: str | None, kubeconfig: Path | None, fmt: str) -> None:
+    """Template version per component, last pushed commit, and each cluster's sync state."""
+    from fleetstrap.bootstrap import StatusRequest, fleet_status
+
+    report = fleet_status(StatusRequest(root=root.resolve(), cluster=cluster, context=context,
+                                        kubeconfig=kubeconfig))
+    if fmt == "json":
+        output.data_json(dataclasses.asdict(report))
+        return
+    pushed = report.pushed_commit[:12] or "unknown"
+    local = report.local_commit[:12] or "none"
+    output.table(f"fleet ({report.branch}: local {local}, pushed {pushed})", ["component", "template version"],
+                 [(c.name, c.template_version) for c in report.components])
+    output.table("clusters", ["cluster", "engine", "revision", "state"],
+                 [(c.name, c.engine, c.revision or "-", c.state) for c in report.clusters])
