@@ -1,0 +1,83 @@
+"""`fleetstrap validate`: an offline gate that checks a GitOps repo the way the cluster would.
+
+`validate_repo(root, options) -> Report` runs the named checks; `gate(root)` is the quick version that
+init/add/update call before they finish.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from fleetstrap.errors import FindingsError, UserError
+from fleetstrap.validate.context import Context, schema_check
+from fleetstrap.validate.loader import build_repo_files, load_file
+from fleetstrap.validate.model import CHECKS, Doc, Finding, Report, ValidateOptions
+from fleetstrap.validate.schemas import CoreSchemas, CrdSchemas, default_cache_dir
+
+__all__ = ["CHECKS", "Finding", "FindingsError", "Report", "ValidateOptions", "gate", "validate_repo"]
+
+CRD_SCHEMAS_ENV = "FLEETSTRAP_CRD_SCHEMAS"
+
+
+def _run_schema(ctx: Context) -> None:
+    schema_check(ctx, ctx.docs)
+
+
+def _checks() -> list[tuple[str, Callable[[Context], None]]]:
+    from fleetstrap.validate.check_helm import run_helm
+    from fleetstrap.validate.check_kustomize import run_kustomize
+    from fleetstrap.validate.check_otel import run_otel
+    from fleetstrap.validate.check_tools import run_dockerfiles, run_workflows
+    from fleetstrap.validate.check_xref import run_xref
+
+    return [("schema", _run_schema), ("kustomize", run_kustomize), ("helm", run_helm), ("xref", run_xref),
+            ("otel", run_otel), ("workflows", run_workflows), ("dockerfile", run_dockerfiles)]
+
+
+def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
+    options = options or ValidateOptions()
+    unknown = sorted(set(options.disabled) - set(CHECKS))
+    if unknown:
+        raise UserError(f"unknown check {unknown[0]!r} (checks: {', '.join(CHECKS)})")
+    if not root.is_dir():
+        raise UserError(f"not a directory: {root}")
+    root = root.resolve()
+    files = build_repo_files(root)
+    docs: list[Doc] = []
+    yaml_findings: list[Finding] = []
+    for rel in files.yaml_files:
+        file_docs, problems = load_file(root, rel)
+        docs.extend(file_docs)
+        yaml_findings.extend(problems)
+    crds = CrdSchemas(options.schema_locations, options.cache_dir or default_cache_dir(), options.offline,
+                      options.catalog_url)
+    for doc in docs:
+        if doc.is_object and doc.data["kind"] == "CustomResourceDefinition":
+            crds.add_crd(doc.data)
+    ctx = Context(root, options, files, docs, CoreSchemas(options.kubernetes_version), crds)
+    if options.enabled("yaml"):
+        ctx.findings.extend(yaml_findings)
+    for name, run in _checks():
+        if options.enabled(name):
+            run(ctx)
+    if crds.network_failures:
+        ctx.note("schema: the CRDs catalog is unreachable; custom resources without a local schema have no schema")
+    findings = sorted(set(ctx.findings), key=lambda f: (f.file, f.line or 0, f.check, f.path, f.message))
+    return Report(root, tuple(findings), tuple(ctx.notes), ctx.objects_checked, len(files.yaml_files))
+
+
+def gate(root: Path, options: ValidateOptions | None = None) -> None:
+    """Fail fast (FindingsError, exit 2) when a freshly written repo has errors; warnings pass."""
+    if options is None:
+        env = os.environ.get(CRD_SCHEMAS_ENV)
+        options = ValidateOptions(fast=True, offline=True, schema_locations=(env,) if env else ())
+    report = validate_repo(root, options)
+    if report.errors:
+        first = report.errors[0]
+        where = f"{first.file}:{first.line}" if first.line else first.file
+        raise FindingsError(
+            f"validation failed: {len(report.errors)} error(s); first: {where}: [{first.check}] {first.message}",
+            hint=f"run `fleetstrap validate {root}` for all findings",
+        )

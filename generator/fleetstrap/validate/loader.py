@@ -1,0 +1,185 @@
+"""Finding the files of a repo and parsing its YAML with line numbers and duplicate-key detection."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleetstrap.validate.model import Doc, Finding, json_path
+
+YAML_SUFFIXES = (".yaml", ".yml")
+# Directories that are never part of the GitOps content.
+_SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "target", "__pycache__", ".mypy_cache",
+                        ".ruff_cache", ".pytest_cache", ".terraform"})
+_KEEP_HIDDEN = frozenset({".github", ".fleetstrap"})
+# A Go/Helm template action: `{{ .Values.x }}`, `{{- include ...}}`, `{{ if ...}}`.
+_GO_TEMPLATE = re.compile(r"\{\{-?\s*(?:[.$]|(?:if|range|with|include|template|define|end|else|toYaml|tpl)\b)")
+
+_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class RepoFiles:
+    yaml_files: tuple[str, ...]
+    skipped_templates: tuple[str, ...]
+    chart_dirs: tuple[str, ...]
+    kustomize_roots: tuple[str, ...]
+    dockerfiles: tuple[str, ...]
+    workflows: tuple[str, ...]
+
+
+def _walk(root: Path) -> Iterator[str]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in _SKIP_DIRS and (not d.startswith(".") or d in _KEEP_HIDDEN)
+        )
+        rel = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        for name in sorted(filenames):
+            yield prefix + name
+
+
+def build_repo_files(root: Path) -> RepoFiles:
+    """Classify the repo's files once; every check works from this listing."""
+    all_files = list(_walk(root))
+    charts = sorted({f.rsplit("/", 1)[0] if "/" in f else ""
+                     for f in all_files if f.rsplit("/", 1)[-1] == "Chart.yaml"})
+    chart_prefixes = tuple((c + "/" if c else "") for c in charts)
+    yaml_files: list[str] = []
+    skipped: list[str] = []
+    roots: list[str] = []
+    dockerfiles: list[str] = []
+    workflows: list[str] = []
+    for f in all_files:
+        name = f.rsplit("/", 1)[-1]
+        parent = f.rsplit("/", 1)[0] if "/" in f else ""
+        if name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+            roots.append(parent)
+        if name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile"):
+            dockerfiles.append(f)
+        if not f.endswith(YAML_SUFFIXES):
+            continue
+        if f.startswith(".github/workflows/") and f.count("/") == 2:
+            workflows.append(f)
+        # Helm templates (and subcharts' templates) are Go templates, not YAML.
+        if any(f.startswith(p + "templates/") or f.startswith(p + "charts/") for p in chart_prefixes):
+            skipped.append(f)
+            continue
+        yaml_files.append(f)
+    return RepoFiles(tuple(yaml_files), tuple(skipped), tuple(charts), tuple(sorted(set(roots))),
+                     tuple(dockerfiles), tuple(workflows))
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """Safe loader that records duplicate mapping keys instead of silently keeping the last one."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[Any, Any, str]] = []  # (mapping node, key node, key)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    if key_node.value in seen:
+                        self.duplicates.append((node, key_node, key_node.value))
+                    seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def is_go_template(text: str) -> bool:
+    return _GO_TEMPLATE.search(text) is not None
+
+
+def load_file(root: Path, rel: str) -> tuple[list[Doc], list[Finding]]:
+    """Parse every document of one file. Errors become `yaml` findings, never exceptions."""
+    try:
+        text = (root / rel).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return [], [Finding("yaml", "error", rel, None, "", "", "file is not valid UTF-8")]
+    except OSError as exc:
+        return [], [Finding("yaml", "error", rel, None, "", "", f"cannot read file: {exc.strerror}")]
+    if is_go_template(text):
+        return [], []
+    return load_text(text, rel)
+
+
+def load_text(text: str, rel: str) -> tuple[list[Doc], list[Finding]]:
+    docs: list[Doc] = []
+    findings: list[Finding] = []
+    loader = _Loader(text)
+    index = 0
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            data = loader.construct_document(node)
+            if data is not None:
+                docs.append(Doc(rel, index, node.start_mark.line + 1, data, node))
+            index += 1
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        findings.append(Finding("yaml", "error", rel, mark.line + 1 if mark else None, "", "",
+                                f"YAML does not parse: {problem}"))
+    finally:
+        loader.dispose()
+    for mapping, key_node, key in loader.duplicates:
+        doc = next((d for d in docs if _contains(d.node, mapping)), None)
+        parts = _path_to(doc.node, mapping) if doc else None
+        path = json_path([*(parts or []), key])
+        from fleetstrap.validate.model import object_id
+
+        findings.append(Finding("yaml", "error", rel, key_node.start_mark.line + 1,
+                                object_id(doc.data) if doc else "", path, f"duplicate key {key!r}"))
+    return docs, findings
+
+
+def _children(node: Any) -> Iterator[tuple[str | int, Any, Any]]:
+    """(segment, key node or None, value node) for a mapping or sequence node."""
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode):
+                yield k.value, k, v
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            yield i, None, v
+
+
+def _contains(node: Any, target: Any) -> bool:
+    return _path_to(node, target) is not None
+
+
+def _path_to(node: Any, target: Any) -> list[str | int] | None:
+    if node is target:
+        return []
+    for seg, _, child in _children(node):
+        sub = _path_to(child, target)
+        if sub is not None:
+            return [seg, *sub]
+    return None
+
+
+def line_of(doc: Doc, parts: list[str | int] | tuple[str | int, ...]) -> int:
+    """The line of the deepest node along `parts` that exists in the document."""
+    node = doc.node
+    line = doc.line if node is None else node.start_mark.line + 1
+    for part in parts:
+        nxt = None
+        for seg, key_node, child in _children(node):
+            if seg == part or (isinstance(part, str) and str(seg) == part):
+                nxt = child
+                line = (key_node or child).start_mark.line + 1
+                break
+        if nxt is None:
+            break
+        node = nxt
+    return line
