@@ -1,0 +1,100 @@
+"""`fleetstrap push`: commit and publish the fleet repo to GitHub (configured for GitOps) or any git remote."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from fleetstrap import output
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for v in values:
+        name, sep, rest = v.partition("=")
+        if not sep or not name or not rest:
+            raise click.BadParameter(f"expected NAME=VALUE, got {v.split('=')[0]!r}...", param_hint=flag)
+        out.append((name, rest))
+    return tuple(out)
+
+
+@click.command()
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--owner", help="GitHub user or organization (default: owner in the fleet answers).")
+@click.option("--repo", "repo_name", help="Repository name (default: the fleet name).")
+@click.option("--private/--public", default=True, show_default=True, help="Visibility of a new repository.")
+@click.option("--github-url", default="https://github.com", show_default=True,
+              help="GitHub Enterprise: its web URL (the API is <url>/api/v3).")
+@click.option("--remote", help="Push to this https or ssh git URL instead, without any GitHub API call.")
+@click.option("--branch", default="main", show_default=True)
+@click.option("--message", "-m", default="fleetstrap: publish fleet repository", show_default=True,
+              help="Commit message when there are changes to commit.")
+@click.option("--token-env", metavar="NAME",
+              help="Environment variable holding the token (default: GH_TOKEN, GITHUB_TOKEN, `gh auth token`).")
+@click.option("--ssh-key", type=click.Path(dir_okay=False, path_type=Path), help="Private key for an ssh --remote.")
+@click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
+              help="known_hosts file for an ssh --remote (default: accept a new host key once).")
+@click.option("--rotate-keys", is_flag=True, help="Generate new deploy keys and replace the registered ones.")
+@click.option("--secret", "secrets", multiple=True, metavar="NAME=ENV_VAR",
+              help="Set Actions secret NAME from environment variable ENV_VAR (repeatable).")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set Actions variable (repeatable).")
+@click.option("--environment", "environments", multiple=True,
+              help="GitHub environments to ensure (default: those the workflows and the fleet use).")
+@click.option("--reviewer", "reviewers", multiple=True, metavar="USER|ORG/TEAM",
+              help="Required reviewer for protected environments (repeatable).")
+@click.option("--reviewer-environment", "reviewer_envs", multiple=True, default=("production",), show_default=True,
+              help="Environments that require the reviewers.")
+@click.option("--required-approvals", type=click.IntRange(0, 6), default=0, show_default=True,
+              help="Pull request approvals required on the branch.")
+@click.option("--no-branch-protection", is_flag=True, help="Leave branch protection alone.")
+@click.option("--print-keys", is_flag=True, help="Print the private deploy keys once, to stdout.")
+@click.option("--max-rate-limit-wait", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for a GitHub rate limit reset before failing.")
+@click.option("--api-delay", type=float, default=None, hidden=True,
+              help="Seconds between GitHub API calls (PyGithub's pacing; tests use 0).")
+@click.option("--dry-run", is_flag=True, help="List every git operation and API write; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def push(path: Path, owner: str | None, repo_name: str | None, private: bool, github_url: str,
+         remote: str | None, branch: str, message: str, token_env: str | None, ssh_key: Path | None,
+         known_hosts: Path | None, rotate_keys: bool, secrets: tuple[str, ...], variables: tuple[str, ...],
+         environments: tuple[str, ...], reviewers: tuple[str, ...], reviewer_envs: tuple[str, ...],
+         required_approvals: int, no_branch_protection: bool, print_keys: bool, max_rate_limit_wait: float,
+         api_delay: float | None, dry_run: bool, as_json: bool) -> None:
+    """Commit PATH and publish it: create or reuse the GitHub repo, deploy keys, secrets, protection."""
+    from fleetstrap.publish import PushRequest, push_repo
+
+    request = PushRequest(
+        path=path, owner=owner, repo=repo_name, private=private, github_url=github_url, remote=remote,
+        branch=branch, message=message, token_env=token_env, ssh_key=ssh_key, known_hosts=known_hosts,
+        rotate_keys=rotate_keys, dry_run=dry_run, secrets=_pairs(secrets, "--secret"),
+        variables=_pairs(variables, "--var"), environments=environments or None, reviewers=reviewers,
+        reviewer_environments=reviewer_envs, required_approvals=required_approvals,
+        protect_branch=not no_branch_protection, print_private_keys=print_keys,
+        max_rate_limit_wait=max_rate_limit_wait,
+    )
+    if api_delay is not None:
+        request = replace(request, seconds_between_requests=api_delay, seconds_between_writes=api_delay)
+    report = push_repo(request)
+    if as_json:
+        output.data_json({
+            "repo_url": report.repo_url, "remote_url": report.remote_url, "branch": report.branch,
+            "commit": report.commit, "dry_run": report.dry_run, "created": list(report.created),
+            "updated": list(report.updated), "in_place": list(report.in_place), "planned": list(report.planned),
+            "warnings": list(report.warnings),
+        })
+    if report.dry_run:
+        output.step("dry run: nothing was changed; it would run:")
+        for op in report.planned:
+            output.info(f"  {op}")
+    else:
+        for item in report.created:
+            output.success(f"created {item}")
+        for item in report.updated:
+            output.success(f"updated {item}")
+        if report.in_place:
+            output.info(f"already in place: {', '.join(report.in_place)}")
+        output.success(f"{report.repo_url} ({report.branch} at {(report.commit or '')[:12]})")
+    for cluster, key in report.private_keys:
+        output.data(f"# deploy key for cluster {cluster}\n{key}")
