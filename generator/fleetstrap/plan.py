@@ -58,7 +58,9 @@ def build_service_component(answers: FleetAnswers, service: str, extra: dict[str
 
 
 def build_monitoring_component(answers: FleetAnswers) -> Component:
-    data = {"unit": "monitoring", **answers.to_copier_data(), "notifications": answers.notifications}
+    # Clusters: the Argo CD side installs the metrics stack on each cluster (ApplicationSet list generator).
+    data = {"unit": "monitoring", **answers.to_copier_data(), "notifications": answers.notifications,
+            "clusters": [c.to_data() for c in answers.clusters]}
     return Component("monitoring", "monitoring", answers_file_for("monitoring"), tuple(data.items()))
 
 

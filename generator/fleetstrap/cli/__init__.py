@@ -68,7 +68,8 @@ def cli(ctx: click.Context, quiet: bool, color: bool | None, otlp_endpoint: str 
 
 
 def _command_name(argv: list[str]) -> str:
-    words = [a for a in argv if not a.startswith("-")]
+    # The value of the one global option that takes a value is not a command word.
+    words = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "--otlp-endpoint")]
     return " ".join(words[:2]) if words[:1] in (["add"], ["telemetry"]) else (words[0] if words else "")
 
 
