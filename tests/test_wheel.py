@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_wheel_contains_data_and_runs_init(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+    # An isolated build (hatchling from the index), as a user's `pip install .` does.
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)],
                    check=True, capture_output=True)
     (wheel,) = dist.glob("fleetstrap-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
