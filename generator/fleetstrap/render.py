@@ -114,7 +114,9 @@ def render_component(component: Component, dest: Path, source: TemplateSource, *
     `shared` is a copier Template from `shared_template()`: reusing it across the components of one run
     saves a git clone and a config parse per component (most of copier's per-render cost).
     """
-    from copier import Worker  # lazy: copier is slow to import and --help must not load it
+    # Lazy: copier is slow to import and --help must not load it. Worker (not run_copy) so that the
+    # template clone can be shared; copier is pinned below 10 for this.
+    from copier._main import Worker
 
     try:
         with Worker(

@@ -121,13 +121,48 @@ def _add(ctx: Context, obj: Obj, path: tuple[str | int, ...], message: str, seve
             doc=obj.doc, path=path)
 
 
+def normalize_git_url(url: str) -> str:
+    """`ssh://git@host/o/r.git`, `git@host:o/r`, `https://host/o/r` → `host/o/r` (for comparing sources)."""
+    u = url.strip().lower()
+    u = re.sub(r"^[a-z+]+://", "", u)
+    u = re.sub(r"^[^@/]+@", "", u)
+    u = re.sub(r"^([^/:]+):(?!\d+/)", r"\1/", u)  # scp-like host:path, not host:port
+    u = re.sub(r":\d+/", "/", u)
+    return u.removesuffix("/").removesuffix(".git")
+
+
+def own_repo_urls(root: Path) -> set[str] | None:
+    """This repo's own git URLs (fleetstrap answers), or None when unknown (then every source counts as ours)."""
+    answers = root / ".fleetstrap" / "answers" / "fleet.yml"
+    try:
+        import yaml
+
+        data = yaml.safe_load(answers.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    url = data.get("git_url") if isinstance(data, dict) else None
+    return {normalize_git_url(url)} if isinstance(url, str) and url else None
+
+
+def _is_own(ctx: Context, url: Any) -> bool:
+    """Paths of a source are checked in this repo only when the source is this repo (or unknowable)."""
+    if not isinstance(url, str) or not url or _templated(url):
+        return True
+    own = own_repo_urls(ctx.root)
+    return own is None or normalize_git_url(url) in own
+
+
 def _flux(ctx: Context, index: Index) -> None:
     sources = ("GitRepository", "OCIRepository", "Bucket", "ExternalArtifact")
+    git_urls = {(o.name, o.namespace): _get(o.doc.data, "spec", "url") for o in index.of("GitRepository")}
     for ks in index.of("Kustomization", "kustomize.toolkit.fluxcd.io"):
         spec = ks.doc.data.get("spec") or {}
         kind = _ref(ctx, index, ks, spec.get("sourceRef"), ("spec", "sourceRef"), sources)
         path = spec.get("path")
-        if kind == "GitRepository" and isinstance(path, str) and not _rel_dir(ctx.root, path).is_dir():
+        ref = spec.get("sourceRef") if isinstance(spec.get("sourceRef"), dict) else {}
+        url = git_urls.get((ref.get("name"), ref.get("namespace") or ks.namespace))
+        if kind == "GitRepository" and isinstance(path, str) and _is_own(ctx, url) \
+                and not _rel_dir(ctx.root, path).is_dir():
             _add(ctx, ks, ("spec", "path"), f"path {path!r} does not exist in the repo")
         _depends_on(ctx, index, ks)
     for hr in index.of("HelmRelease", "helm.toolkit.fluxcd.io"):
@@ -265,7 +300,7 @@ def _app_spec(ctx: Context, obj: Obj, projects: dict[str, Obj], spec: Any, base:
 def _app_source(ctx: Context, obj: Obj, src: dict[str, Any], path: tuple[str | int, ...],
                 refs: dict[Any, Any]) -> None:
     src_path = src.get("path")
-    if not isinstance(src_path, str) or _templated(src_path):
+    if not isinstance(src_path, str) or _templated(src_path) or not _is_own(ctx, src.get("repoURL")):
         return
     if not _rel_dir(ctx.root, src_path).is_dir():
         _add(ctx, obj, (*path, "path"), f"path {src_path!r} does not exist in the repo")
