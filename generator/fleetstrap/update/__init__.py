@@ -1,0 +1,445 @@
+"""`fleetstrap update` / `check-update`: bring components up to newer templates with copier's 3-way merge.
+
+Flow: load the repo's components → resolve the template source (bundled mirror, or --template/--to) →
+skip components already on the target commit → copy the repo into a scratch workspace → per component:
+point its answers file at the source, `copier update`, put bot-owned lines back, find conflicts, commit →
+migrations → (pretend: return the diffs) → copy the result into the repo → validate → commit on request.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from fleetstrap import output, trace
+from fleetstrap.errors import ConflictError, FindingsError, NotAFleetRepoError, TemplateError, UserError
+from fleetstrap.plan import Component
+from fleetstrap.render import TemplateSource
+from fleetstrap.repo import FleetRepo, RepoComponent, load_fleet
+from fleetstrap.update.migrations import MIGRATIONS, Migration
+from fleetstrap.update.protect import has_conflict_markers, protect_file
+from fleetstrap.update.source import ResolvedSource, ensure_source, git, parse_version, rev_commit
+from fleetstrap.update.workspace import FileChange, Workspace
+
+Conflict = Literal["inline", "rej"]
+__all__ = [
+    "CheckReport",
+    "ComponentCheck",
+    "ComponentUpdate",
+    "UpdateReport",
+    "UpdateRequest",
+    "apply_answers_change",
+    "check_updates",
+    "update_fleet",
+]
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    root: Path
+    components: tuple[str, ...] = ()  # empty: all
+    to: str | None = None  # VERSION or REF in the template source
+    template: str | None = None  # template repo URL or path; None: the bundled templates
+    conflict: Conflict = "inline"
+    pretend: bool = False
+    commit: bool = False
+    validate: bool = True
+    migrations: tuple[Migration, ...] = MIGRATIONS
+
+
+@dataclass(frozen=True)
+class ComponentUpdate:
+    name: str
+    from_version: str
+    to_version: str
+    files: tuple[str, ...]
+    conflicts: tuple[str, ...]
+    diff: str = ""  # unified diff, filled for --pretend
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    root: Path
+    template: str  # label of the source, credentials redacted
+    target: str  # the target ref
+    updated: tuple[ComponentUpdate, ...]
+    up_to_date: tuple[str, ...]
+    files: tuple[str, ...]  # every path changed in the repo (or that would change, when pretending)
+    conflicts: tuple[str, ...]
+    migrations: tuple[str, ...] = ()  # descriptions of the migrations that ran
+    commit: str | None = None
+    pretend: bool = False
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files)
+
+
+@dataclass(frozen=True)
+class ComponentCheck:
+    name: str
+    current: str
+    available: str
+    status: Literal["up-to-date", "update-available", "newer", "unknown-base"]
+
+    @property
+    def update_available(self) -> bool:
+        return self.status in ("update-available", "unknown-base")
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    root: Path
+    template: str
+    target: str
+    components: tuple[ComponentCheck, ...] = field(default=())
+
+    @property
+    def update_available(self) -> bool:
+        return any(c.update_available for c in self.components)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "template": self.template,
+            "available": self.target,
+            "update_available": self.update_available,
+            "components": [
+                {"name": c.name, "current": c.current, "available": c.available, "status": c.status,
+                 "update_available": c.update_available}
+                for c in self.components
+            ],
+        }
+
+
+# ---------------------------------------------------------------- selection and version checks
+
+
+def _select(repo: FleetRepo, names: Sequence[str]) -> tuple[RepoComponent, ...]:
+    if not names:
+        return repo.components
+    for n in names:
+        repo.component(n)  # raises AnswersError naming the known components
+    wanted = set(names)
+    return tuple(c for c in repo.components if c.name in wanted)
+
+
+def _check(rc: RepoComponent, source: ResolvedSource) -> ComponentCheck:
+    current = rev_commit(Path(source.local), rc.template_version)
+    if current == source.commit:
+        return ComponentCheck(rc.name, rc.template_version, source.ref, "up-to-date")
+    old, new = parse_version(rc.template_version), parse_version(source.ref)
+    if old is not None and new is not None and old > new:
+        return ComponentCheck(rc.name, rc.template_version, source.ref, "newer")
+    if current is None:
+        return ComponentCheck(rc.name, rc.template_version, source.ref, "unknown-base")
+    return ComponentCheck(rc.name, rc.template_version, source.ref, "update-available")
+
+
+def check_updates(root: Path, *, template: str | None = None, to: str | None = None) -> CheckReport:
+    """Per component: the template version it is on and the one available. Changes nothing."""
+    repo = load_fleet(root)
+    with tempfile.TemporaryDirectory(prefix="fleetstrap-check-") as tmp:
+        source = ensure_source(template, to, Path(tmp))
+        checks = tuple(_check(rc, source) for rc in repo.components)
+    return CheckReport(repo.root, source.label, source.ref, checks)
+
+
+def _require_git_clean(root: Path, *, allow_dirty: bool) -> None:
+    from fleetstrap.gitrepo import is_dirty
+
+    if not (root / ".git").exists():
+        raise NotAFleetRepoError(f"{root} is not a git repository; updates need the repo's git history",
+                                 hint="git init && git add -A && git commit -m 'Initial fleet'")
+    if not allow_dirty and is_dirty(root):
+        raise UserError(f"{root} has uncommitted changes; commit or stash them before updating",
+                        hint="a clean tree lets you review the update with git diff")
+
+
+# ---------------------------------------------------------------- the merge, per component
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _set_src_path(ws: Workspace, answers_file: str, url: str) -> None:
+    """copier merges from the `_src_path` recorded in the answers file: point it at our source."""
+    text = ws.read(answers_file)
+    if text is None:
+        raise NotAFleetRepoError(f"answers file {answers_file} is missing")
+    line = yaml.safe_dump({"_src_path": url}, default_flow_style=False, width=10_000).strip()
+    lines = text.splitlines(keepends=True)
+    for i, ln in enumerate(lines):
+        if ln.startswith("_src_path:"):
+            lines[i] = line + "\n"
+            break
+    else:
+        lines.append(line + "\n")
+    ws.write(answers_file, "".join(lines))
+
+
+def _copier_update(ws: Workspace, component: Component, source: TemplateSource, conflict: Conflict,
+                   data: Mapping[str, Any] | None) -> None:
+    from copier import run_update  # lazy: slow import
+    from copier.errors import UserMessageError
+
+    try:
+        run_update(
+            str(ws.path),
+            data=_plain(dict(data or {})),
+            answers_file=component.answers_file,
+            vcs_ref=source.ref,
+            defaults=True,
+            overwrite=True,
+            quiet=True,
+            unsafe=True,  # our own template; its _migrations and tasks need it
+            conflict=conflict,
+        )
+    except UserMessageError as exc:
+        raise UserError(f"cannot update {component.name}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # copier raises many types; anything else is a template or data bug
+        raise TemplateError(f"updating {component.name} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _protect_and_find_conflicts(ws: Workspace, prev: str) -> tuple[str, ...]:
+    """Put bot-owned lines back as they were at `prev`; return conflicted paths among the changes."""
+    conflicts: list[str] = []
+    for ch in ws.staged_changes():
+        before = ws.show(prev, ch.path)
+        after = ws.read(ch.path) if ch.status != "D" else None
+        if after is None and ch.status != "D":
+            continue  # binary: nothing of ours to protect
+        kept = protect_file(ch.path, before, after)
+        if kept != after:
+            ws.write(ch.path, kept)
+        rejected = ch.path.endswith(".rej") and ch.status == "A"
+        if rejected or (kept is not None and has_conflict_markers(kept) and not has_conflict_markers(before or "")):
+            conflicts.append(ch.path)
+    return tuple(conflicts)
+
+
+def _unit_unchanged(source: ResolvedSource, unit: str, old: str) -> str | None:
+    """When nothing this unit renders from differs between `old` and the target, the describe string copier
+    would record for the target (so the update is only a version bump); else None.
+
+    Only for templates laid out like fleetstrap's (`_subdirectory: units/{{ unit }}`): every changed path
+    must sit under another unit's directory."""
+    repo = Path(source.local)
+    try:
+        conf = yaml.safe_load(git(repo, "show", f"{source.commit}:copier.yml")) or {}
+    except (UserError, yaml.YAMLError):
+        return None
+    if not isinstance(conf, dict) or str(conf.get("_subdirectory", "")).replace(" ", "") != "units/{{unit}}":
+        return None
+    changed = [p for p in git(repo, "diff", "--name-only", "-z", old, source.commit).split("\0") if p]
+    if any(not p.startswith("units/") or p.startswith(f"units/{unit}/") for p in changed):
+        return None
+    return git(repo, "describe", "--tags", "--always", source.commit).strip() or None
+
+
+def _bump_commit(ws: Workspace, answers_file: str, recorded: str) -> None:
+    text = ws.read(answers_file) or ""
+    line = yaml.safe_dump({"_commit": recorded}, default_flow_style=False, width=10_000).strip()
+    ws.write(answers_file, "".join(line + "\n" if ln.startswith("_commit:") else ln
+                                   for ln in text.splitlines(keepends=True)))
+
+
+def _update_one(ws: Workspace, component: Component, source: ResolvedSource, conflict: Conflict,
+                data: Mapping[str, Any] | None, *, with_diff: bool) -> ComponentUpdate:
+    prev = ws.commit("prepare")  # no-op unless the caller changed files
+    before_version = _recorded_commit(ws, component.answers_file)
+    _set_src_path(ws, component.answers_file, source.local)
+    prepared = ws.commit(f"point {component.name} at the template source")
+    bump = _unit_unchanged(source, component.unit, before_version) if data is None else None
+    if bump is not None:  # same rendering at both versions: copier's merge would only change _commit
+        _bump_commit(ws, component.answers_file, bump)
+    else:
+        with trace.stage("update", component=component.name):
+            _copier_update(ws, component, source.template_source(), conflict, data)
+    if source.record_url != source.local:
+        _set_src_path(ws, component.answers_file, source.record_url)
+    conflicts = _protect_and_find_conflicts(ws, prepared)
+    done = ws.commit(f"update {component.name}")
+    # The diff against the state before _src_path was repointed: that rewrite is noise, not a change.
+    files = tuple(ch.path for ch in ws.changes(prev, done))
+    return ComponentUpdate(component.name, before_version, source.ref, files, conflicts,
+                           ws.diff(prev, done) if with_diff and files else "")
+
+
+def _recorded_commit(ws: Workspace, answers_file: str) -> str:
+    raw = yaml.safe_load(ws.read(answers_file) or "") or {}
+    return str(raw.get("_commit", "")) if isinstance(raw, dict) else ""
+
+
+def _run_migrations(ws: Workspace, migrations: Sequence[Migration], updated: Sequence[ComponentUpdate],
+                    to: str) -> tuple[str, ...]:
+    ran: list[str] = []
+    for m in migrations:
+        if any(m.crosses(u.from_version, to) for u in updated):
+            with trace.stage("migrate", migration=m.description):
+                changed = m.apply(ws.path, ws.files())
+            if changed:
+                ran.append(m.description)
+    return tuple(ran)
+
+
+def _run_gate(root: Path) -> None:
+    """The offline validation gate, when this build has it (another module owns it)."""
+    try:
+        from fleetstrap.validate import gate
+    except ImportError:
+        return
+    with trace.stage("validate"):
+        gate(root)
+
+
+def _versions_message(updated: Sequence[ComponentUpdate], target: str) -> str:
+    olds = sorted({u.from_version for u in updated})
+    lines = [f"fleetstrap update: templates {', '.join(olds)} -> {target}", ""]
+    lines += [f"- {u.name}: {u.from_version} -> {u.to_version}" for u in updated]
+    return "\n".join(lines) + "\n"
+
+
+def _apply_to_repo(ws: Workspace, root: Path) -> list[FileChange]:
+    changes = ws.changes(ws.base)
+    try:
+        ws.export(root, changes)
+    except BaseException:  # incl. Ctrl-C: the repo was clean, so put every touched path back
+        ws.restore(root, changes)
+        raise
+    return changes
+
+
+def update_fleet(request: UpdateRequest) -> UpdateReport:
+    """Update the selected components (all by default). Raises ConflictError (exit 2) after writing the
+    merge result when conflicts remain; nothing is committed then."""
+    start = time.perf_counter()
+    repo = load_fleet(request.root)
+    root = repo.root
+    selected = _select(repo, request.components)
+    _require_git_clean(root, allow_dirty=request.pretend)
+    with tempfile.TemporaryDirectory(prefix="fleetstrap-update-") as tmp_name:
+        tmp = Path(tmp_name)
+        source = ensure_source(request.template, request.to, tmp / "src")
+        trace.annotate(**{"fleetstrap.template_version": source.ref})
+        checks = {rc.name: _check(rc, source) for rc in selected}
+        newer = [n for n, c in checks.items() if c.status == "newer"]
+        if newer:
+            raise UserError(f"{', '.join(newer)} already on a newer template than {source.ref}; "
+                            "downgrades are not supported")
+        missing = [n for n, c in checks.items() if c.status == "unknown-base"]
+        if missing:
+            rc = repo.component(missing[0])
+            raise UserError(f"{rc.name} was rendered from template {rc.template_version}, "
+                            f"which {source.label} does not have",
+                            hint="pass --template with a template repo holding both versions")
+        todo = [rc for rc in selected if checks[rc.name].status == "update-available"]
+        up_to_date = tuple(rc.name for rc in selected if checks[rc.name].status == "up-to-date")
+        if not todo:
+            return UpdateReport(root, source.label, source.ref, (), up_to_date, (), (), pretend=request.pretend,
+                                seconds=time.perf_counter() - start)
+        ws = Workspace.create(root, tmp / "ws")
+        updated: list[ComponentUpdate] = []
+        for i, rc in enumerate(todo, 1):
+            output.step(f"[{i}/{len(todo)}] {rc.name}: {rc.template_version} -> {source.ref}")
+            updated.append(_update_one(ws, rc.component(), source, request.conflict, None,
+                                       with_diff=request.pretend))
+        before_migrations = ws.commit("components")
+        ran = _run_migrations(ws, request.migrations, updated, source.ref)
+        after_migrations = ws.commit("migrations")
+        if ran:
+            files = tuple(ch.path for ch in ws.changes(before_migrations, after_migrations))
+            updated.append(ComponentUpdate("migrations", "", source.ref, files, (),
+                                           ws.diff(before_migrations, after_migrations) if request.pretend else ""))
+        all_changes = ws.changes(ws.base)
+        conflicts = tuple(sorted({p for u in updated for p in u.conflicts}))
+        report = UpdateReport(root, source.label, source.ref, tuple(updated), up_to_date,
+                              tuple(ch.path for ch in all_changes), conflicts, ran, None, request.pretend)
+        if request.pretend or not all_changes:
+            return _timed(report, start)
+        with trace.stage("write"):
+            _apply_to_repo(ws, root)
+        trace.event("files changed", count=len(all_changes))
+    if conflicts:
+        raise ConflictError(
+            f"update left {len(conflicts)} conflicted file(s): {', '.join(conflicts)}",
+            paths=conflicts,
+            hint="resolve the <<<<<<< markers (or .rej files), then validate and commit",
+        )
+    if request.validate:
+        _run_gate(root)
+    sha = None
+    if request.commit:
+        from fleetstrap.gitrepo import ensure_commit
+
+        sha = ensure_commit(root, _versions_message(updated, source.ref), branch=repo.answers.branch)
+    return _timed(UpdateReport(report.root, report.template, report.target, report.updated, report.up_to_date,
+                               report.files, (), ran, sha, False), start)
+
+
+def _timed(report: UpdateReport, start: float) -> UpdateReport:
+    import dataclasses
+
+    return dataclasses.replace(report, seconds=time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- for `add`: same version, new answers
+
+
+def _source_for(root: Path, component: Component, source: TemplateSource | None, tmp: Path) -> ResolvedSource:
+    if source is not None:
+        local = Path(source.url)
+        sha = rev_commit(local, source.ref) if local.is_dir() else None
+        if sha is None:
+            # A remote template: resolve it like --template/--to.
+            return ensure_source(source.url, source.ref, tmp)
+        return ResolvedSource(str(local), source.ref, sha, str(local), source.ref)
+    bundled = ensure_source(None, None, tmp)
+    # Keep the component on the template version it is on: an answers change is not a template upgrade.
+    raw = yaml.safe_load((root / component.answers_file).read_text(encoding="utf-8")) or {}
+    recorded = str(raw.get("_commit", "")) if isinstance(raw, dict) else ""
+    sha = rev_commit(Path(bundled.local), recorded) if recorded else None
+    if sha is not None:
+        return ResolvedSource(bundled.local, recorded, sha, bundled.record_url, recorded)
+    return bundled
+
+
+def apply_answers_change(root: Path, component: Component, source: TemplateSource | None = None,
+                         conflict: str = "inline") -> tuple[str, ...]:
+    """Re-render an already-rendered component with changed answers through copier's 3-way update, so
+    edits people made survive. Works on a dirty tree (the caller may have just added files). Returns the
+    conflicted paths (empty: clean merge); the merge result is written to the repo either way."""
+    if conflict not in ("inline", "rej"):
+        raise UserError(f"conflict mode must be inline or rej (got {conflict!r})")
+    mode: Conflict = "inline" if conflict == "inline" else "rej"
+    root = root.resolve()
+    if not (root / component.answers_file).is_file():
+        raise NotAFleetRepoError(f"{component.name} was never rendered here ({component.answers_file} is missing)")
+    _require_git_clean(root, allow_dirty=True)
+    with tempfile.TemporaryDirectory(prefix="fleetstrap-answers-") as tmp_name:
+        tmp = Path(tmp_name)
+        resolved = _source_for(root, component, source, tmp / "src")
+        ws = Workspace.create(root, tmp / "ws")
+        result = _update_one(ws, component, resolved, mode, component.data_dict(), with_diff=False)
+        _apply_to_repo(ws, root)
+    return result.conflicts
+
+
+def require_no_updates(report: CheckReport) -> None:
+    """For CI: FindingsError (exit 2) when any component has a newer template available."""
+    pending = [c.name for c in report.components if c.update_available]
+    if pending:
+        raise FindingsError(f"template update available for {len(pending)} component(s): {', '.join(pending)}",
+                            hint=f"run fleetstrap update to move them to {report.target}")
