@@ -17,7 +17,14 @@ from fleetstrap.answers import ClusterSpec, FleetAnswers, replace
 from fleetstrap.errors import AnswersError, ConflictError, DestinationError
 from fleetstrap.gitrepo import Author, default_author, ensure_commit, is_dirty
 from fleetstrap.names import dns1123_problem, service_name_problem
-from fleetstrap.plan import Component, build_cluster_component, build_fleet_component, build_service_component
+from fleetstrap.plan import (
+    Component,
+    answers_file_for,
+    build_cluster_component,
+    build_fleet_component,
+    build_monitoring_component,
+    build_service_component,
+)
 from fleetstrap.render import TemplateSource, ensure_template_mirror, render_component, staging_dir
 
 
@@ -62,7 +69,7 @@ def _grow(root: Path, new: Component, fleet_after: FleetAnswers, *, commit: bool
             for rel in added:
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(tmp / rel, root / rel)
-            conflicts = _update_fleet(root, fleet_after, source)
+            conflicts = _update_fleet(root, fleet_after)
             if conflicts:
                 raise ConflictError(
                     f"the fleet files conflict with local edits: {', '.join(conflicts)}",
@@ -82,11 +89,19 @@ def _grow(root: Path, new: Component, fleet_after: FleetAnswers, *, commit: bool
     return AddReport(root, new.name, tuple(added), sha, time.perf_counter() - start)
 
 
-def _update_fleet(root: Path, answers: FleetAnswers, source: TemplateSource) -> tuple[str, ...]:
+def _update_fleet(root: Path, answers: FleetAnswers) -> tuple[str, ...]:
+    """Re-render the components that list services or clusters: the fleet, and monitoring (per cluster)."""
     from fleetstrap.update import apply_answers_change
 
-    with trace.stage("render", component="fleet"):
-        return tuple(apply_answers_change(root, build_fleet_component(answers), source))
+    components = [build_fleet_component(answers)]
+    if answers.monitoring and (root / answers_file_for("monitoring")).is_file():
+        components.append(build_monitoring_component(answers))
+    conflicts: list[str] = []
+    for component in components:
+        with trace.stage("render", component=component.name):
+            # No source: keep each component on its recorded template version; `update` moves versions.
+            conflicts += apply_answers_change(root, component, None)
+    return tuple(conflicts)
 
 
 def add_service(root: Path, name: str, *, commit: bool = False, author: Author | None = None,

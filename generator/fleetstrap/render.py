@@ -123,7 +123,7 @@ def render_component(component: Component, dest: Path, source: TemplateSource, *
             src_path=source.url,
             dst_path=dest,
             data=_plain(component.data_dict()),
-            answers_file=component.answers_file,
+            answers_file=Path(component.answers_file),
             vcs_ref=source.ref,
             defaults=True,
             overwrite=overwrite,

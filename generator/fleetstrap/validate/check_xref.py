@@ -154,12 +154,13 @@ def _is_own(ctx: Context, url: Any) -> bool:
 
 def _flux(ctx: Context, index: Index) -> None:
     sources = ("GitRepository", "OCIRepository", "Bucket", "ExternalArtifact")
-    git_urls = {(o.name, o.namespace): _get(o.doc.data, "spec", "url") for o in index.of("GitRepository")}
+    git_urls: dict[tuple[Any, Any], Any] = {
+        (o.name, o.namespace): _get(o.doc.data, "spec", "url") for o in index.of("GitRepository")}
     for ks in index.of("Kustomization", "kustomize.toolkit.fluxcd.io"):
         spec = ks.doc.data.get("spec") or {}
         kind = _ref(ctx, index, ks, spec.get("sourceRef"), ("spec", "sourceRef"), sources)
         path = spec.get("path")
-        ref = spec.get("sourceRef") if isinstance(spec.get("sourceRef"), dict) else {}
+        ref: dict[str, Any] = spec["sourceRef"] if isinstance(spec.get("sourceRef"), dict) else {}
         url = git_urls.get((ref.get("name"), ref.get("namespace") or ks.namespace))
         if kind == "GitRepository" and isinstance(path, str) and _is_own(ctx, url) \
                 and not _rel_dir(ctx.root, path).is_dir():
