@@ -8,12 +8,12 @@ from pathlib import Path
 import git
 import pytest
 import yaml
-from support.fleet import RenderedFleet
-from test_fleet_template import argo_services, flux_services
 
 from fleetstrap.cli import run
 from fleetstrap.repo import load_fleet
 from fleetstrap.validate import ValidateOptions, validate_repo
+from support.fleet import RenderedFleet
+from test_fleet_template import argo_services, flux_services
 
 
 def _head(root: Path) -> str:
@@ -125,3 +125,31 @@ def test_conflicting_edit_is_reported_and_left_for_the_user(tmp_path: Path,
     assert "apps/dev/kustomization.yaml" in capsys.readouterr().err
     text = kust.read_text()
     assert "<<<<<<<" in text and "./payments" in text and "# my trailing note" in text
+
+
+def test_split_layout_service_repositories(tmp_path: Path, crd_schemas: Path) -> None:
+    fleet = tmp_path / "fleet"
+    assert run(["-q", "init", "-b", "starter", "-d", "repo_layout=split", str(fleet)]) == 0
+    assert run(["-q", "add", "service", "payments", "-C", str(fleet), "--commit"]) == 0
+    for service in ("hello", "payments"):
+        repo = tmp_path / service
+        assert {"Cargo.toml", "Dockerfile", "src", "charts", ".github"} <= {p.name for p in repo.iterdir()}
+        assert (repo / "charts" / service / "Chart.yaml").is_file()
+        assert not git.Repo(repo).is_dirty(untracked_files=True)
+        # The fleet holds only the wiring: the chart comes from the service's OCI release.
+        assert not (fleet / "charts" / service).exists() and not (fleet / "services" / service).exists()
+        source = yaml.safe_load((fleet / "apps/base" / service / "chart-source.yaml").read_text())
+        assert source["kind"] == "OCIRepository" and source["spec"]["url"].endswith(f"/charts/{service}")
+    report = validate_repo(fleet, ValidateOptions(schema_locations=(str(crd_schemas),), catalog_url=None))
+    assert [f.message for f in report.findings if f.severity == "error"] == []
+
+
+def test_split_layout_refuses_an_existing_service_dir_and_argo(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "hello").mkdir()
+    (tmp_path / "hello" / "keep.txt").write_text("x")
+    assert run(["init", "-b", "starter", "-d", "repo_layout=split", str(tmp_path / "fleet")]) == 1
+    assert "is not empty" in capsys.readouterr().err
+    assert not (tmp_path / "fleet").exists()
+    assert run(["init", "-b", "starter", "-d", "repo_layout=split", "-d", "engine=argocd", str(tmp_path / "f2")]) == 1
+    assert "supported with engine flux only" in capsys.readouterr().err

@@ -7,6 +7,7 @@ people made to fleet files survive. The tree must be clean before, so any failur
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ from fleetstrap.plan import (
     build_monitoring_component,
     build_service_component,
 )
-from fleetstrap.render import TemplateSource, ensure_template_mirror, render_component, staging_dir
+from fleetstrap.render import (
+    TemplateSource,
+    check_destination,
+    ensure_template_mirror,
+    promote,
+    render_component,
+    staging_dir,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class AddReport:
     files: tuple[str, ...]
     commit: str | None
     seconds: float
+    service_repo: Path | None = None
 
 
 def _load(root: Path) -> FleetAnswers:
@@ -105,7 +114,7 @@ def _update_fleet(root: Path, answers: FleetAnswers) -> tuple[str, ...]:
 
 
 def add_service(root: Path, name: str, *, commit: bool = False, author: Author | None = None,
-                source: TemplateSource | None = None) -> AddReport:
+                source: TemplateSource | None = None, service_dir: Path | None = None) -> AddReport:
     problem = service_name_problem(name)
     if problem:
         raise AnswersError(problem)
@@ -113,8 +122,21 @@ def add_service(root: Path, name: str, *, commit: bool = False, author: Author |
     if name in answers.services:
         raise AnswersError(f"service {name!r} already exists in this fleet")
     after = replace(answers, services=(*answers.services, name))
-    return _grow(root, build_service_component(after, name), after, commit=commit, author=author, source=source,
-                 message=f"Add service {name}")
+    component = build_service_component(after, name)
+    message = f"Add service {name}"
+    if after.repo_layout != "split":
+        return _grow(root, component, after, commit=commit, author=author, source=source, message=message)
+    # Split layout: the service's own repository beside the fleet, promoted only once the fleet side is in.
+    from fleetstrap.init import render_service_repo
+
+    repo_dest = (service_dir or root.resolve().parent / name).resolve()
+    check_destination(repo_dest, force=False)
+    source = source or ensure_template_mirror()
+    with staging_dir(repo_dest) as repo_tmp:
+        render_service_repo(after, name, repo_tmp, source, author, commit=True)
+        report = _grow(root, component, after, commit=commit, author=author, source=source, message=message)
+        promote(repo_tmp, repo_dest)
+    return dataclasses.replace(report, service_repo=repo_dest)
 
 
 def add_cluster(root: Path, name: str, environment: str, *, context: str = "", server: str = "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from fleetstrap.answers import FleetAnswers, build_answers, load_answers_file, m
 from fleetstrap.blueprints import resolve_blueprint
 from fleetstrap.errors import AnswersError
 from fleetstrap.gitrepo import Author, default_author, ensure_commit
-from fleetstrap.plan import Plan, build_plan
+from fleetstrap.plan import Plan, build_plan, build_service_repo_component
 from fleetstrap.render import (
     TemplateSource,
     check_destination,
@@ -93,18 +94,41 @@ def run_gate(root: Path) -> None:
         gate(root)
 
 
+def service_repo_dests(answers: FleetAnswers, fleet_dest: Path) -> tuple[tuple[str, Path], ...]:
+    """Split layout: each service's own repository, next to the fleet repository."""
+    if answers.repo_layout != "split":
+        return ()
+    return tuple((s, fleet_dest.parent / s) for s in answers.services)
+
+
+def render_service_repo(answers: FleetAnswers, service: str, tmp: Path, source: TemplateSource,
+                        author: Author | None, commit: bool) -> None:
+    """Render a split-layout service repository into `tmp` and make its initial commit."""
+    render_components([build_service_repo_component(answers, service)], tmp, source)
+    if commit:
+        ensure_commit(tmp, f"Initial {service} service from fleetstrap ({source.ref})", author or default_author(None),
+                      branch=answers.branch)
+
+
 def init_fleet(request: InitRequest) -> InitReport:
     start = time.perf_counter()
     dest = request.dest.resolve()
     check_destination(dest, force=request.force)  # before prompting: fail fast
     answers = gather_answers(request.sources)
     plan: Plan = build_plan(answers)
+    repos = service_repo_dests(answers, dest)
+    for _, repo_dest in repos:
+        check_destination(repo_dest, force=False)
     trace.annotate(**{"fleet.repo": f"{answers.owner}/{answers.fleet_name}", "fleet.engine": answers.engine})
-    with staging_dir(dest) as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(staging_dir(dest))
         with trace.stage("render", components=len(plan.components)):
             source = request.template or ensure_template_mirror()
             trace.annotate(**{"fleetstrap.template_version": source.ref})
             render_components(plan.components, tmp, source)
+            staged = [(stack.enter_context(staging_dir(d)), d) for _, d in repos]
+            for (service, _), (repo_tmp, _) in zip(repos, staged, strict=True):
+                render_service_repo(answers, service, repo_tmp, source, request.author, request.commit)
         files = _count_files(tmp)
         trace.event("files changed", count=files)
         if request.validate:
@@ -120,10 +144,12 @@ def init_fleet(request: InitRequest) -> InitReport:
                 )
                 trace.annotate(**{"vcs.commit.sha": sha or ""})
         promote(tmp, dest)
+        for repo_tmp, repo_dest in staged:
+            promote(repo_tmp, repo_dest)
     return InitReport(
         dest=dest,
         answers=answers,
-        components=tuple(c.name for c in plan.components),
+        components=tuple(c.name for c in plan.components) + tuple(f"service-repo/{s}" for s, _ in repos),
         files=files,
         commit=sha,
         seconds=time.perf_counter() - start,

@@ -53,8 +53,18 @@ def build_cluster_component(answers: FleetAnswers, cluster_name: str) -> Compone
 
 
 def build_service_component(answers: FleetAnswers, service: str, extra: dict[str, Any] | None = None) -> Component:
-    data = {"unit": "service", **answers.to_copier_data(), "service_name": service, **(extra or {})}
+    """The service as the fleet holds it: everything (monorepo) or only its GitOps wiring (split)."""
+    scope = "gitops" if answers.repo_layout == "split" else "full"
+    data = {"unit": "service", **answers.to_copier_data(), "service_name": service, "service_scope": scope,
+            **(extra or {})}
     return Component("service", f"service/{service}", answers_file_for("service", service), tuple(data.items()))
+
+
+def build_service_repo_component(answers: FleetAnswers, service: str) -> Component:
+    """Split layout: the service's own repository (source, chart, workflows), answers at its root."""
+    data = {"unit": "service", **answers.to_copier_data(), "repo_layout": "split", "service_name": service,
+            "service_scope": "source"}
+    return Component("service", f"service-repo/{service}", ".copier-answers.yml", tuple(data.items()))
 
 
 def build_monitoring_component(answers: FleetAnswers) -> Component:

@@ -22,12 +22,20 @@ def add() -> None:
 @click.argument("name")
 @_repo_option
 @_commit_option
-def add_service_cmd(name: str, root: Path, commit: bool) -> None:
-    """Add service NAME: Rust source, chart, workflows and its GitOps wiring for every environment."""
+@click.option("--service-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Split layout: where the service's own repository goes (default: ../NAME beside the fleet).")
+def add_service_cmd(name: str, root: Path, commit: bool, service_dir: Path | None) -> None:
+    """Add service NAME: Rust source, chart, workflows and its GitOps wiring for every environment.
+
+    In a split-layout fleet the source, chart and workflows go to the service's own repository and the
+    fleet gets only the wiring (chart pulled from OCI).
+    """
     from fleetstrap.add import add_service
 
-    report = add_service(root, name, commit=commit)
+    report = add_service(root, name, commit=commit, service_dir=service_dir)
     output.success(f"added {report.component}: {len(report.files)} files ({report.seconds:.1f}s)")
+    if report.service_repo:
+        output.info(f"  service repository: {report.service_repo}")
     if report.commit:
         output.info(f"  committed {report.commit[:12]}")
 
