@@ -122,7 +122,7 @@ def render_component(component: Component, dest: Path, source: TemplateSource, *
         with Worker(
             src_path=source.url,
             dst_path=dest,
-            data=_plain(component.data_dict()),
+            data=plain_data(component.data_dict()),
             answers_file=Path(component.answers_file),
             vcs_ref=source.ref,
             defaults=True,
@@ -160,11 +160,12 @@ def render_components(components: tuple[Component, ...] | list[Component], dest:
             render_component(c, dest, source, shared=template)
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
+    """Tuples (from frozen values) to lists, recursively: copier stores answers as plain YAML."""
     if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_data(v) for k, v in value.items()}
     return value
 
 

@@ -20,7 +20,7 @@ import yaml
 from fleetstrap import output, trace
 from fleetstrap.errors import ConflictError, FindingsError, NotAFleetRepoError, TemplateError, UserError
 from fleetstrap.plan import Component
-from fleetstrap.render import TemplateSource
+from fleetstrap.render import TemplateSource, plain_data
 from fleetstrap.repo import FleetRepo, RepoComponent, load_fleet
 from fleetstrap.update.migrations import MIGRATIONS, Migration
 from fleetstrap.update.protect import has_conflict_markers, protect_file
@@ -166,14 +166,6 @@ def _require_git_clean(root: Path, *, allow_dirty: bool) -> None:
 # ---------------------------------------------------------------- the merge, per component
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def _set_src_path(ws: Workspace, answers_file: str, url: str) -> None:
     """copier merges from the `_src_path` recorded in the answers file: point it at our source."""
     text = ws.read(answers_file)
@@ -198,7 +190,7 @@ def _copier_update(ws: Workspace, component: Component, source: TemplateSource, 
     try:
         run_update(
             str(ws.path),
-            data=_plain(dict(data or {})),
+            data=plain_data(dict(data or {})),
             answers_file=component.answers_file,
             vcs_ref=source.ref,
             defaults=True,
