@@ -40,7 +40,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "tls_issuer": "none",
     },
     "argocd": {"engine": "argocd", "image_automation": True, "environments": ["dev", "production"]},
-    "split-source": {"repo_layout": "split"},
+    "split-source": {"repo_layout": "split", "service_scope": "source"},
     "split-gitops": {"repo_layout": "split", "image_automation": True, "service_scope": "gitops"},
 }
 

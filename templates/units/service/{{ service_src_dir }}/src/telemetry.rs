@@ -5,10 +5,10 @@
 
 use anyhow::Context as _;
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderMap;
-use opentelemetry::propagation::{Extractor, TextMapCompositePropagator};
+use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry::{global, KeyValue};
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_otlp::{MetricExporter, SpanExporter};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
@@ -127,19 +127,6 @@ fn build_meter_provider(config: &Config, resource: Resource) -> anyhow::Result<S
     Ok(provider)
 }
 
-/// Reads W3C `traceparent` / `tracestate` / `baggage` from request headers.
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|name| name.as_str()).collect()
-    }
-}
-
 /// The server span of one HTTP request, continuing the caller's trace when it sent one.
 pub fn request_span(request: &Request) -> Span {
     let route = request.extensions().get::<MatchedPath>().map_or_else(
@@ -148,7 +135,7 @@ pub fn request_span(request: &Request) -> Span {
     );
     let span = tracing::info_span!(
         "http.request",
-        otel.name = %format!("{} {}", request.method(), route),
+        otel.name = %format!("{} {route}", request.method()),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = %request.method(),
@@ -157,6 +144,8 @@ pub fn request_span(request: &Request) -> Span {
         http.response.status_code = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
+    // W3C `traceparent` / `tracestate` / `baggage`. opentelemetry-http's extractor follows the
+    // `Extractor` trait of the same opentelemetry release, so no hand-written impl can drift from it.
     let parent = global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(request.headers()))
     });
