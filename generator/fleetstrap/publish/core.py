@@ -489,6 +489,9 @@ def _ensure_protection(request: PushRequest, api: GitHubApi | None, plan: Plan, 
     checks = list(needs.checks)
     for skipped in needs.skipped_checks:
         rec.warn(f"job {skipped!r} is not made a required check: its name is only known at run time")
+    for workflow, jobs in needs.path_filtered:
+        rec.warn(f"jobs of workflow {workflow} ({', '.join(jobs)}) are not made required checks: it runs only "
+                 "when its paths change, and a required check that never reports blocks the pull request")
     current = None
     if api is not None and not rec.dry_run:
         try:

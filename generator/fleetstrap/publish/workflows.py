@@ -25,6 +25,9 @@ class WorkflowNeeds:
     environments: tuple[str, ...]
     has_workflows: bool
     skipped_checks: tuple[str, ...] = ()  # jobs whose check name can't be known statically (matrix, expressions)
+    # (workflow, checks) of workflows that skip pull requests outside their `paths`: GitHub leaves a required
+    # check of a skipped workflow pending, which would block every pull request not touching those paths.
+    path_filtered: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,14 @@ def _triggers(doc: dict[Any, Any]) -> set[str]:
     return set()
 
 
+def _path_filtered(doc: dict[Any, Any]) -> bool:
+    on = doc.get("on", doc.get(True))
+    if not isinstance(on, dict):
+        return False
+    return any(isinstance(on.get(event), dict) and ({"paths", "paths-ignore"} & set(on[event]))
+               for event in ("pull_request", "pull_request_target"))
+
+
 def read_workflow_needs(root: Path) -> WorkflowNeeds:
     wf_dir = root / ".github" / "workflows"
     files = sorted([*wf_dir.glob("*.yml"), *wf_dir.glob("*.yaml")]) if wf_dir.is_dir() else []
@@ -84,6 +95,7 @@ def read_workflow_needs(root: Path) -> WorkflowNeeds:
     secrets: set[str] = set()
     variables: set[str] = set()
     envs: list[str] = []
+    path_filtered: list[tuple[str, tuple[str, ...]]] = []
     for f in files:
         text = f.read_text(encoding="utf-8")
         secrets.update(_SECRET.findall(text))
@@ -95,6 +107,7 @@ def read_workflow_needs(root: Path) -> WorkflowNeeds:
         if not isinstance(doc, dict):
             continue
         on_prs = bool(_triggers(doc) & {"pull_request", "pull_request_target", "merge_group"})
+        filtered: list[str] = []
         for job_id, job in (doc.get("jobs") or {}).items():
             if not isinstance(job, dict):
                 continue
@@ -107,8 +120,12 @@ def read_workflow_needs(root: Path) -> WorkflowNeeds:
             name = str(job.get("name") or job_id)
             if "${{" in name or (isinstance(job.get("strategy"), dict) and "matrix" in job["strategy"]):
                 skipped.append(name)
+            elif _path_filtered(doc):
+                filtered.append(name)
             elif name not in checks:
                 checks.append(name)
+        if filtered:
+            path_filtered.append((str(doc.get("name") or f.stem), tuple(filtered)))
     return WorkflowNeeds(
         checks=tuple(checks),
         secrets=tuple(sorted(secrets - _BUILTIN_SECRETS)),
@@ -116,4 +133,5 @@ def read_workflow_needs(root: Path) -> WorkflowNeeds:
         environments=tuple(envs),
         has_workflows=bool(files),
         skipped_checks=tuple(skipped),
+        path_filtered=tuple(path_filtered),
     )
