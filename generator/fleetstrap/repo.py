@@ -85,6 +85,22 @@ def build_repo_component(rel: str, raw: dict[str, Any]) -> RepoComponent:
     return RepoComponent(unit, name, rel, str(raw["_commit"]), str(raw["_src_path"]), data)
 
 
+def load_fleet_answers(root: Path) -> FleetAnswers:
+    """Only the fleet's answers (`fleet.yml`), validated: what push and bootstrap need to know of a repo."""
+    root = root.resolve()
+    rel = f"{ANSWERS_DIR}/fleet.yml"
+    if not (root / rel).is_file():
+        raise NotAFleetRepoError(
+            f"{root} is not a fleet repo made by fleetstrap ({rel} is missing)",
+            hint="run fleetstrap inside a repo created by `fleetstrap init`, or pass its path",
+        )
+    raw = _read_answers(root, root / rel)
+    try:
+        return build_answers({k: v for k, v in raw.items() if k in KNOWN_KEYS})
+    except AnswersError as exc:
+        raise NotAFleetRepoError(f"{rel}: {exc.message}") from exc
+
+
 def load_fleet(root: Path) -> FleetRepo:
     """Read every component of the fleet repo at `root`. Raises NotAFleetRepoError for other repos."""
     root = root.resolve()

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fleetstrap.answers import IN_CLUSTER, ClusterSpec, load_answers_file
-from fleetstrap.errors import AnswersError, NotAFleetRepoError, RemoteError
+from fleetstrap.answers import ClusterSpec
+from fleetstrap.errors import AnswersError, RemoteError
 from fleetstrap.redact import redact
 
 FLEET_ANSWERS = Path(".fleetstrap/answers/fleet.yml")
@@ -40,29 +40,12 @@ class FleetInfo:
 
 
 def load_fleet(root: Path) -> FleetInfo:
-    path = root / FLEET_ANSWERS
-    if not path.is_file():
-        raise NotAFleetRepoError(f"{root} is not a fleet repo: {FLEET_ANSWERS} is missing")
-    data = load_answers_file(path)
-    engine = str(data.get("engine") or "flux")
-    if engine not in {"flux", "argocd", "both"}:
-        raise AnswersError(f"{path}: engine must be flux, argocd or both (got {engine!r})")
-    raw_clusters = data.get("clusters") or []
-    if not isinstance(raw_clusters, list):
-        raise AnswersError(f"{path}: clusters must be a list")
-    clusters = []
-    for c in raw_clusters:
-        if not isinstance(c, dict) or not c.get("name"):
-            raise AnswersError(f"{path}: every cluster needs a name")
-        clusters.append(ClusterSpec(str(c["name"]), str(c.get("environment") or ""), str(c.get("context") or ""),
-                                    str(c.get("server") or IN_CLUSTER)))
-    owner = str(data.get("owner") or "")
-    fleet_name = str(data.get("fleet_name") or "fleet-infra")
-    return FleetInfo(
-        root=root, owner=owner, fleet_name=fleet_name,
-        git_url=str(data.get("git_url") or f"ssh://git@github.com/{owner}/{fleet_name}.git"),
-        branch=str(data.get("branch") or "main"), engine=engine, clusters=tuple(clusters),
-    )
+    """The fleet's answers, read and validated by the one reader of answers files (fleetstrap.repo)."""
+    from fleetstrap.repo import load_fleet_answers
+
+    a = load_fleet_answers(root)
+    return FleetInfo(root=root, owner=a.owner, fleet_name=a.fleet_name, git_url=a.git_url, branch=a.branch,
+                     engine=a.engine, clusters=a.clusters)
 
 
 # ---------------------------------------------------------------- git (the CLI, with env-based auth inherited)
