@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fleetstrap.pins import pin
 from support import k8s
 from support_service import (
     K8S_VERSION,
@@ -182,20 +183,65 @@ def test_defaults_objects(rendered: dict[str, Objects]) -> None:
     assert pdb["apiVersion"] == "policy/v1" and pdb["spec"]["maxUnavailable"] == 1
 
 
+def container_env(objects: Objects) -> dict[str, str]:
+    """The service container's literal `env` entries (downward-API entries map to "")."""
+    env = pod_spec(objects)["containers"][0]["env"]
+    return {e["name"]: e.get("value", "") for e in env}
+
+
+def resource_attributes(value: str) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in value.split(","))
+
+
 def test_otel_environment_is_built_from_values(rendered: dict[str, Objects]) -> None:
-    env = config_env(rendered["defaults"])
+    env = container_env(rendered["defaults"])
     assert env["OTEL_SERVICE_NAME"] == SERVICE
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://gateway-collector.observability.svc.cluster.local:4317"
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
     assert env["OTEL_PROPAGATORS"] == "tracecontext,baggage"
     assert env["OTEL_SDK_DISABLED"] == "false"
-    assert env["SERVICE_VERSION"] == "0.1.0"
-    http = config_env(rendered["http-protobuf"])
-    assert http["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4318")
-    attributes = {e["name"]: e for e in pod_spec(rendered["defaults"])["containers"][0]["env"]}
-    assert "k8s.pod.name=$(K8S_POD_NAME)" in attributes["OTEL_RESOURCE_ATTRIBUTES"]["value"]
+    assert config_env(rendered["defaults"])["SERVICE_VERSION"] == "0.1.0"
+    # http/protobuf: base URL on the HTTP port (the SDK appends /v1/traces and /v1/metrics itself).
+    http = container_env(rendered["http-protobuf"])
+    assert http["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://gateway-collector.observability.svc.cluster.local:4318"
+    attributes = resource_attributes(env["OTEL_RESOURCE_ATTRIBUTES"])
+    assert attributes["k8s.pod.name"] == "$(K8S_POD_NAME)" and attributes["service.version"] == "0.1.0"
+    assert "deployment.environment.name" not in attributes  # no environment in the chart defaults
+    names = [e["name"] for e in pod_spec(rendered["defaults"])["containers"][0]["env"]]
+    # $(VAR) references only expand to variables defined earlier in the list.
+    assert names[-1] == "OTEL_RESOURCE_ATTRIBUTES" and names.index("K8S_NODE_NAME") < len(names) - 1
     assert all(isinstance(v, str) for v in config_env(rendered["everything"]).values())
     assert config_env(rendered["everything"])["RETRIES"] == "3"
+
+
+def test_resource_attributes_carry_environment_and_version(chart: Path) -> None:
+    values = {"environment": "staging", "image": {"tag": "1.4.2"},
+              "otel": {"resourceAttributes": {"team": "payments", "service.version": "override"}}}
+    attributes = resource_attributes(container_env(render_chart(chart, values))["OTEL_RESOURCE_ATTRIBUTES"])
+    assert attributes["deployment.environment.name"] == "staging"
+    assert attributes["team"] == "payments"
+    assert attributes["service.version"] == "override"  # values win over the derived attribute
+    helm = helm_sdk()
+    with pytest.raises(helm.HelmValuesError):  # a comma would split the variable into bogus pairs
+        helm.Chart.load(str(chart)).validate_schema({"otel": {"resourceAttributes": {"team": "a,b"}}})
+
+
+def test_operator_injection_cannot_override_the_sdk_settings(rendered: dict[str, Objects]) -> None:
+    """The operator's inject-sdk webhook appends a variable only when the container's `env` lacks it
+    (envFrom is not consulted): every SDK setting the fleet's Instrumentation carries (endpoint on :4318,
+    sampler, propagators, service name) must be in `env`, or gRPC would be sent to the HTTP port."""
+    for toggle in ("operator-injection", "everything"):
+        env = container_env(rendered[toggle])
+        for name in ("OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+                     "OTEL_PROPAGATORS", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_RESOURCE_ATTRIBUTES"):
+            assert name in env, (toggle, name)
+        assert not any(key.startswith("OTEL_") for key in config_env(rendered[toggle])), toggle
+
+
+def test_extra_env_cannot_shadow_chart_settings(chart: Path) -> None:
+    helm = helm_sdk()
+    with pytest.raises(helm.HelmError, match=re.escape("config.extraEnv.OTEL_EXPORTER_OTLP_ENDPOINT")):
+        render_chart(chart, {"config": {"extraEnv": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://elsewhere:4317"}}})
 
 
 def test_config_checksum_rolls_pods_on_change(chart: Path) -> None:
@@ -225,9 +271,11 @@ def test_sidecar(rendered: dict[str, Objects]) -> None:
     objects = rendered["sidecar"]
     sidecar = pod_spec(objects)["initContainers"][0]
     assert sidecar["name"] == "otel-collector" and sidecar["restartPolicy"] == "Always"
-    assert config_env(objects)["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://localhost:4317"
+    # 127.0.0.1, the address the sidecar's receivers bind ("localhost" may resolve to ::1 first).
+    assert container_env(objects)["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4317"
     collector_cm = one(objects, "ConfigMap", f"{SERVICE}-otel-collector")
     config = yaml.safe_load(collector_cm["data"]["config.yaml"])
+    assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "127.0.0.1:4317"
     assert config["exporters"]["otlp_grpc"]["endpoint"] == "gateway-collector.observability.svc.cluster.local:4317"
     assert config["service"]["pipelines"]["traces"]["exporters"] == ["otlp_grpc"]
     assert "checksum/otel-sidecar" in pod_spec_annotations(objects)
@@ -273,17 +321,37 @@ def test_migration_hook(rendered: dict[str, Objects]) -> None:
     # Not selected by the Service or the PDB: hook pods must never receive traffic.
     assert "app.kubernetes.io/name" not in template["metadata"]["labels"]
     assert "serviceAccountName" not in template["spec"]  # a pre-install hook runs before the ServiceAccount
+    assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    assert job["spec"]["backoffLimit"] == 1 and template["spec"]["restartPolicy"] == "Never"
+    # The Job has no collector sidecar: it exports to the gateway even when the workload uses one.
+    job_env = {e["name"]: e.get("value") for e in
+               one(rendered["everything"], "Job")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert job_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://gateway-collector.observability.svc.cluster.local:4317"
+    assert container_env(rendered["everything"])["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4317"
+
+
+def test_migration_hook_pulls_and_identifies_like_the_workload(chart: Path) -> None:
+    values = {"migration": {"enabled": True}, "imagePullSecrets": [{"name": "ghcr"}],
+              "serviceAccount": {"create": False, "name": "checkout-db"}}
+    spec = one(render_chart(chart, values), "Job")["spec"]["template"]["spec"]
+    assert spec["imagePullSecrets"] == [{"name": "ghcr"}]
+    assert spec["serviceAccountName"] == "checkout-db"  # exists before install: safe for a pre-install hook
+    assert spec["automountServiceAccountToken"] is False
 
 
 def test_servicemonitor_scrapes_the_sidecar(rendered: dict[str, Objects], chart: Path) -> None:
     objects = rendered["servicemonitor"]
     monitor = one(objects, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
-    assert "metrics" in {p["name"] for p in one(objects, "Service", SERVICE)["spec"]["ports"]}
+    ports = {p["name"]: p for p in one(objects, "Service", SERVICE)["spec"]["ports"]}
+    assert ports["metrics"]["targetPort"] == 9464
     collector = yaml.safe_load(one(objects, "ConfigMap", f"{SERVICE}-otel-collector")["data"]["config.yaml"])
     assert collector["service"]["pipelines"]["metrics"]["exporters"] == ["otlp_grpc", "prometheus"]
+    # Numeric: the metrics port is on a native sidecar, whose named ports not every CNI resolves.
     policy = one(objects, "NetworkPolicy")
-    assert any(rule["ports"][0]["port"] == "metrics" for rule in policy["spec"]["ingress"])
+    metrics_rule = next(rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == 9464)
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    assert metrics_rule["from"] == [monitoring]
     helm = helm_sdk()
     with pytest.raises(helm.HelmError, match=re.escape("needs otel.sidecar.enabled")):
         render_chart(chart, {"serviceMonitor": {"enabled": True}})
@@ -299,6 +367,20 @@ def test_networkpolicy(rendered: dict[str, Objects]) -> None:
     assert {"podSelector": {}} in sources and len(sources) == 1  # no ingress controller without ingress
     with_ingress = one(rendered["ingress-on"], "NetworkPolicy")["spec"]["ingress"][0]["from"]
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}} in with_ingress
+    # Ports are the pod's, numeric; DNS goes to the cluster DNS pods; OTLP to the gateway namespace.
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    by_port = {p["port"]: rule["to"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+    assert by_port[53] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]
+    assert by_port[4317] == by_port[4318] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}]
+
+
+def test_networkpolicy_dns_peers_are_configurable(chart: Path) -> None:
+    """NodeLocal DNSCache answers on a link-local address no pod selector matches."""
+    peers = [{"ipBlock": {"cidr": "169.254.20.10/32"}}]
+    policy = one(render_chart(chart, {"networkPolicy": {"dnsEgressTo": peers}}), "NetworkPolicy")
+    assert any(rule["to"] == peers and rule["ports"][0]["port"] == 53 for rule in policy["spec"]["egress"])
 
 
 def test_autoscaling(rendered: dict[str, Objects]) -> None:
@@ -308,6 +390,46 @@ def test_autoscaling(rendered: dict[str, Objects]) -> None:
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
     assert "replicas" not in one(objects, "Deployment")["spec"]
+    assert "behavior" not in hpa["spec"]  # Kubernetes defaults unless set
+
+
+def test_autoscaling_behavior_and_guards(chart: Path) -> None:
+    behavior = {"scaleDown": {"stabilizationWindowSeconds": 600,
+                              "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}]}}
+    values = {"autoscaling": {"enabled": True, "behavior": behavior}}
+    objects = render_chart(chart, values)
+    assert one(objects, "HorizontalPodAutoscaler")["spec"]["behavior"] == behavior
+    assert k8s.validate_objects([(t, d) for t, d in objects if d["kind"] == "HorizontalPodAutoscaler"],
+                                K8S_VERSION) == []
+    helm = helm_sdk()
+    with pytest.raises(helm.HelmError, match="must not exceed"):
+        render_chart(chart, {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}})
+    with pytest.raises(helm.HelmError, match="utilization target"):
+        render_chart(chart, {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": 0}})
+    with pytest.raises(helm.HelmValuesError):
+        helm.Chart.load(str(chart)).validate_schema({"autoscaling": {"behavior": {"scaleDwon": {}}}})
+
+
+def test_pdb_never_blocks_evictions(chart: Path) -> None:
+    """minAvailable at the replica floor (e.g. HPA minReplicas 1, minAvailable 1) would hang every drain."""
+    helm = helm_sdk()
+    with pytest.raises(helm.HelmError, match="no pod could ever be evicted"):
+        render_chart(chart, {"autoscaling": {"enabled": True, "minReplicas": 1},
+                             "podDisruptionBudget": {"minAvailable": 1}})
+    with pytest.raises(helm.HelmError, match="no pod could ever be evicted"):
+        render_chart(chart, {"replicaCount": 2, "podDisruptionBudget": {"minAvailable": 2}})
+    pdb = one(render_chart(chart, {"replicaCount": 3, "podDisruptionBudget": {"minAvailable": 2}}),
+              "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 2 and "maxUnavailable" not in pdb["spec"]
+    # The default (maxUnavailable 1) is safe at any replica count, HPA minimum 1 included.
+    objects = render_chart(chart, {"autoscaling": {"enabled": True, "minReplicas": 1}})
+    assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+def test_shutdown_delay_fits_the_grace_period(chart: Path) -> None:
+    helm = helm_sdk()
+    with pytest.raises(helm.HelmError, match="terminationGracePeriodSeconds"):
+        render_chart(chart, {"config": {"shutdownDelaySeconds": 30}, "terminationGracePeriodSeconds": 30})
 
 
 def test_ingress(rendered: dict[str, Objects]) -> None:
@@ -370,6 +492,7 @@ def test_chart_metadata_is_semver(chart: Path) -> None:
     meta = yaml.safe_load((chart / "Chart.yaml").read_text(encoding="utf-8"))
     assert meta["apiVersion"] == "v2" and meta["name"] == SERVICE
     assert semver.match(meta["version"]) and semver.match(meta["appVersion"])
+    assert meta["kubeVersion"] == f">={pin('kubernetes_min_version')}.0-0"
     assert "{{" not in (chart / "values.yaml").read_text(encoding="utf-8")  # values are never templated
 
 

@@ -70,36 +70,79 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "chart.name" .) .Values.otel.serviceName }}
 {{- end }}
 
-{{/* OTLP endpoint: the pod-local sidecar when enabled, else the cluster gateway; port by protocol. */}}
-{{- define "chart.otlpEndpoint" -}}
+{{/* The fleet's OTLP gateway, port by protocol (grpc 4317, http/protobuf 4318). */}}
+{{- define "chart.gatewayEndpoint" -}}
 {{- $port := ternary 4318 4317 (eq .Values.otel.protocol "http/protobuf") -}}
-{{- $host := ternary "localhost" .Values.otel.gateway.host .Values.otel.sidecar.enabled -}}
-{{- printf "http://%s:%d" $host $port -}}
+{{- printf "http://%s:%d" .Values.otel.gateway.host $port -}}
 {{- end }}
 
 {{/*
-Service configuration as environment variables (a YAML map). The ConfigMap publishes it for the
-workload; the migration hook inlines it (a pre-install hook runs before the ConfigMap exists).
+OTLP endpoint of the workload: the pod-local sidecar when enabled (127.0.0.1, the address its receivers
+bind: "localhost" may resolve to ::1 first), else the gateway. Scheme always http: opentelemetry-otlp
+treats a scheme-less endpoint as https.
+*/}}
+{{- define "chart.otlpEndpoint" -}}
+{{- if .Values.otel.sidecar.enabled -}}
+{{- printf "http://127.0.0.1:%d" (ternary 4318 4317 (eq .Values.otel.protocol "http/protobuf")) -}}
+{{- else -}}
+{{- include "chart.gatewayEndpoint" . -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Service configuration as environment variables (a YAML map), published by the ConfigMap (its checksum
+rolls the pods). The migration hook inlines it (a pre-install hook runs before the ConfigMap exists).
 */}}
 {{- define "chart.configEnv" -}}
 PORT: {{ .Values.containerPort | quote }}
 RUST_LOG: {{ .Values.config.logLevel | quote }}
 SHUTDOWN_DELAY_SECONDS: {{ .Values.config.shutdownDelaySeconds | quote }}
-SERVICE_VERSION: {{ default .Chart.AppVersion .Values.image.tag | quote }}
+SERVICE_VERSION: {{ include "chart.serviceVersion" . | quote }}
 DEPLOYMENT_ENVIRONMENT: {{ .Values.environment | quote }}
-OTEL_SDK_DISABLED: {{ (not .Values.otel.enabled) | toString | quote }}
-OTEL_SERVICE_NAME: {{ include "chart.otelServiceName" . | quote }}
-OTEL_EXPORTER_OTLP_ENDPOINT: {{ include "chart.otlpEndpoint" . | quote }}
-OTEL_EXPORTER_OTLP_PROTOCOL: {{ .Values.otel.protocol | quote }}
-OTEL_PROPAGATORS: "tracecontext,baggage"
-OTEL_TRACES_SAMPLER: {{ .Values.otel.sampler | quote }}
-OTEL_TRACES_SAMPLER_ARG: {{ .Values.otel.samplerArg | quote }}
+{{- $reserved := list "PORT" "RUST_LOG" "SHUTDOWN_DELAY_SECONDS" "SERVICE_VERSION" "DEPLOYMENT_ENVIRONMENT" "K8S_POD_NAME" "K8S_NAMESPACE" "K8S_NODE_NAME" "OTEL_SDK_DISABLED" "OTEL_SERVICE_NAME" "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_EXPORTER_OTLP_PROTOCOL" "OTEL_PROPAGATORS" "OTEL_TRACES_SAMPLER" "OTEL_TRACES_SAMPLER_ARG" "OTEL_RESOURCE_ATTRIBUTES" }}
 {{- range $key, $value := .Values.config.extraEnv }}
+{{- /* The chart sets these itself; from envFrom they would lose silently to the container's env. */}}
+{{- if has $key $reserved }}
+{{- fail (printf "config.extraEnv.%s is set by the chart from its own values; change those instead" $key) }}
+{{- end }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}
 {{- end }}
 
-{{/* Per-pod resource attributes from the downward API, plus any from values. */}}
+{{- define "chart.serviceVersion" -}}
+{{- default .Chart.AppVersion .Values.image.tag -}}
+{{- end }}
+
+{{/*
+OpenTelemetry SDK variables as container `env` entries, not in the ConfigMap: the OpenTelemetry
+Operator's inject-sdk webhook only skips variables already in `env` (it ignores envFrom), so from a
+ConfigMap its Instrumentation would silently replace endpoint, sampler and service name while
+OTEL_EXPORTER_OTLP_PROTOCOL stayed, e.g. gRPC sent to the gateway's HTTP port 4318.
+Pass (dict "root" $ "endpoint" URL) to override the endpoint (the migration Job has no sidecar).
+*/}}
+{{- define "chart.otelEnv" -}}
+{{- $root := .root -}}
+{{- $values := $root.Values -}}
+- name: OTEL_SDK_DISABLED
+  value: {{ (not $values.otel.enabled) | toString | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ include "chart.otelServiceName" $root | quote }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .endpoint | default (include "chart.otlpEndpoint" $root) | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $values.otel.protocol | quote }}
+- name: OTEL_PROPAGATORS
+  value: "tracecontext,baggage"
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $values.otel.sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $values.otel.samplerArg | quote }}
+{{- end }}
+
+{{/*
+Per-pod environment: downward API values, the OTel SDK variables, and OTEL_RESOURCE_ATTRIBUTES last
+(it refers to the K8S_* variables, which must be defined before it). Takes the same dict as chart.otelEnv.
+*/}}
 {{- define "chart.podEnv" -}}
 - name: K8S_POD_NAME
   valueFrom:
@@ -113,20 +156,35 @@ OTEL_TRACES_SAMPLER_ARG: {{ .Values.otel.samplerArg | quote }}
   valueFrom:
     fieldRef:
       fieldPath: spec.nodeName
+{{ include "chart.otelEnv" . }}
 - name: OTEL_RESOURCE_ATTRIBUTES
-  value: {{ include "chart.resourceAttributes" . | quote }}
+  value: {{ include "chart.resourceAttributes" .root | quote }}
 {{- end }}
 
+{{/*
+service.version and deployment.environment.name (current semantic conventions) ride on the resource of
+every signal, as do the pod coordinates; otel.resourceAttributes may override any of them.
+*/}}
 {{- define "chart.resourceAttributes" -}}
-{{- $attributes := list "k8s.pod.name=$(K8S_POD_NAME)" "k8s.namespace.name=$(K8S_NAMESPACE)" "k8s.node.name=$(K8S_NODE_NAME)" -}}
-{{- range $key, $value := .Values.otel.resourceAttributes }}
-{{- $attributes = append $attributes (printf "%s=%s" $key $value) }}
+{{- $attributes := dict "service.version" (include "chart.serviceVersion" .) "k8s.pod.name" "$(K8S_POD_NAME)" "k8s.namespace.name" "$(K8S_NAMESPACE)" "k8s.node.name" "$(K8S_NODE_NAME)" -}}
+{{- with .Values.environment }}
+{{- $_ := set $attributes "deployment.environment.name" . }}
 {{- end }}
-{{- join "," $attributes -}}
+{{- range $key, $value := .Values.otel.resourceAttributes }}
+{{- $_ := set $attributes $key $value }}
+{{- end }}
+{{- $pairs := list -}}
+{{- range $key := keys $attributes | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $key (get $attributes $key)) }}
+{{- end }}
+{{- join "," $pairs -}}
 {{- end }}
 
 {{/* Pod template shared by the Deployment and the Argo Rollouts Rollout. */}}
 {{- define "chart.podTemplate" -}}
+{{- if ge (int .Values.config.shutdownDelaySeconds) (int .Values.terminationGracePeriodSeconds) }}
+{{- fail "config.shutdownDelaySeconds must be below terminationGracePeriodSeconds: the kubelet would kill the service before it drains and flushes telemetry" }}
+{{- end }}
 metadata:
   annotations:
     # Roll pods when the configuration (or the collector sidecar's) changes.
@@ -211,7 +269,7 @@ spec:
         - configMapRef:
             name: {{ include "chart.fullname" . }}
       env:
-        {{- include "chart.podEnv" . | nindent 8 }}
+        {{- include "chart.podEnv" (dict "root" .) | nindent 8 }}
       {{- with .Values.livenessProbe }}
       livenessProbe:
         {{- toYaml . | nindent 8 }}
