@@ -433,6 +433,36 @@ def test_notifications_follow_the_answer(rendered: dict[str, Rendered],
         assert "on-sync-failed" in subs[0]["triggers"]
 
 
+def _service_names(data: dict[str, str]) -> set[str]:
+    """Names Argo CD notifications registers: service.<type> is <type>, service.<type>.<name> is <name>."""
+    return {key.split(".")[-1] for key in data if key.startswith("service.")}
+
+
+def test_argocd_subscriptions_name_configured_services(rendered: dict[str, Rendered],
+                                                       built: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+    seen = 0
+    for item in rendered.values():
+        for cm in _of_kind(_objects(item, built), "ConfigMap"):
+            if cm["metadata"]["name"] != "argocd-notifications-cm":
+                continue
+            services = _service_names(cm["data"])
+            for sub in yaml.safe_load(cm["data"]["subscriptions"]):
+                for recipient in sub["recipients"]:
+                    # notifications-engine reads a recipient as <service>[:<recipient>].
+                    assert recipient.split(":")[0] in services, (item.key, recipient, services)
+                    seen += 1
+    assert seen
+
+
+def test_flux_success_is_not_controller_runtime_success(rendered: dict[str, Rendered]) -> None:
+    # Flux reconcilers requeue at their interval, so a healthy reconcile is result="requeue_after".
+    wrong = re.compile(r'controller_runtime_reconcile_total\{[^}]*result=\\?"success')
+    for item in rendered.values():
+        for path in (item.root / CONFIGS).rglob("*"):
+            if path.is_file():
+                assert not wrong.search(path.read_text()), path
+
+
 SECRETISH = re.compile(r"(hooks\.slack\.com|xox[abp]-|ghp_|github_pat_|BEGIN [A-Z ]*PRIVATE KEY|prom-operator)")
 
 
