@@ -29,7 +29,8 @@ def _tree(root: Path) -> dict[str, bytes]:
 def grown(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """multi-env on both engines with monitoring; a user edit; then two services and a cluster added."""
     root = tmp_path_factory.mktemp("add") / "fleet"
-    assert run(["-q", "init", "-b", "multi-env", "-d", "engine=both", "-d", "monitoring=true", str(root)]) == 0
+    assert run(["-q", "init", "-b", "multi-env", "-d", "engine=both", "-d", "monitoring=true",
+                "-d", "notifications=slack", str(root)]) == 0
     # A person's edit far from what the merges touch: it must survive every add.
     readme = root / "infrastructure/configs/kustomization.yaml"
     readme.write_text("# owned by the platform team\n" + readme.read_text())
@@ -55,6 +56,8 @@ def test_services_and_cluster_recorded_and_wired(grown: Path) -> None:
     assert (grown / "clusters/staging-2/flux-system/gotk-sync.yaml").is_file()
     monitoring = (grown / "argocd/infrastructure/monitoring.yaml").read_text()
     assert "staging-2" in monitoring  # the per-cluster metrics stack follows the new cluster
+    alerts = (grown / "infrastructure/configs/monitoring/flux-notifications.yaml").read_text()
+    assert "namespace: ledger" in alerts and "namespace: payments" in alerts  # failing releases are named
     assert (grown / "infrastructure/configs/kustomization.yaml").read_text().startswith("# owned by the platform team")
 
 

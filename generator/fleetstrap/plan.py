@@ -68,9 +68,9 @@ def build_service_repo_component(answers: FleetAnswers, service: str) -> Compone
 
 
 def build_monitoring_component(answers: FleetAnswers) -> Component:
-    # Clusters: the Argo CD side installs the metrics stack on each cluster (ApplicationSet list generator).
+    # Clusters: the metrics stack goes on each cluster (ApplicationSet); services: alerts name their releases.
     data = {"unit": "monitoring", **answers.to_copier_data(), "notifications": answers.notifications,
-            "clusters": [c.to_data() for c in answers.clusters]}
+            "clusters": [c.to_data() for c in answers.clusters], "services": list(answers.services)}
     return Component("monitoring", "monitoring", answers_file_for("monitoring"), tuple(data.items()))
 
 
