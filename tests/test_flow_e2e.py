@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from bootstrap_fixtures import (
     write_deploy_key,
 )
 from fake_github import FakeGitHub
+from fake_github.server import DEPLOY_KEY_USER
 from fake_github.spec import Spec
 from fleetstrap import __version__
 from fleetstrap.cli import run
@@ -98,6 +100,34 @@ def _ok(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[str, str]:
     return out, err
 
 
+def _public_blob(private: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_ssh_private_key(private.encode(), None)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return " ".join(public.decode().split()[:2])
+
+
+def _release_push(gh: FakeGitHub, work: Path, private: str, version: str) -> subprocess.CompletedProcess[str]:
+    """The generated gitops job's commit and push, as the deploy key whose private half is `private`.
+
+    The fake serves git over HTTP only: a deploy key authenticates with user x-deploy-key and its public blob."""
+    blob = _public_blob(private).split()[1]
+    header = "Authorization: Basic " + base64.b64encode(f"{DEPLOY_KEY_USER}:{blob}".encode()).decode()
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_COUNT": "1",
+           "GIT_CONFIG_KEY_0": "http.extraHeader", "GIT_CONFIG_VALUE_0": header}
+    subprocess.run(["git", "clone", "-q", f"{gh.url}/{OWNER}/{FLEET}.git", str(work)], env=env, check=True,
+                   capture_output=True)
+    values = work / "apps" / "dev" / "hello" / "values.yaml"
+    doc = yaml.safe_load(values.read_text(encoding="utf-8")) or {}
+    doc.setdefault("image", {})["tag"] = version
+    values.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    git = ["git", "-C", str(work), "-c", "user.name=github-actions[bot]", "-c", "user.email=bot@example.invalid"]
+    subprocess.run([*git, "commit", "-q", "-m", f"hello: deploy {version} to dev", "--", str(values)], check=True)
+    return subprocess.run([*git, "push", "origin", "HEAD:main"], env=env, capture_output=True, text=True,
+                          check=False)
+
+
 def _docs(path: Path) -> dict[str, dict[str, Any]]:
     return {d["kind"]: d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d}
 
@@ -156,7 +186,8 @@ def test_starter_mission_on_flux_through_fake_github(
         gh.add_user(OWNER, org=True)
         gh.add_token(TOKEN, "octo")
 
-        # 2. push (traced): org repo created, the init commit published as is, one deploy key, protection.
+        # 2. push (traced): org repo created, the init commit published as is, the cluster's deploy key, the
+        # release workflow's write key (private half only in the FLEET_DEPLOY_KEY secret), the branch ruleset.
         _traced(receiver, monkeypatch)
         out, _ = _ok(capsys, "push", str(fleet), "--github-url", gh.url, "--api-delay", "0", "--json")
         monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -167,13 +198,24 @@ def test_starter_mission_on_flux_through_fake_github(
         assert repo.log() == [initial] and pushed["commit"] == initial  # nothing left to commit after init
         assert _git(fleet, "remote", "get-url", "origin") == f"{gh.url}/{OWNER}/{FLEET}.git"
         stored = keys.load_deploy_key(OWNER, FLEET, "dev")
-        (key,) = repo.keys.values()
-        assert key["title"] == "fleetstrap-dev" and key["read_only"] is True  # starter: no image automation
+        by_title = {k["title"]: k for k in repo.keys.values()}
+        assert set(by_title) == {"fleetstrap-dev", "fleetstrap-release"}
+        key = by_title["fleetstrap-dev"]
+        assert key["read_only"] is True  # starter: no image automation
         assert key["key"] == stored.public_blob and not stored.path.is_relative_to(fleet)
+        release_key = by_title["fleetstrap-release"]
+        assert release_key["read_only"] is False and set(repo.secrets) == {"FLEET_DEPLOY_KEY"}
+        release_private = repo.secrets["FLEET_DEPLOY_KEY"]
+        assert _public_blob(release_private) == release_key["key"]
+        assert files_containing(tmp_path, release_private.splitlines()[2:-1]) == []
         # Required checks: the PR jobs of the generated workflows that run on every pull request. hello-ci
         # only runs when the service's paths change; requiring its jobs would block every other PR forever.
-        assert repo.protection is not None
-        assert repo.protection["required_status_checks"]["contexts"] == ["validate"]
+        assert repo.protection is None
+        (ruleset,) = repo.rulesets.values()
+        assert ruleset["name"] == "fleetstrap main" and ruleset["enforcement"] == "active"
+        (checks,) = [r["parameters"] for r in ruleset["rules"] if r["type"] == "required_status_checks"]
+        assert checks["required_status_checks"] == [{"context": "validate"}]
+        assert {"actor_id": None, "actor_type": "DeployKey", "bypass_mode": "always"} in ruleset["bypass_actors"]
         assert any("hello-ci" in w and "paths" in w for w in pushed["warnings"]), pushed["warnings"]
         assert set(repo.environments) == {"dev"}
 
@@ -190,7 +232,8 @@ def test_starter_mission_on_flux_through_fake_github(
         out, _ = _ok(capsys, "push", str(fleet), "--github-url", gh.url, "--api-delay", "0", "--json")
         again = json.loads(out)
         assert again["created"] == [] and again["updated"] == [], again
-        assert "deploy key fleetstrap-dev" in again["in_place"] and "branch protection on main" in again["in_place"]
+        assert {"deploy key fleetstrap-dev", "deploy key fleetstrap-release", "secret FLEET_DEPLOY_KEY",
+                "ruleset 'fleetstrap main' on main"} <= set(again["in_place"]), again
         assert len(gh.writes()) == writes and repo.log() == [initial]
 
         # 3. bootstrap dev against the API double with the key push stored (no --deploy-key).
@@ -268,6 +311,12 @@ def test_starter_mission_on_flux_through_fake_github(
 
         # The repo after bootstrap still passes the gate (gotk-components.yaml is part of it now).
         _ok(capsys, "validate", "--offline", "--fast", "--schema-location", str(crd_schemas), str(fleet))
+
+        # 5. what the release workflow's gitops job does with FLEET_DEPLOY_KEY: commit the new image tag for dev
+        # and push it straight to main (the ruleset lets the deploy key through; a plain token user would not be).
+        released = _release_push(gh, tmp_path / "release", release_private, "1.2.3")
+        assert released.returncode == 0, released.stderr
+        assert repo.head() == _git(tmp_path / "release", "rev-parse", "HEAD") != head
         assert gh.violations == [], "requests or responses outside GitHub's OpenAPI description"
     finally:
         gh.stop()

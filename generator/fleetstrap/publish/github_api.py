@@ -103,6 +103,14 @@ class GitHubApi:
 
         return self.call(what, run, missing_ok=missing_ok)
 
+    def raw_list(self, what: str, path: str, *, missing_ok: bool = False) -> list[dict[str, Any]] | None:
+        """A GET whose answer is a JSON array (one page of up to 100 items: enough for rulesets)."""
+        def run() -> list[dict[str, Any]]:
+            _, data = self.requester.requestJsonAndCheck("GET", f"{self.base}{path}", parameters={"per_page": 100})
+            return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+        return self.call(what, run, missing_ok=missing_ok)
+
     # ---------------------------------------------------------------- reads
     def me(self) -> Me:
         def run() -> Me:
@@ -160,6 +168,23 @@ class GitHubApi:
     def delete_key(self, owner: str, name: str, key_id: int) -> None:
         path = f"/repos/{quote(owner)}/{quote(name)}/keys/{key_id}"
         self.raw(f"DELETE {path}", "DELETE", path)
+
+    def rulesets(self, owner: str, name: str) -> list[dict[str, Any]] | None:
+        """The repository's rulesets (summaries, without rules); None when the plan has no rulesets (404)."""
+        path = f"/repos/{quote(owner)}/{quote(name)}/rulesets"
+        return self.raw_list(f"GET {path}", path, missing_ok=True)
+
+    def ruleset(self, owner: str, name: str, ruleset_id: int) -> dict[str, Any] | None:
+        path = f"/repos/{quote(owner)}/{quote(name)}/rulesets/{ruleset_id}"
+        return self.raw(f"GET {path}", "GET", path, missing_ok=True)
+
+    def create_ruleset(self, owner: str, name: str, body: dict[str, Any]) -> None:
+        path = f"/repos/{quote(owner)}/{quote(name)}/rulesets"
+        self.raw(f"POST {path}", "POST", path, body)
+
+    def update_ruleset(self, owner: str, name: str, ruleset_id: int, body: dict[str, Any]) -> None:
+        path = f"/repos/{quote(owner)}/{quote(name)}/rulesets/{ruleset_id}"
+        self.raw(f"PUT {path}", "PUT", path, body)
 
     def set_secret(self, owner: str, name: str, secret: str, value: str) -> None:
         # PyGithub fetches the repo public key and seals the value with libsodium (PyNaCl).

@@ -15,6 +15,11 @@ from fleetstrap.redact import register_secret
 
 CONFIG_ENV = "FLEETSTRAP_CONFIG_DIR"
 
+# The release workflow's write key: registered as a read-write deploy key, its private half stored only as
+# this Actions secret (the `fleetstrap main` ruleset lets deploy keys push; GITHUB_TOKEN can't bypass it).
+RELEASE_KEY_TITLE = "fleetstrap-release"
+RELEASE_KEY_SECRET = "FLEET_DEPLOY_KEY"
+
 
 @dataclass(frozen=True)
 class DeployKey:
@@ -56,6 +61,17 @@ def build_keypair(comment: str) -> tuple[str, str]:
     ).decode()
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return private, f"{public.decode()} {comment}"
+
+
+def build_release_key(owner: str, repo: str) -> tuple[str, str]:
+    """A fresh keypair for the release workflow, kept in memory only: (private, public)."""
+    private, public = build_keypair(f"{RELEASE_KEY_TITLE} {owner}/{repo}")
+    register_secret(private.strip())
+    # A single line of the PEM body is as secret as the whole; the first is the same in every ed25519 key.
+    for line in private.splitlines()[2:]:
+        if not line.startswith("-----"):
+            register_secret(line)
+    return private, public
 
 
 def load_deploy_key(owner: str, repo: str, cluster: str) -> DeployKey:
