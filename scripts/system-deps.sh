@@ -10,5 +10,6 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends \
-  git lighttpd openssh-server openssh-client prometheus >/dev/null
+packages=(git lighttpd openssh-server openssh-client prometheus)
+command -v rustfmt >/dev/null 2>&1 || packages+=(rustfmt)
+$SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
