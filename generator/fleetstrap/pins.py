@@ -14,7 +14,7 @@ from fleetstrap.resources import templates_dir
 @cache
 def pins() -> MappingProxyType[str, str]:
     raw: dict[str, Any] = yaml.safe_load((templates_dir() / "pins.yml").read_text(encoding="utf-8"))
-    return MappingProxyType({key: str(entry["default"]) for key, entry in raw.items()})
+    return MappingProxyType({key: str(value) for key, value in raw["pins"]["default"].items()})
 
 
 def pin(name: str) -> str:
