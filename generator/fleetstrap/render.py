@@ -50,9 +50,10 @@ def _tree_digest(root: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def _git(cwd: Path, *args: str) -> str:
+def _git(cwd: Path, *args: str, index_file: Path | None = None) -> str:
     env = {
         **os.environ,
+        **({"GIT_INDEX_FILE": str(index_file)} if index_file else {}),
         "GIT_AUTHOR_NAME": "fleetstrap",
         "GIT_AUTHOR_EMAIL": "fleetstrap@localhost",
         "GIT_COMMITTER_NAME": "fleetstrap",
@@ -73,17 +74,61 @@ def ensure_template_mirror(src: Path | None = None, version: str = __version__) 
     """
     src = src or templates_dir()
     digest = _tree_digest(src)
+    with _locked_mirror() as mirror:
+        return _ensure_mirror_locked(src, digest, mirror, version)
+
+
+@contextlib.contextmanager
+def _locked_mirror() -> Iterator[Path]:
     mirror = cache_dir() / "template-mirror"
     mirror.parent.mkdir(parents=True, exist_ok=True)
     # Two fleetstrap processes may build the mirror at once (CI workers, a user's two shells).
     with (mirror.parent / "template-mirror.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _ensure_mirror_locked(src, digest, mirror, version)
+        yield mirror
+
+
+def _read_digests(mirror: Path) -> dict[str, str]:
+    marker = mirror / ".git" / "fleetstrap-digests"
+    return dict(line.split(" ", 1) for line in marker.read_text().splitlines()) if marker.exists() else {}
+
+
+def _record_digest(mirror: Path, digest: str, tag: str) -> None:
+    with (mirror / ".git" / "fleetstrap-digests").open("a", encoding="utf-8") as fh:
+        fh.write(f"{digest} {tag}\n")
+
+
+def ensure_template_release(src: Path, version: str) -> TemplateSource:
+    """Idempotently add another release's templates (e.g. unpacked from its wheel) to the mirror as `v<version>`.
+
+    The commit has no parent and no branch: `main`, its working tree and the tags of installed versions stay
+    as they are, so the installed version remains what renders use and copier's "latest tag" is unchanged.
+    copier clones every tag, so a merge can still use this one as its base.
+    """
+    tag = f"v{version}"
+    digest = _tree_digest(src)
+    with _locked_mirror() as mirror:
+        if not (mirror / ".git").exists():
+            mirror.mkdir(parents=True, exist_ok=True)
+            _git(mirror, "init", "-q", "-b", "main")
+        if tag in _git(mirror, "tag", "--list", tag).split():
+            return TemplateSource(str(mirror), tag)  # added before (or installed here): never fetched again
+        index = mirror / ".git" / f"fleetstrap-release-{os.getpid()}.index"
+        try:
+            _git(src, f"--git-dir={mirror / '.git'}", f"--work-tree={src}", "add", "-A", index_file=index)
+            tree = _git(mirror, "write-tree", index_file=index)
+        finally:
+            index.unlink(missing_ok=True)
+        commit = _git(mirror, "commit-tree", tree, "-m", f"fleetstrap templates {version} ({digest}), released")
+        _git(mirror, "tag", tag, commit)
+        if digest not in _read_digests(mirror):
+            # Installing that release here later maps to this tag instead of a new commit.
+            _record_digest(mirror, digest, tag)
+    return TemplateSource(str(mirror), tag)
 
 
 def _ensure_mirror_locked(src: Path, digest: str, mirror: Path, version: str) -> TemplateSource:
-    marker = mirror / ".git" / "fleetstrap-digests"
-    known = dict(line.split(" ", 1) for line in marker.read_text().splitlines()) if marker.exists() else {}
+    known = _read_digests(mirror)
     if digest in known:
         return TemplateSource(str(mirror), known[digest])
     mirror.mkdir(parents=True, exist_ok=True)
@@ -102,8 +147,7 @@ def _ensure_mirror_locked(src: Path, digest: str, mirror: Path, version: str) ->
         builds = sum(1 for t in tags if t.startswith(f"v{version}+"))
         tag = f"v{version}+{builds + 1}.g{digest}"
     _git(mirror, "tag", "-f", tag)
-    with marker.open("a", encoding="utf-8") as fh:
-        fh.write(f"{digest} {tag}\n")
+    _record_digest(mirror, digest, tag)
     return TemplateSource(str(mirror), tag)
 
 

@@ -15,18 +15,21 @@ from fleetstrap import output
               help="Only this component (fleet, cluster/<c>, service/<s>, monitoring); repeatable.")
 @click.option("--to", "to", metavar="VERSION|REF", help="Template version or ref (default: this fleetstrap's).")
 @click.option("--template", metavar="URL", help="Template git repo URL or path (default: the bundled templates).")
+@click.option("--template-index", metavar="URL|DIR",
+              help="Where to fetch an older release's templates missing on this machine: a package index URL "
+                   "or a directory of wheels (default: $FLEETSTRAP_TEMPLATE_INDEX, else pip's configuration).")
 @click.option("--conflict", type=click.Choice(["inline", "rej"]), default="inline", show_default=True,
               help="Leave conflicts as inline markers or as .rej files.")
 @click.option("--pretend", "--diff", "pretend", is_flag=True, help="Show the diff per component; change nothing.")
 @click.option("--commit", is_flag=True, help="Commit the result (message names the versions).")
 @click.option("--no-validate", is_flag=True, help="Skip the validate gate after updating.")
-def update(path: Path, components: tuple[str, ...], to: str | None, template: str | None, conflict: str,
-           pretend: bool, commit: bool, no_validate: bool) -> None:
+def update(path: Path, components: tuple[str, ...], to: str | None, template: str | None,
+           template_index: str | None, conflict: str, pretend: bool, commit: bool, no_validate: bool) -> None:
     """Update components to newer templates with a 3-way merge that keeps your edits."""
     from fleetstrap.update import UpdateRequest, update_fleet
 
     report = update_fleet(UpdateRequest(
-        root=path, components=components, to=to, template=template,
+        root=path, components=components, to=to, template=template, template_index=template_index,
         conflict="rej" if conflict == "rej" else "inline", pretend=pretend, commit=commit,
         validate=not no_validate,
     ))

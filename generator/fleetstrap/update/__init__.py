@@ -24,7 +24,14 @@ from fleetstrap.render import TemplateSource, plain_data
 from fleetstrap.repo import FleetRepo, RepoComponent, load_fleet
 from fleetstrap.update.migrations import MIGRATIONS, Migration
 from fleetstrap.update.protect import has_conflict_markers, protect_file
-from fleetstrap.update.source import ResolvedSource, ensure_source, git, parse_version, rev_commit
+from fleetstrap.update.source import (
+    ResolvedSource,
+    ensure_release_templates,
+    ensure_source,
+    git,
+    parse_version,
+    rev_commit,
+)
 from fleetstrap.update.workspace import FileChange, Workspace
 
 Conflict = Literal["inline", "rej"]
@@ -46,6 +53,9 @@ class UpdateRequest:
     components: tuple[str, ...] = ()  # empty: all
     to: str | None = None  # VERSION or REF in the template source
     template: str | None = None  # template repo URL or path; None: the bundled templates
+    # Where older releases' templates come from when the bundled mirror lacks a component's version:
+    # a package index URL or a directory of wheels; None: $FLEETSTRAP_TEMPLATE_INDEX, else pip's configuration.
+    template_index: str | None = None
     conflict: Conflict = "inline"
     pretend: bool = False
     commit: bool = False
@@ -150,6 +160,14 @@ def check_updates(root: Path, *, template: str | None = None, to: str | None = N
         source = ensure_source(template, to, Path(tmp))
         checks = tuple(_check(rc, source) for rc in repo.components)
     return CheckReport(repo.root, source.label, source.ref, checks)
+
+
+def _fetch_missing_bases(selected: Sequence[RepoComponent], checks: Mapping[str, ComponentCheck],
+                         index: str | None) -> bool:
+    """Rendered by a release this machine never installed: fetch those templates into the bundled mirror,
+    so they can be the merge base. True when anything was added."""
+    versions = sorted({rc.template_version for rc in selected if checks[rc.name].status == "unknown-base"})
+    return any([ensure_release_templates(v, index) is not None for v in versions])
 
 
 def _require_git_clean(root: Path, *, allow_dirty: bool) -> None:
@@ -324,9 +342,11 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
     _require_git_clean(root, allow_dirty=request.pretend)
     with tempfile.TemporaryDirectory(prefix="fleetstrap-update-") as tmp_name:
         tmp = Path(tmp_name)
-        source = ensure_source(request.template, request.to, tmp / "src")
+        source = ensure_source(request.template, request.to, tmp / "src", request.template_index)
         trace.annotate(**{"fleetstrap.template_version": source.ref})
         checks = {rc.name: _check(rc, source) for rc in selected}
+        if request.template is None and _fetch_missing_bases(selected, checks, request.template_index):
+            checks = {rc.name: _check(rc, source) for rc in selected}
         newer = [n for n, c in checks.items() if c.status == "newer"]
         if newer:
             raise UserError(f"{', '.join(newer)} already on a newer template than {source.ref}; "
@@ -403,6 +423,8 @@ def _source_for(root: Path, component: Component, source: TemplateSource | None,
     raw = yaml.safe_load((root / component.answers_file).read_text(encoding="utf-8")) or {}
     recorded = str(raw.get("_commit", "")) if isinstance(raw, dict) else ""
     sha = rev_commit(Path(bundled.local), recorded) if recorded else None
+    if sha is None and recorded:
+        sha = ensure_release_templates(recorded)  # rendered by a release not installed here
     if sha is not None:
         return ResolvedSource(bundled.local, recorded, sha, bundled.record_url, recorded)
     return bundled

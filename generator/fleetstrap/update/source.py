@@ -3,20 +3,30 @@
 copier's 3-way merge needs the old and the new template version from one git repo, and it reads the old
 one from the `_src_path` recorded in each answers file, which is a path on whichever machine rendered it.
 So update always resolves a source here and points the answers files at it before merging.
+
+The bundled mirror only holds the versions installed on this machine. A repo rendered by an older release
+elsewhere gets that release's templates from the package index, as pip would (`ensure_release_templates`).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import tempfile
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from packaging.version import InvalidVersion, Version
 
+from fleetstrap import output
 from fleetstrap.errors import RemoteError, UserError
 from fleetstrap.redact import redact
-from fleetstrap.render import TemplateSource, ensure_template_mirror
+from fleetstrap.render import TemplateSource, ensure_template_mirror, ensure_template_release
+
+TEMPLATE_INDEX_ENV = "FLEETSTRAP_TEMPLATE_INDEX"
+_WHEEL_TEMPLATES = "fleetstrap/_data/templates/"
 
 
 @dataclass(frozen=True)
@@ -106,12 +116,15 @@ def _is_local_repo(text: str) -> Path | None:
     return path.resolve() if path.is_dir() else None
 
 
-def ensure_source(template: str | None, to: str | None, workdir: Path) -> ResolvedSource:
+def ensure_source(template: str | None, to: str | None, workdir: Path,
+                  index: str | None = None) -> ResolvedSource:
     """Resolve where templates come from. `workdir` holds a clone of a remote template for this run."""
     if template is None:
         bundled = ensure_template_mirror()
         repo = Path(bundled.url)
         if to:
+            if rev_commit(repo, to) is None and rev_commit(repo, f"v{to}") is None:
+                ensure_release_templates(to if to.startswith("v") else f"v{to}", index)
             ref, sha = _resolve_ref(repo, to, "the bundled templates")
         else:
             ref, found = bundled.ref, rev_commit(repo, bundled.ref)
@@ -144,3 +157,95 @@ def ensure_source(template: str | None, to: str | None, workdir: Path) -> Resolv
         assert found is not None
         sha = found
     return ResolvedSource(str(repo), ref, sha, record, f"{label} {ref}")
+
+
+# ---------------------------------------------------------------- older releases from the package index
+
+
+def release_version(ref: str) -> str | None:
+    """`X.Y.Z` when `ref` is a release tag `vX.Y.Z`; None for dev builds (`+N.g<digest>`), describe strings
+    and other refs: only releases exist on an index, and a dev build's templates exist nowhere else."""
+    if not ref.startswith("v"):
+        return None
+    try:
+        version = Version(ref[1:])
+    except InvalidVersion:
+        return None
+    return None if version.local is not None else ref[1:]
+
+
+def pip_index_args(index: str | None) -> list[str]:
+    """pip options for a template index: a directory of wheels (or file:// URL) is used alone, offline;
+    a URL replaces the index. None: the user's own pip configuration decides (PIP_INDEX_URL, pip.conf)."""
+    if not index:
+        return []
+    local = index.removeprefix("file://")
+    if "://" not in local and Path(local).expanduser().is_dir():
+        return ["--no-index", "--find-links", str(Path(local).expanduser())]
+    if index.startswith(("https://", "http://")):
+        return ["--index-url", index]
+    raise UserError(f"{TEMPLATE_INDEX_ENV} must be a package index URL or a directory of wheels "
+                    f"(got {redact(index)!r})")
+
+
+def _pip_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    picked = (errors or lines or ["pip failed"])[0].removeprefix("ERROR:").strip()
+    return redact(picked)[:300]
+
+
+def fetch_release_templates(version: str, dest: Path, index: str | None = None) -> Path:
+    """Download the fleetstrap `version` wheel as pip would and unpack its templates under `dest`."""
+    where = f"from {redact(index)}" if index else "from the package index"
+    hint = (f"pass --template with a template git repo holding v{version}, or --template-index "
+            f"(or {TEMPLATE_INDEX_ENV}) with an index that has it")
+    wheels = dest / "wheels"
+    cmd = [sys.executable, "-m", "pip", "download", f"fleetstrap=={version}", "--no-deps", "--only-binary", ":all:",
+           "--disable-pip-version-check", "--no-input", "-q", "-d", str(wheels), *pip_index_args(index)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise RemoteError(f"template version v{version} is not on this machine and fetching fleetstrap=={version} "
+                          f"{where} failed: {_pip_error(res.stderr)}", hint=hint)
+    found = sorted(wheels.glob("*.whl"))
+    if not found:
+        raise RemoteError(f"fetching fleetstrap=={version} {where} gave no wheel", hint=hint)
+    out = dest / "templates"
+    try:
+        with zipfile.ZipFile(found[0]) as wheel:
+            for info in wheel.infolist():
+                if info.is_dir() or not info.filename.startswith(_WHEEL_TEMPLATES):
+                    continue
+                rel = PurePosixPath(info.filename[len(_WHEEL_TEMPLATES):])
+                if rel.is_absolute() or ".." in rel.parts:
+                    raise RemoteError(f"the fleetstrap {version} wheel has an unsafe path {info.filename!r}")
+                target = out.joinpath(*rel.parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(wheel.read(info))
+                if (info.external_attr >> 16) & 0o111:  # executable template files stay executable
+                    target.chmod(0o755)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise RemoteError(f"cannot read the fleetstrap {version} wheel: {exc}") from exc
+    if not (out / "copier.yml").is_file():
+        raise RemoteError(f"the fleetstrap {version} wheel holds no templates ({_WHEEL_TEMPLATES}copier.yml)",
+                          hint=hint)
+    return out
+
+
+def ensure_release_templates(ref: str, index: str | None = None) -> str | None:
+    """Make the bundled mirror hold release `ref` (`vX.Y.Z`), fetching it from the package index once.
+
+    Returns its commit; None for refs that are not releases (never fetched). `index` defaults to
+    $FLEETSTRAP_TEMPLATE_INDEX, else pip's own configuration."""
+    version = release_version(ref)
+    if version is None:
+        return None
+    mirror = Path(ensure_template_mirror().url)
+    found = rev_commit(mirror, ref)
+    if found is not None:
+        return found
+    index = index if index is not None else os.environ.get(TEMPLATE_INDEX_ENV) or None
+    with tempfile.TemporaryDirectory(prefix="fleetstrap-fetch-") as tmp:
+        output.step(f"fetching templates {ref} (fleetstrap=={version}) from the package index")
+        added = ensure_template_release(fetch_release_templates(version, Path(tmp), index), version)
+    return rev_commit(mirror, added.ref)
