@@ -78,7 +78,7 @@ def test_parity_holds_after_adding(grown: Path, tmp_path: Path) -> None:
     # Same answers, each engine alone: the workloads deployed must be the same set.
     target = tmp_path / "copy"
     shutil.copytree(grown, target)
-    rendered = RenderedFleet(target, fleet.answers, (), ())
+    rendered = RenderedFleet(target, fleet.answers, ())
     flux, argo = flux_services(rendered), argo_services(rendered)
     assert len(argo) == len(fleet.answers.clusters) * 3
     assert flux == argo

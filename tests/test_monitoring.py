@@ -24,7 +24,7 @@ from fleetstrap.answers import build_answers
 from fleetstrap.pins import pin
 from fleetstrap.plan import build_monitoring_component
 from fleetstrap.render import ensure_template_mirror, render_component
-from support.fleet import RenderedFleet, render_blueprint, unit_available
+from support.fleet import RenderedFleet, render_blueprint
 from support.k8s import crd_schema_dir, kustomize_build, load_documents, validate_objects
 
 K8S_VERSION = pin("kubernetes_version")
@@ -516,7 +516,6 @@ def _files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".git" not in p.parts}
 
 
-@pytest.mark.skipif(not unit_available("fleet"), reason="the fleet unit is not written yet")
 def test_switching_monitoring_off_removes_all_of_it() -> None:
     on, off = _fleet(True), _fleet(False)
     on_files, off_files = _files(on.root), _files(off.root)
@@ -539,7 +538,6 @@ def test_switching_monitoring_off_removes_all_of_it() -> None:
         assert not problems, "\n".join(map(str, problems))
 
 
-@pytest.mark.skipif(not unit_available("fleet"), reason="the fleet unit is not written yet")
 def test_argocd_project_admits_the_monitoring_stack() -> None:
     """The `fleet-infrastructure` AppProject must allow the chart repo and every namespace monitoring writes to."""
     on = _fleet(True)
@@ -554,7 +552,6 @@ def test_argocd_project_admits_the_monitoring_stack() -> None:
     assert needed <= namespaces or "*" in namespaces, f"AppProject lacks namespaces {needed - namespaces}"
 
 
-@pytest.mark.skipif(not unit_available("fleet"), reason="the fleet unit is not written yet")
 def test_gateway_collector_feeds_the_servicemonitor() -> None:
     on = _fleet(True)
     configs = kustomize_build(on.root / "infrastructure/configs")

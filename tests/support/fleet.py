@@ -14,7 +14,6 @@ from fleetstrap.answers import FleetAnswers, build_answers
 from fleetstrap.blueprints import resolve_blueprint
 from fleetstrap.plan import build_plan
 from fleetstrap.render import ensure_template_mirror, render_components
-from fleetstrap.resources import templates_dir
 
 OWN_UNITS = ("fleet", "cluster")  # the units these tests are about; others may still be in progress
 
@@ -26,7 +25,6 @@ class RenderedFleet:
     # Files written by the fleet and cluster units (relative path -> text), taken before the other
     # units render into the same tree: the golden snapshots cover exactly these.
     own_files: tuple[tuple[str, str], ...]
-    skipped_units: tuple[str, ...]
 
 
 _CACHE: dict[str, RenderedFleet] = {}
@@ -39,12 +37,6 @@ def _base() -> Path:
         atexit.register(shutil.rmtree, base, True)
         _BASE.append(base)
     return _BASE[0]
-
-
-def unit_available(unit: str) -> bool:
-    """A unit whose template directory holds no file yet is not rendered (its owner is still at work)."""
-    path = templates_dir() / "units" / unit
-    return path.is_dir() and any(p.is_file() for p in path.rglob("*"))
 
 
 def tree_files(root: Path) -> dict[str, str]:
@@ -64,12 +56,11 @@ def render_answers(key: str, data: Mapping[str, Any]) -> RenderedFleet:
     source = ensure_template_mirror()
     root = _base() / key
     own = [c for c in plan.components if c.unit in OWN_UNITS]
-    others = [c for c in plan.components if c.unit not in OWN_UNITS and unit_available(c.unit)]
+    others = [c for c in plan.components if c.unit not in OWN_UNITS]
     render_components(own, root, source)
     own_files = tuple(tree_files(root).items())
     render_components(others, root, source)
-    skipped = tuple(sorted({c.unit for c in plan.components if c.unit not in OWN_UNITS} - {c.unit for c in others}))
-    result = RenderedFleet(root, answers, own_files, skipped)
+    result = RenderedFleet(root, answers, own_files)
     _CACHE[key] = result
     return result
 
