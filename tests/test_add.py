@@ -156,3 +156,14 @@ def test_split_layout_refuses_an_existing_service_dir_and_argo(tmp_path: Path,
     assert not (tmp_path / "fleet").exists()
     assert run(["init", "-b", "starter", "-d", "repo_layout=split", "-d", "engine=argocd", str(tmp_path / "f2")]) == 1
     assert "supported with engine flux only" in capsys.readouterr().err
+
+
+def test_monitoring_added_later_equals_monitoring_from_init(tmp_path: Path) -> None:
+    later, upfront = tmp_path / "later", tmp_path / "upfront"
+    base = ["-q", "init", "-b", "multi-env", "-d", "engine=both"]
+    assert run([*base, str(later)]) == 0
+    assert run(["-q", "add", "monitoring", "--notifications", "slack", "-C", str(later), "--commit"]) == 0
+    assert run([*base, "-d", "monitoring=true", "-d", "notifications=slack", str(upfront)]) == 0
+    assert _tree(later) == _tree(upfront)
+    assert (later / "infrastructure/configs/monitoring/kustomization.yaml").is_file()
+    assert run(["add", "monitoring", "-C", str(later)]) == 1  # already on

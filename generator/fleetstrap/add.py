@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetstrap import trace
-from fleetstrap.answers import ClusterSpec, FleetAnswers, replace
+from fleetstrap.answers import NOTIFICATIONS, ClusterSpec, FleetAnswers, replace
 from fleetstrap.errors import AnswersError, ConflictError, DestinationError
 from fleetstrap.gitrepo import Author, default_author, ensure_commit, is_dirty
 from fleetstrap.names import dns1123_problem, service_name_problem
@@ -78,7 +78,7 @@ def _grow(root: Path, new: Component, fleet_after: FleetAnswers, *, commit: bool
             for rel in added:
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(tmp / rel, root / rel)
-            conflicts = _update_fleet(root, fleet_after)
+            conflicts = _update_fleet(root, fleet_after, new)
             if conflicts:
                 raise ConflictError(
                     f"the fleet files conflict with local edits: {', '.join(conflicts)}",
@@ -98,12 +98,16 @@ def _grow(root: Path, new: Component, fleet_after: FleetAnswers, *, commit: bool
     return AddReport(root, new.name, tuple(added), sha, time.perf_counter() - start)
 
 
-def _update_fleet(root: Path, answers: FleetAnswers) -> tuple[str, ...]:
+def _update_fleet(root: Path, answers: FleetAnswers, new: Component) -> tuple[str, ...]:
     """Re-render the components that list services or clusters: the fleet, and monitoring (per cluster)."""
     from fleetstrap.update import apply_answers_change
 
     components = [build_fleet_component(answers)]
-    if answers.monitoring and (root / answers_file_for("monitoring")).is_file():
+    if new.unit == "monitoring":
+        # A fleet-wide switch: clusters (health-check timeouts) and services (ServiceMonitor) read it too.
+        components += [build_cluster_component(answers, c.name) for c in answers.clusters]
+        components += [build_service_component(answers, s) for s in answers.services]
+    elif answers.monitoring and (root / answers_file_for("monitoring")).is_file():
         components.append(build_monitoring_component(answers))
     conflicts: list[str] = []
     for component in components:
@@ -156,3 +160,16 @@ def add_cluster(root: Path, name: str, environment: str, *, context: str = "", s
     after = replace(answers, clusters=(*answers.clusters, spec))
     return _grow(root, build_cluster_component(after, name), after, commit=commit, author=author, source=source,
                  message=f"Add cluster {name} ({environment})")
+
+
+def add_monitoring(root: Path, *, notifications: str | None = None, commit: bool = False,
+                   author: Author | None = None, source: TemplateSource | None = None) -> AddReport:
+    """Switch monitoring on in a fleet made without it: the metrics stack, rules, dashboards, notifications."""
+    answers = _load(root)
+    if answers.monitoring:
+        raise AnswersError("monitoring is already on in this fleet")
+    if notifications is not None and notifications not in NOTIFICATIONS:
+        raise AnswersError(f"notifications must be one of {', '.join(NOTIFICATIONS)} (got {notifications!r})")
+    after = replace(answers, monitoring=True, notifications=notifications or answers.notifications)
+    return _grow(root, build_monitoring_component(after), after, commit=commit, author=author, source=source,
+                 message="Add monitoring")

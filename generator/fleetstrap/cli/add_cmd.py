@@ -55,3 +55,18 @@ def add_cluster_cmd(name: str, environment: str, context: str, server: str, root
     output.success(f"added {report.component}: {len(report.files)} files ({report.seconds:.1f}s)")
     if report.commit:
         output.info(f"  committed {report.commit[:12]}")
+
+
+@add.command("monitoring")
+@click.option("--notifications", type=click.Choice(["none", "slack", "github", "webhook"]), default=None,
+              help="Alert destination (default: the fleet's answer).")
+@_repo_option
+@_commit_option
+def add_monitoring_cmd(notifications: str | None, root: Path, commit: bool) -> None:
+    """Switch monitoring on: metrics stack, scrape configs, alert rules, dashboards, notifications."""
+    from fleetstrap.add import add_monitoring
+
+    report = add_monitoring(root, notifications=notifications, commit=commit)
+    output.success(f"added {report.component}: {len(report.files)} files ({report.seconds:.1f}s)")
+    if report.commit:
+        output.info(f"  committed {report.commit[:12]}")
