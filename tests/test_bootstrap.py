@@ -118,7 +118,7 @@ def test_flux_happy_path_then_idempotent_rerun(tmp_path: Path, env: dict[str, Pa
         assert run(["status", "-C", str(repo.root), "--kubeconfig", str(env["kubeconfig"]),
                     "--format", "json"]) == 0
         status = json.loads(capsys.readouterr().out)
-        assert {"name": "cluster-dev", "template_version": "v0.1.0"} in status["components"]
+        assert {"name": "cluster/dev", "template_version": "v0.1.0"} in status["components"]
         assert status["pushed_commit"] == head
         (cluster,) = status["clusters"]
         assert cluster["reachable"] and cluster["revision"] == report.revision

@@ -290,7 +290,7 @@ def test_starter_mission_on_flux_through_fake_github(
             out, _ = _ok(capsys, "status", "-C", str(fleet), "--kubeconfig", kc, "--format", "json")
             status = json.loads(out)
             assert {(c["name"], c["template_version"]) for c in status["components"]} == {
-                ("fleet", TEMPLATE_VERSION), ("cluster-dev", TEMPLATE_VERSION), ("service-hello", TEMPLATE_VERSION)}
+                ("fleet", TEMPLATE_VERSION), ("cluster/dev", TEMPLATE_VERSION), ("service/hello", TEMPLATE_VERSION)}
             assert status["pushed_commit"] == head == status["local_commit"]
             (cluster,) = status["clusters"]
             assert (cluster["name"], cluster["engine"], cluster["reachable"]) == ("dev", "flux", True)
@@ -371,7 +371,7 @@ def test_argocd_multi_cluster_mission_through_a_plain_git_remote(
         status = json.loads(out)
         assert status["pushed_commit"] == initial
         assert {c["template_version"] for c in status["components"]} == {TEMPLATE_VERSION}
-        assert {c["name"] for c in status["components"]} >= {"fleet", "cluster-dev", "cluster-prod-eu"}
+        assert {c["name"] for c in status["components"]} >= {"fleet", "cluster/dev", "cluster/prod-eu"}
         (cluster,) = status["clusters"]
         assert (cluster["engine"], cluster["revision"], cluster["state"]) == ("argocd", initial,
                                                                              "root: Synced/Healthy")

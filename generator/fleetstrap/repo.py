@@ -66,6 +66,18 @@ def _read_answers(root: Path, path: Path) -> dict[str, Any]:
     return data
 
 
+def component_name(raw: dict[str, Any]) -> str | None:
+    """`fleet`, `cluster/<c>`, `service/<s>`, `monitoring` from parsed answers (None: not a known component)."""
+    unit = str(raw.get("unit") or "")
+    if unit not in UNITS:
+        return None
+    key = _INSTANCE_KEY[unit]
+    if key is None:
+        return unit
+    instance = raw.get(key)
+    return f"{unit}/{instance}" if instance else None
+
+
 def build_repo_component(rel: str, raw: dict[str, Any]) -> RepoComponent:
     """A component from one parsed answers file (pure)."""
     unit = str(raw.get("unit") or "")
@@ -73,14 +85,9 @@ def build_repo_component(rel: str, raw: dict[str, Any]) -> RepoComponent:
         raise NotAFleetRepoError(f"answers file {rel} has no known unit (got {unit!r}; expected one of {UNITS})")
     if not raw.get("_commit") or not raw.get("_src_path"):
         raise NotAFleetRepoError(f"answers file {rel} lacks _commit/_src_path: it was not rendered by fleetstrap")
-    key = _INSTANCE_KEY[unit]
-    if key is None:
-        name = unit
-    else:
-        instance = raw.get(key)
-        if not instance:
-            raise NotAFleetRepoError(f"answers file {rel} lacks {key!r}")
-        name = f"{unit}/{instance}"
+    name = component_name(raw)
+    if name is None:
+        raise NotAFleetRepoError(f"answers file {rel} lacks {_INSTANCE_KEY[unit]!r}")
     data = tuple((k, v) for k, v in raw.items() if not str(k).startswith("_"))
     return RepoComponent(unit, name, rel, str(raw["_commit"]), str(raw["_src_path"]), data)
 

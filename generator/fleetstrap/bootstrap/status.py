@@ -13,6 +13,7 @@ from fleetstrap.bootstrap import fleetrepo
 from fleetstrap.bootstrap.kube import KubeClient, connect
 from fleetstrap.bootstrap.wait import ready_condition
 from fleetstrap.errors import FleetstrapError
+from fleetstrap.repo import component_name
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class StatusRequest:
 
 @dataclass(frozen=True)
 class ComponentState:
-    name: str  # answers file stem: fleet, cluster-dev, service-checkout ...
+    name: str  # as `update --component` names it: fleet, cluster/dev, service/checkout, monitoring
     template_version: str
 
 
@@ -55,8 +56,10 @@ def build_components(root: Path) -> tuple[ComponentState, ...]:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
             data = {}
-        version = str(data.get("_commit") or "unknown") if isinstance(data, dict) else "unknown"
-        out.append(ComponentState(path.stem, version))
+        if not isinstance(data, dict):
+            data = {}
+        version = str(data.get("_commit") or "unknown")
+        out.append(ComponentState(component_name(data) or path.stem, version))
     return tuple(out)
 
 
