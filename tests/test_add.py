@@ -147,15 +147,15 @@ def test_split_layout_service_repositories(tmp_path: Path, crd_schemas: Path) ->
     assert [f.message for f in report.findings if f.severity == "error"] == []
 
 
-def test_split_layout_refuses_an_existing_service_dir_and_argo(tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_split_layout_refuses_an_existing_service_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "hello").mkdir()
     (tmp_path / "hello" / "keep.txt").write_text("x")
-    assert run(["init", "-b", "starter", "-d", "repo_layout=split", str(tmp_path / "fleet")]) == 1
-    assert "is not empty" in capsys.readouterr().err
-    assert not (tmp_path / "fleet").exists()
-    assert run(["init", "-b", "starter", "-d", "repo_layout=split", "-d", "engine=argocd", str(tmp_path / "f2")]) == 1
-    assert "supported with engine flux only" in capsys.readouterr().err
+    # Split works with every engine (Argo CD: OCI chart + $values, see test_split_layout).
+    for engine in ("flux", "argocd"):
+        dest = tmp_path / f"fleet-{engine}"
+        assert run(["init", "-b", "starter", "-d", "repo_layout=split", "-d", f"engine={engine}", str(dest)]) == 1
+        assert "is not empty" in capsys.readouterr().err
+        assert not dest.exists()
 
 
 def test_monitoring_added_later_equals_monitoring_from_init(tmp_path: Path) -> None:

@@ -360,9 +360,6 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
     )
     if not answers.services:
         raise AnswersError("missing answer(s): service")
-    if answers.repo_layout == "split" and answers.engine != "flux":
-        # Argo CD's services ApplicationSet reads charts from this repo; OCI charts need Flux's OCIRepository.
-        raise AnswersError("repo_layout 'split' is supported with engine flux only")
     return answers
 
 

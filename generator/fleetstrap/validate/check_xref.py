@@ -292,7 +292,7 @@ def _app_spec(ctx: Context, obj: Obj, projects: dict[str, Obj], spec: Any, base:
         sources.append(((*base, "sources", i), src))
     refs = {s.get("ref"): s for _, s in sources if isinstance(s, dict) and isinstance(s.get("ref"), str)}
     for path, src in sources:
-        if isinstance(src, dict) and not src.get("chart"):
+        if isinstance(src, dict):
             _app_source(ctx, obj, src, path, refs)
     if isinstance(project, str) and project in projects:
         _destination(ctx, obj, projects[project], spec.get("destination"), (*base, "destination"))
@@ -300,19 +300,31 @@ def _app_spec(ctx: Context, obj: Obj, projects: dict[str, Obj], spec: Any, base:
 
 def _app_source(ctx: Context, obj: Obj, src: dict[str, Any], path: tuple[str | int, ...],
                 refs: dict[Any, Any]) -> None:
+    # The source's own path is checked only in this repo; `$ref/...` value files (multi-source: chart from a
+    # Helm/OCI registry, values from a `ref` source) are checked whenever the ref source is this repo.
     src_path = src.get("path")
-    if not isinstance(src_path, str) or _templated(src_path) or not _is_own(ctx, src.get("repoURL")):
-        return
-    if not _rel_dir(ctx.root, src_path).is_dir():
+    local = (not src.get("chart") and isinstance(src_path, str) and not _templated(src_path)
+             and _is_own(ctx, src.get("repoURL")))
+    if local and not _rel_dir(ctx.root, str(src_path)).is_dir():
         _add(ctx, obj, (*path, "path"), f"path {src_path!r} does not exist in the repo")
         return
     helm: dict[str, Any] = src["helm"] if isinstance(src.get("helm"), dict) else {}
     if helm.get("ignoreMissingValueFiles"):
         return
     for j, vf in enumerate(helm.get("valueFiles") or []):
-        target = _value_file(src_path, vf, refs)
+        where = (*path, "helm", "valueFiles", j)
+        if isinstance(vf, str) and vf.startswith("$") and not _templated(vf.partition("/")[0]):
+            name = vf[1:].partition("/")[0]
+            if name not in refs:
+                _add(ctx, obj, where, f"values file {vf!r} references ${name}, but no source has ref {name!r}")
+                continue
+            target = _value_file("", vf, refs) if _is_own(ctx, refs[name].get("repoURL")) else None
+        elif local:
+            target = _value_file(str(src_path), vf, refs)
+        else:
+            continue
         if target is not None and not (ctx.root / target).is_file():
-            _add(ctx, obj, (*path, "helm", "valueFiles", j), f"values file {vf!r} does not exist in the repo")
+            _add(ctx, obj, where, f"values file {vf!r} does not exist in the repo")
 
 
 def _value_file(src_path: str, vf: Any, refs: dict[Any, Any]) -> str | None:
@@ -322,7 +334,8 @@ def _value_file(src_path: str, vf: Any, refs: dict[Any, Any]) -> str | None:
     if vf.startswith("$"):
         ref, _, rest = vf[1:].partition("/")
         src = refs.get(ref)
-        return rest if src is not None and not src.get("path") else None
+        # Argo CD resolves $ref to the root of the ref source's repository, whatever its path.
+        return rest if src is not None else None
     return str(PurePosixPath(src_path.removeprefix("./")) / vf)
 
 
@@ -354,20 +367,30 @@ def _destination(ctx: Context, obj: Obj, project: Obj, dest: Any, path: tuple[st
 
 def _generator_params(ctx: Context, spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for gen in spec.get("generators") or []:
-        if not isinstance(gen, dict):
+        if isinstance(gen, dict):
+            yield from _one_generator(ctx, gen)
+
+
+def _one_generator(ctx: Context, gen: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    # A matrix combines the parameters of its (two) child generators, each pair merged into one set.
+    children = [c for c in (_get(gen, "matrix", "generators") or []) if isinstance(c, dict)]
+    if len(children) == 2:
+        right = list(_one_generator(ctx, children[1]))
+        for left in _one_generator(ctx, children[0]):
+            for params in right:
+                yield {**left, **params}
+    for element in _get(gen, "list", "elements") or []:
+        if isinstance(element, dict):
+            yield element
+    for entry in _get(gen, "git", "directories") or []:
+        if not isinstance(entry, dict) or entry.get("exclude") or not isinstance(entry.get("path"), str):
             continue
-        for element in _get(gen, "list", "elements") or []:
-            if isinstance(element, dict):
-                yield element
-        for entry in _get(gen, "git", "directories") or []:
-            if not isinstance(entry, dict) or entry.get("exclude") or not isinstance(entry.get("path"), str):
-                continue
-            for d in sorted(ctx.root.glob(entry["path"])):
-                if d.is_dir():
-                    rel = d.relative_to(ctx.root).as_posix()
-                    base = PurePosixPath(rel).name
-                    yield {"path": {"path": rel, "basename": base, "basenameNormalized": base},
-                           "path.basename": base, "path.basenameNormalized": base, "path.path": rel}
+        for d in sorted(ctx.root.glob(entry["path"])):
+            if d.is_dir():
+                rel = d.relative_to(ctx.root).as_posix()
+                base = PurePosixPath(rel).name
+                yield {"path": {"path": rel, "basename": base, "basenameNormalized": base},
+                       "path.basename": base, "path.basenameNormalized": base, "path.path": rel}
 
 
 def _lookup(params: dict[str, Any], key: str) -> Any:
