@@ -266,3 +266,45 @@ def test_helm_templates_are_not_parsed_as_yaml(clean_repo: Path) -> None:
     report = validate_repo(clean_repo, ValidateOptions(offline=True, catalog_url=None, fast=True,
                                                        disabled=frozenset({"schema", "kustomize"})))
     assert not [f for f in report.findings if f.file.startswith("charts/")]
+
+
+GO_TEMPLATED_APPSET = """\
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: templated
+  namespace: argocd
+spec:
+  goTemplate: true
+  generators:
+    - list:
+        elements:
+          - name: dev
+  template:
+    metadata:
+      name: '{{.name}}-demo'
+    spec:
+      project: default
+      source:
+        repoURL: https://example.com/demo.git
+        targetRevision: main
+        path: demo
+      destination:
+        server: https://kubernetes.default.svc
+        namespace: '{{.name}}'
+  surprise: true
+"""
+HELM_STYLE_TEMPLATE = "{{- if .Values.enabled }}\napiVersion: v1\nkind: ConfigMap\n{{- end }}\n"
+
+
+@needs_crds
+def test_go_templates_inside_yaml_strings_are_still_validated(tmp_path: Path) -> None:
+    """An ApplicationSet with goTemplate strings is YAML: it is schema-checked; a template *of* YAML is not."""
+    (tmp_path / "appset.yaml").write_text(GO_TEMPLATED_APPSET)
+    (tmp_path / "demo").mkdir()  # the Application path the xref check resolves
+    (tmp_path / "not-yaml.yaml").write_text(HELM_STYLE_TEMPLATE)
+    report = validate_repo(tmp_path, ValidateOptions(schema_locations=(str(crd_schemas()),), catalog_url=None,
+                                                    disabled=frozenset({"kustomize", "helm", "workflows",
+                                                                        "dockerfile"})))
+    errors = [(f.file, f.check, f.path) for f in report.findings if f.severity == "error"]
+    assert errors == [("appset.yaml", "schema", "spec.surprise")]

@@ -106,9 +106,12 @@ def load_file(root: Path, rel: str) -> tuple[list[Doc], list[Finding]]:
         return [], [Finding("yaml", "error", rel, None, "", "", "file is not valid UTF-8")]
     except OSError as exc:
         return [], [Finding("yaml", "error", rel, None, "", "", f"cannot read file: {exc.strerror}")]
-    if is_go_template(text):
+    docs, findings = load_text(text, rel)
+    # Go templates inside YAML strings (ApplicationSet goTemplate, alert annotations) are still YAML and are
+    # checked; only a file that is a template *of* YAML (and so does not parse) is left alone.
+    if findings and is_go_template(text):
         return [], []
-    return load_text(text, rel)
+    return docs, findings
 
 
 def load_text(text: str, rel: str) -> tuple[list[Doc], list[Finding]]:
