@@ -35,6 +35,7 @@ def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
             ("Trace backend", DOWN + ENTER),             # jaeger -> tempo
             ("OTLP gRPC endpoint", ENTER),
             ("Collector mode", ENTER),
+            ("Progressive delivery", "y"),
             ("Automate image tag updates", "y"),
             ("Secrets approach", ENTER),
             ("Ingress domain", ENTER),
@@ -60,6 +61,7 @@ def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
     assert recorded["telemetry_backend"] == "tempo"
     assert recorded["otlp_endpoint"].startswith("tempo.")
     assert recorded["image_automation"] is True
+    assert recorded["progressive_delivery"] is True
 
 
 def test_invalid_keystrokes_are_rejected_as_you_type(tmp_path: Path) -> None:

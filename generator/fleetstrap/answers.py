@@ -53,6 +53,7 @@ QUESTIONS: tuple[Question, ...] = (
     Question("collector_mode", "Collector topology: gateway only, or gateway + sidecar", choices=COLLECTOR_MODES),
     Question("image_automation", "Automate image tag updates (Flux image automation / Argo CD Image Updater)",
              kind="bool"),
+    Question("progressive_delivery", "Argo Rollouts on every cluster; services deploy blue-green", kind="bool"),
     Question("secrets", "Secrets approach", choices=SECRETS),
     Question("ingress_domain", "DNS domain for service ingress hosts"),
     Question("tls_issuer", "cert-manager ClusterIssuer for ingress TLS", choices=TLS_ISSUERS),
@@ -99,6 +100,7 @@ class FleetAnswers:
     otlp_endpoint: str = ""
     collector_mode: str = "gateway"
     image_automation: bool = False
+    progressive_delivery: bool = False
     secrets: str = "sealed-secrets"
     ingress_domain: str = "example.com"
     tls_issuer: str = "letsencrypt-staging"
@@ -122,6 +124,7 @@ class FleetAnswers:
             "environments": list(self.environments),
             "registry": self.registry,
             "image_automation": self.image_automation,
+            "progressive_delivery": self.progressive_delivery,
             "telemetry_backend": self.telemetry_backend,
             "otlp_endpoint": self.otlp_endpoint,
             "collector_mode": self.collector_mode,
@@ -347,6 +350,7 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
         otlp_endpoint=_str(data, "otlp_endpoint", default_otlp_endpoint(backend)),
         collector_mode=_choice(data, "collector_mode", "gateway", COLLECTOR_MODES),
         image_automation=_bool(data, "image_automation", False),
+        progressive_delivery=_bool(data, "progressive_delivery", False),
         secrets=_choice(data, "secrets", "sealed-secrets", SECRETS),
         ingress_domain=ingress_domain,
         tls_issuer=tls_issuer,

@@ -84,6 +84,9 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
     a["collector_mode"] = ask(questionary.select(
         "Collector mode (gateway only, or gateway + sidecar):", choices=list(COLLECTOR_MODES),
         default=a.get("collector_mode", "gateway")))
+    a["progressive_delivery"] = ask(questionary.confirm(
+        "Progressive delivery (Argo Rollouts, blue-green services)?",
+        default=bool(a.get("progressive_delivery", False))))
     a["image_automation"] = ask(questionary.confirm(
         "Automate image tag updates?", default=bool(a.get("image_automation", False))))
     a["secrets"] = ask(questionary.select(
