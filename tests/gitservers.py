@@ -214,7 +214,7 @@ def make_fleet(path: Path, *, owner: str = "octo", name: str = "fleet-infra", cl
     (path / ".fleetstrap" / "answers" / "fleet.yml").write_text(
         f"owner: {owner}\nfleet_name: {name}\nregistry: ghcr.io/{owner}\n"
         f"image_automation: {str(image_automation).lower()}\n"
-        f"environments: [staging, production]\nclusters:\n{cl}", encoding="utf-8")
+        f"environments: [staging, production]\nservices: [hello]\nclusters:\n{cl}", encoding="utf-8")
     (path / "clusters" / clusters[0]).mkdir(parents=True, exist_ok=True)
     (path / "clusters" / clusters[0] / "kustomization.yaml").write_text("resources: []\n", encoding="utf-8")
     if workflows:

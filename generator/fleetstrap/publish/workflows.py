@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from fleetstrap.errors import NotAFleetRepoError, UserError
+from fleetstrap.errors import UserError
 
 _SECRET = re.compile(r"\bsecrets\.([A-Za-z_][A-Za-z0-9_]*)")
 _VAR = re.compile(r"\bvars\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -44,26 +44,17 @@ class FleetInfo:
 
 
 def read_fleet(root: Path) -> FleetInfo:
-    path = root / ".fleetstrap" / "answers" / "fleet.yml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise NotAFleetRepoError(f"{root} is not a fleet repo: {path.relative_to(root)} is missing") from exc
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML") from exc
-    if not isinstance(data, dict) or not data.get("owner"):
-        raise NotAFleetRepoError(f"{path} has no owner")
-    clusters = tuple(
-        str(c["name"]) if isinstance(c, dict) else str(c) for c in (data.get("clusters") or []) if c
-    )
-    envs = tuple(str(e) for e in (data.get("environments") or []))
+    """The fleet's answers, read and validated by the one reader of answers files (fleetstrap.repo)."""
+    from fleetstrap.repo import load_fleet_answers
+
+    a = load_fleet_answers(root)
     return FleetInfo(
-        owner=str(data["owner"]),
-        fleet_name=str(data.get("fleet_name") or "fleet-infra"),
-        clusters=clusters,
-        image_automation=bool(data.get("image_automation", False)),
-        environments=envs,
-        answers=tuple(sorted((str(k), v) for k, v in data.items() if not str(k).startswith("_"))),
+        owner=a.owner,
+        fleet_name=a.fleet_name,
+        clusters=tuple(c.name for c in a.clusters),
+        image_automation=a.image_automation,
+        environments=a.environments,
+        answers=tuple(sorted(a.to_mapping().items())),
     )
 
 
