@@ -235,3 +235,15 @@ def test_apply_answers_change_keeps_edits_on_a_dirty_tree(fleet: Path, template:
     assert repo.answers.services == ("alpha", "gamma")
     assert repo.component("fleet").template_version == "v1.0.0"  # answers changed, template did not
     assert (fleet / "services/gamma/README.md").read_text() == "# gamma\n"
+
+
+def test_bundled_copier_yml_is_understood_by_the_unchanged_unit_shortcut() -> None:
+    """The shortcut (no copier run for units whose files did not change) must recognise our real template."""
+    import yaml
+
+    from fleetstrap.resources import templates_dir
+    from fleetstrap.update import _CopierConfigLoader
+
+    docs = list(yaml.load_all((templates_dir() / "copier.yml").read_text(), Loader=_CopierConfigLoader))
+    settings = [d for d in docs if isinstance(d, dict) and "_subdirectory" in d]
+    assert [str(d["_subdirectory"]).replace(" ", "") for d in settings] == ["units/{{unit}}"]

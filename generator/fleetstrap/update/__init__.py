@@ -240,6 +240,13 @@ def _protect_and_find_conflicts(ws: Workspace, prev: str) -> tuple[str, ...]:
     return tuple(conflicts)
 
 
+class _CopierConfigLoader(yaml.SafeLoader):
+    """Safe YAML that reads copier's custom tags (`!include ...`) as nothing instead of failing."""
+
+
+_CopierConfigLoader.add_multi_constructor("!", lambda _loader, _suffix, _node: None)
+
+
 def _unit_unchanged(source: ResolvedSource, unit: str, old: str) -> str | None:
     """When nothing this unit renders from differs between `old` and the target, the describe string copier
     would record for the target (so the update is only a version bump); else None.
@@ -248,9 +255,11 @@ def _unit_unchanged(source: ResolvedSource, unit: str, old: str) -> str | None:
     must sit under another unit's directory."""
     repo = Path(source.local)
     try:
-        conf = yaml.safe_load(git(repo, "show", f"{source.commit}:copier.yml")) or {}
+        # copier.yml may hold several documents and copier's own `!include` tags: read the settings document.
+        docs = list(yaml.load_all(git(repo, "show", f"{source.commit}:copier.yml"), Loader=_CopierConfigLoader))
     except (UserError, yaml.YAMLError):
         return None
+    conf = next((d for d in docs if isinstance(d, dict) and "_subdirectory" in d), {})
     if not isinstance(conf, dict) or str(conf.get("_subdirectory", "")).replace(" ", "") != "units/{{unit}}":
         return None
     changed = [p for p in git(repo, "diff", "--name-only", "-z", old, source.commit).split("\0") if p]
