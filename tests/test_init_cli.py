@@ -182,3 +182,17 @@ def test_template_failure_is_exit_3_and_atomic(tmp_path: Path, monkeypatch: pyte
     assert "rendering fleet failed" in capsys.readouterr().err
     assert not dest.exists()
     assert _leftovers(tmp_path) == []
+
+
+def test_force_into_an_existing_git_repo_commits_on_top(tmp_path: Path) -> None:
+    dest = tmp_path / "existing"
+    repo = git.Repo.init(dest, initial_branch="main")
+    (dest / "NOTES.md").write_text("ours\n")
+    repo.index.add(["NOTES.md"])
+    first = repo.index.commit("our history").hexsha
+    assert run(["-q", "init", "-b", "starter", "--force", str(dest)]) == 0
+    commits = list(repo.iter_commits())
+    assert [c.hexsha for c in commits][1:] == [first]
+    assert commits[0].message.startswith("Initial fleet from fleetstrap")
+    assert not repo.is_dirty(untracked_files=True)
+    assert (dest / ".fleetstrap/answers/fleet.yml").is_file() and (dest / "NOTES.md").read_text() == "ours\n"

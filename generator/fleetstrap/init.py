@@ -110,6 +110,14 @@ def render_service_repo(answers: FleetAnswers, service: str, tmp: Path, source: 
                       branch=answers.branch)
 
 
+def _commit(root: Path, source: TemplateSource, request: InitRequest, answers: FleetAnswers) -> str | None:
+    with trace.stage("commit"):
+        sha = ensure_commit(root, f"Initial fleet from fleetstrap ({source.ref})",
+                            request.author or default_author(None), branch=answers.branch)
+        trace.annotate(**{"vcs.commit.sha": sha or ""})
+        return sha
+
+
 def init_fleet(request: InitRequest) -> InitReport:
     start = time.perf_counter()
     dest = request.dest.resolve()
@@ -134,16 +142,13 @@ def init_fleet(request: InitRequest) -> InitReport:
         if request.validate:
             run_gate(tmp)
         sha = None
-        if request.commit:
-            with trace.stage("commit"):
-                sha = ensure_commit(
-                    tmp,
-                    f"Initial fleet from fleetstrap ({source.ref})",
-                    request.author or default_author(None),
-                    branch=answers.branch,
-                )
-                trace.annotate(**{"vcs.commit.sha": sha or ""})
+        # --force into an existing git repo: its history stays, and the fleet is committed on top of it.
+        into_existing_repo = (dest / ".git").exists()
+        if request.commit and not into_existing_repo:
+            sha = _commit(tmp, source, request, answers)
         promote(tmp, dest)
+        if request.commit and into_existing_repo:
+            sha = _commit(dest, source, request, answers)
         for repo_tmp, repo_dest in staged:
             promote(repo_tmp, repo_dest)
     return InitReport(
