@@ -24,6 +24,7 @@ from fleetstrap.blueprints import list_blueprints
 from fleetstrap.pins import pin
 from support import k8s
 from support.fleet import RenderedFleet, render_blueprint
+from support.parity import appset_params, canonical, go_template, merge_values
 
 BLUEPRINTS = [b.name for b in list_blueprints()]
 GOLDEN = ("starter", "dual-engine")
@@ -219,27 +220,12 @@ def test_golden_tree(name: str) -> None:
 # ---------------------------------------------------------------- Flux / Argo CD parity
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
-def _canon(value: Any) -> str:
-    return json.dumps(value or {}, sort_keys=True)
 
 
-def _go(template: str, params: dict[str, str]) -> str:
-    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: params[m.group(1)], template)
 
 
-def _appset_params(appset: dict[str, Any]) -> list[dict[str, str]]:
-    gen = appset["spec"]["generators"][0]
-    if "list" in gen:
-        return [dict(e) for e in gen["list"]["elements"]]
-    left, right = (g["list"]["elements"] for g in gen["matrix"]["generators"])
-    return [{**a, **b} for a in left for b in right]
 
 
 def _argo_appsets(fleet: RenderedFleet, sub: str) -> list[dict[str, Any]]:
@@ -262,7 +248,7 @@ def flux_infrastructure(fleet: RenderedFleet) -> set[tuple[str, str, str, str, s
         chart = spec["chart"]["spec"]
         url = repos[(chart["sourceRef"].get("namespace", ns), chart["sourceRef"]["name"])]
         releases.append((chart["chart"], chart["version"], url, spec.get("targetNamespace", ns),
-                         _canon(spec.get("values"))))
+                         canonical(spec.get("values"))))
     out = set()
     for c in fleet.answers.clusters:
         infra = k8s.load_documents(fleet.root / "clusters" / c.name / "infrastructure.yaml")
@@ -279,9 +265,9 @@ def argo_infrastructure(fleet: RenderedFleet) -> set[tuple[str, str, str, str, s
         source = spec["source"]
         if "chart" not in source:
             continue
-        for params in _appset_params(appset):
+        for params in appset_params(appset):
             out.add((params["name"], source["chart"], source["targetRevision"], source["repoURL"],
-                     spec["destination"]["namespace"], _canon(source["helm"].get("valuesObject"))))
+                     spec["destination"]["namespace"], canonical(source["helm"].get("valuesObject"))))
     return out
 
 
@@ -299,11 +285,11 @@ def flux_services(fleet: RenderedFleet) -> set[tuple[str, str, str, str, str]]:
             values: dict[str, Any] = {}
             for ref in spec.get("valuesFrom", []):
                 source = maps[(ref["kind"], ref["name"])]
-                values = _merge(values, yaml.safe_load(source["data"][ref.get("valuesKey", "values.yaml")]) or {})
-            values = _merge(values, spec.get("values") or {})
+                values = merge_values(values, yaml.safe_load(source["data"][ref.get("valuesKey", "values.yaml")]) or {})
+            values = merge_values(values, spec.get("values") or {})
             chart = spec["chart"]["spec"]["chart"].removeprefix("./")
             namespace = spec.get("targetNamespace", o["metadata"].get("namespace"))
-            out.add((c.name, chart.rsplit("/", 1)[-1], chart, namespace, _canon(values)))
+            out.add((c.name, chart.rsplit("/", 1)[-1], chart, namespace, canonical(values)))
     return out
 
 
@@ -311,16 +297,16 @@ def argo_services(fleet: RenderedFleet) -> set[tuple[str, str, str, str, str]]:
     (appset,) = _argo_appsets(fleet, "applicationsets")
     template = appset["spec"]["template"]["spec"]
     out = set()
-    for params in _appset_params(appset):
-        chart = _go(template["source"]["path"], params)
+    for params in appset_params(appset):
+        chart = go_template(template["source"]["path"], params)
         values: dict[str, Any] = {}
         for vf in template["source"]["helm"]["valueFiles"]:
-            path = (fleet.root / chart / _go(vf, params)).resolve()
+            path = (fleet.root / chart / go_template(vf, params)).resolve()
             assert path.is_relative_to(fleet.root.resolve()), vf
-            values = _merge(values, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-        values = _merge(values, template["source"]["helm"].get("valuesObject") or {})
-        out.add((params["name"], params["service"], chart, _go(template["destination"]["namespace"], params),
-                 _canon(values)))
+            values = merge_values(values, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        values = merge_values(values, template["source"]["helm"].get("valuesObject") or {})
+        out.add((params["name"], params["service"], chart, go_template(template["destination"]["namespace"], params),
+                 canonical(values)))
     return out
 
 
@@ -344,20 +330,20 @@ def test_parity_infrastructure(engines: tuple[RenderedFleet, RenderedFleet]) -> 
     configs = [a for a in _argo_appsets(argo, "infrastructure")
                if "chart" not in a["spec"]["template"]["spec"]["source"]]
     assert [a["spec"]["template"]["spec"]["source"]["path"] for a in configs] == ["infrastructure/configs"]
-    assert {p["name"] for p in _appset_params(configs[0])} == {c.name for c in argo.answers.clusters}
+    assert {p["name"] for p in appset_params(configs[0])} == {c.name for c in argo.answers.clusters}
 
 
 def test_argo_services_cover_every_cluster_and_service(engines: tuple[RenderedFleet, RenderedFleet]) -> None:
     _, argo = engines
     (appset,) = _argo_appsets(argo, "applicationsets")
-    params = _appset_params(appset)
+    params = appset_params(appset)
     assert {(p["name"], p["service"]) for p in params} == {
         (c.name, s) for c in argo.answers.clusters for s in PARITY_SERVICES}
     env_of = {c.name: c.environment for c in argo.answers.clusters}
     for p in params:
         assert p["environment"] == env_of[p["name"]]
         (vf,) = appset["spec"]["template"]["spec"]["source"]["helm"]["valueFiles"]
-        resolved = os.path.normpath(f"{_go('charts/{{.service}}', p)}/{_go(vf, p)}")
+        resolved = os.path.normpath(f"{go_template('charts/{{.service}}', p)}/{go_template(vf, p)}")
         assert resolved == f"apps/{p['environment']}/{p['service']}/values.yaml"
     patch = appset["spec"]["templatePatch"]
     assert 'if ne .environment "production"' in patch and "automated" in patch

@@ -7,8 +7,6 @@ namespace, merged values). The CLI tests run the real `fleetstrap init` / `add s
 
 from __future__ import annotations
 
-import json
-import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -22,25 +20,17 @@ from fleetstrap.pins import pin
 from fleetstrap.validate import ValidateOptions, validate_repo
 from support import k8s
 from support.fleet import RenderedFleet, render_blueprint
+from support.parity import appset_params, canonical, go_template, merge_values
 
 BLUEPRINT = "multi-env"
 SERVICES = ["hello", "billing"]
 K8S_VERSION = pin("kubernetes_version")
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
-def _canon(value: Any) -> str:
-    return json.dumps(value or {}, sort_keys=True)
 
 
-def _go(template: str, params: dict[str, str]) -> str:
-    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: params[m.group(1)], template)
 
 
 def _services_appset(fleet: RenderedFleet) -> dict[str, Any]:
@@ -50,9 +40,6 @@ def _services_appset(fleet: RenderedFleet) -> dict[str, Any]:
     return appset
 
 
-def _appset_params(appset: dict[str, Any]) -> list[dict[str, str]]:
-    left, right = (g["list"]["elements"] for g in appset["spec"]["generators"][0]["matrix"]["generators"])
-    return [{**a, **b} for a in left for b in right]
 
 
 def _argo_sources(fleet: RenderedFleet) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -82,10 +69,10 @@ def flux_split_services(fleet: RenderedFleet) -> set[tuple[str, str, tuple[str, 
             values: dict[str, Any] = {}
             for ref in spec.get("valuesFrom", []):
                 data = maps[(ref["kind"], ref["name"])]["data"][ref.get("valuesKey", "values.yaml")]
-                values = _merge(values, yaml.safe_load(data) or {})
-            values = _merge(values, spec.get("values") or {})
+                values = merge_values(values, yaml.safe_load(data) or {})
+            values = merge_values(values, spec.get("values") or {})
             out.add((c.name, spec["releaseName"], (source["url"], source["ref"]["semver"]),
-                     spec.get("targetNamespace", namespace), _canon(values)))
+                     spec.get("targetNamespace", namespace), canonical(values)))
     return out
 
 
@@ -95,17 +82,17 @@ def argo_split_services(fleet: RenderedFleet) -> set[tuple[str, str, tuple[str, 
     template = appset["spec"]["template"]["spec"]
     chart, refs = _argo_sources(fleet)
     out = set()
-    for params in _appset_params(appset):
+    for params in appset_params(appset):
         values: dict[str, Any] = {}
         for vf in chart["helm"]["valueFiles"]:
-            name, _, rest = _go(vf, params).partition("/")
+            name, _, rest = go_template(vf, params).partition("/")
             # `$values` is the root of the ref source, which must be this fleet repository.
             assert refs[name.removeprefix("$")]["repoURL"] == fleet.answers.git_url
-            values = _merge(values, yaml.safe_load((fleet.root / rest).read_text(encoding="utf-8")) or {})
-        values = _merge(values, chart["helm"].get("valuesObject") or {})
-        out.add((params["name"], _go(chart["helm"]["releaseName"], params),
-                 (_go(chart["repoURL"], params), chart["targetRevision"]),
-                 _go(template["destination"]["namespace"], params), _canon(values)))
+            values = merge_values(values, yaml.safe_load((fleet.root / rest).read_text(encoding="utf-8")) or {})
+        values = merge_values(values, chart["helm"].get("valuesObject") or {})
+        out.add((params["name"], go_template(chart["helm"]["releaseName"], params),
+                 (go_template(chart["repoURL"], params), chart["targetRevision"]),
+                 go_template(template["destination"]["namespace"], params), canonical(values)))
     return out
 
 
@@ -146,7 +133,7 @@ def test_argo_project_allows_every_source(engines: tuple[RenderedFleet, Rendered
     project = k8s.load_documents(argo.root / "argocd/projects" / f"{project_name}.yaml")[0]
     allowed = set(project["spec"]["sourceRepos"])
     chart, refs = _argo_sources(argo)
-    used = {_go(s["repoURL"], p) for p in _appset_params(appset) for s in [chart, *refs.values()]}
+    used = {go_template(s["repoURL"], p) for p in appset_params(appset) for s in [chart, *refs.values()]}
     assert used == allowed, "the AppProject allows exactly the fleet repo and each service's chart"
     # Other teams' projects gain nothing from the split layout.
     for other in argo.answers.teams[1:]:
