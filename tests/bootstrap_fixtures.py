@@ -235,3 +235,14 @@ def write_deploy_key(path: Path) -> Path:
     path.write_bytes(pem)
     path.chmod(0o600)
     return path
+
+
+@contextmanager
+def pinned_release_downloads() -> Iterator[Downloads]:
+    """A download server publishing the Flux and Argo CD install manifests of the pinned versions."""
+    from fleetstrap.pins import pin
+
+    with download_server() as d:
+        d.publish_flux(pin("flux_version"), flux_install_yaml())
+        d.publish_argocd(pin("argocd_version"), argocd_install_yaml())
+        yield d

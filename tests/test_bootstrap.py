@@ -15,25 +15,20 @@ from bootstrap_fixtures import (
     KNOWN_HOSTS,
     Downloads,
     FleetRepo,
-    argocd_install_yaml,
-    download_server,
-    flux_install_yaml,
     git,
     make_fleet_repo,
+    pinned_release_downloads,
     write_deploy_key,
 )
 from fleetstrap.bootstrap import BootstrapRequest, StatusRequest, bootstrap_cluster, fleet_status
 from fleetstrap.cli import run
 from fleetstrap.errors import ClusterError
-from fleetstrap.pins import pin
 from kube_double import KubeDouble, argocd_ready, flux_never_ready, flux_ready, serve
 
 
 @pytest.fixture(scope="module")
 def downloads() -> Iterator[Downloads]:
-    with download_server() as d:
-        d.publish_flux(pin("flux_version"), flux_install_yaml())
-        d.publish_argocd(pin("argocd_version"), argocd_install_yaml())
+    with pinned_release_downloads() as d:
         yield d
 
 

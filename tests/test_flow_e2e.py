@@ -27,9 +27,7 @@ pytest.importorskip("opentelemetry.proto", reason="opentelemetry-proto (test ext
 from bootstrap_fixtures import (
     KNOWN_HOSTS,
     Downloads,
-    argocd_install_yaml,
-    download_server,
-    flux_install_yaml,
+    pinned_release_downloads,
     write_deploy_key,
 )
 from fake_github import FakeGitHub
@@ -52,9 +50,7 @@ TEMPLATE_VERSION = f"v{__version__}"
 
 @pytest.fixture(scope="module")
 def downloads() -> Iterator[Downloads]:
-    with download_server() as d:
-        d.publish_flux(pin("flux_version"), flux_install_yaml())
-        d.publish_argocd(pin("argocd_version"), argocd_install_yaml())
+    with pinned_release_downloads() as d:
         yield d
 
 
