@@ -13,7 +13,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from fleetstrap import output, trace
 from fleetstrap.bootstrap import fleetrepo, manifests, objects
 from fleetstrap.bootstrap.kube import Applied, KubeClient, connect, obj_ref
-from fleetstrap.bootstrap.wait import Target, argocd_check, flux_check, wait_ready, workload_check
+from fleetstrap.bootstrap.status import flux_object_states
+from fleetstrap.bootstrap.wait import Target, argocd_check, flux_check, wait_ready, wait_settled, workload_check
 from fleetstrap.errors import ClusterError, FleetstrapError, UserError
 from fleetstrap.gitrepo import ensure_commit
 from fleetstrap.pins import pin
@@ -344,6 +345,13 @@ def bootstrap_flux(req: BootstrapRequest, fleet: fleetrepo.FleetInfo, client: Ku
         with trace.stage("wait.sync", engine="flux"):
             wait_ready(client, targets, what=f"Flux to sync {sha[:12]}", timeout=req.timeout,
                        interval=req.poll_interval)
+        # flux-system applied the revision; what it created (infrastructure, services) reconciles on its own.
+        # Report what does not become ready (e.g. a chart source that is unreachable) instead of hiding it.
+        with trace.stage("wait.reconciled", engine="flux"):
+            for ref, why in wait_settled(lambda: flux_object_states(client), timeout=req.timeout,
+                                         interval=req.poll_interval):
+                output.warn(f"{ref} not ready: {why}")
+                run.notes.append(f"{ref} not ready: {why}")
     return sha
 
 
