@@ -228,11 +228,20 @@ class FluxBuild:
         return sorted(p for m in self.modules.values() for p in (m / "config" / "crd" / "bases").glob("*.yaml"))
 
 
-def crd_names(files: list[Path]) -> list[str]:
-    """metadata.name of every CustomResourceDefinition in `files`."""
+def load_all(text: str) -> list[object]:
+    """YAML documents; a bare `=` (an enum value in some CRDs) is YAML 1.1's `value` tag, read as the string."""
     import yaml
 
-    return [d["metadata"]["name"] for p in files for d in yaml.safe_load_all(p.read_text(encoding="utf-8"))
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+    return list(yaml.load_all(text, Loader=Loader))
+
+
+def crd_names(files: list[Path]) -> list[str]:
+    """metadata.name of every CustomResourceDefinition in `files`."""
+    return [d["metadata"]["name"] for p in files for d in load_all(p.read_text(encoding="utf-8"))
             if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
 
 
@@ -260,16 +269,22 @@ def build_flux_controller(name: str, version: str) -> Path:
     return binary
 
 
+def flux_modules(flux_version: str) -> FluxBuild:
+    """The controllers' module folders only (CRDs, manifests): nothing is built."""
+    versions = flux_controller_versions(flux_version)
+    return FluxBuild(flux_version, {}, {n: module_dir(f"github.com/fluxcd/{n}", v) for n, v in versions.items()})
+
+
 def build_flux(flux_version: str) -> FluxBuild:
     versions = flux_controller_versions(flux_version)
     binaries = {name: build_flux_controller(name, ver) for name, ver in versions.items()}
-    modules = {name: module_dir(f"github.com/fluxcd/{name}", ver) for name, ver in versions.items()}
-    return FluxBuild(flux_version, binaries, modules)
+    return FluxBuild(flux_version, binaries, flux_modules(flux_version).modules)
 
 
-def build_all(flux_version: str) -> tuple[Path, Kwok, FluxBuild]:
-    """Every binary the control-plane tests use (what .ci/run prebuilds)."""
-    return build_kubernetes(), build_kwok(), build_flux(flux_version)
+def build_all(flux_version: str, *, with_flux: bool) -> tuple[Path, Kwok, FluxBuild]:
+    """Every binary the control-plane tests use (what .ci/run prebuilds); the Flux controllers on request."""
+    flux = build_flux(flux_version) if with_flux else flux_modules(flux_version)
+    return build_kubernetes(), build_kwok(), flux
 
 
 # ---------------------------------------------------------------- CRDs of the pinned controllers
