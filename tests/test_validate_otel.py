@@ -11,7 +11,7 @@ import pytest
 
 from fleetstrap.cli import run
 from fleetstrap.validate import ValidateOptions, validate_repo
-from fleetstrap.validate.check_otel import OTELCOL_ENV, OTELCOL_NAMES
+from fleetstrap.validate.check_otel import NO_COLLECTOR_NOTE, OTELCOL_ENV, OTELCOL_NAMES
 from fleetstrap.validate.model import CHECKS, Finding
 from support.fleet import render_blueprint
 from support.otelcol import otelcol_binary
@@ -60,7 +60,7 @@ def edit(root: Path, rel: str, old: str, new: str) -> None:
 def test_without_a_collector_the_structural_check_still_runs(fleet: Path) -> None:
     findings, notes = otel_findings(fleet)
     assert findings == []
-    assert any("no collector binary" in n for n in notes), notes
+    assert NO_COLLECTOR_NOTE in notes
     edit(fleet, GATEWAY, "exporters: [otlp_grpc/backend, span_metrics]",
          "exporters: [otlp_grpc/backend, span_metrics, otlp_http/missing]")
     findings, _ = otel_findings(fleet)
@@ -88,7 +88,7 @@ def test_a_given_collector_that_does_not_exist_is_a_user_error(fleet: Path,
 def test_generated_fleet_passes_the_real_collector(fleet: Path, otelcol: Path) -> None:
     findings, notes = otel_findings(fleet, otelcol=str(otelcol))
     assert findings == [], findings
-    assert not any("no collector binary" in n for n in notes)
+    assert NO_COLLECTOR_NOTE not in notes
 
 
 @pytest.mark.parametrize("how", ["option", "env", "path"])
@@ -176,3 +176,23 @@ def test_real_collector_flags_a_deprecated_alias_as_a_warning(fleet: Path, otelc
     findings, _ = otel_findings(fleet, otelcol=str(otelcol))
     assert [(f.severity, f.file, f.object) for f in findings] == [("warning", GATEWAY, GATEWAY_ID)], findings
     assert "'spanmetrics' is a deprecated alias" in findings[0].message
+
+
+def test_real_collector_loads_the_sidecar_config_as_each_environment_renders_it(tmp_path: Path,
+                                                                                otelcol: Path) -> None:
+    """The sidecar's config is a Helm template: the helm check renders it with the fleet's values, then the otel
+    check loads it (a field only the collector knows, injected into the chart template)."""
+    pytest.importorskip("helm_python", reason="the Helm SDK (pip install 'fleetstrap[helm]') is not installed")
+    fleet = tmp_path / "fleet"
+    shutil.copytree(render_blueprint("starter", collector_mode="sidecar").root, fleet)
+    (template,) = fleet.rglob("otel-sidecar-configmap.yaml")
+    rel = template.relative_to(fleet).as_posix()
+    options = {"disabled": frozenset(set(CHECKS) - {"otel", "helm"}), "otelcol": str(otelcol)}
+    report = validate_repo(fleet, ValidateOptions(offline=True, **options))  # type: ignore[arg-type]
+    assert [f for f in report.findings if f.check == "otel"] == []
+    edit(fleet, rel, "      batch: {}\n", "      batch:\n        send_batch_sizee: 10\n")
+    report = validate_repo(fleet, ValidateOptions(offline=True, **options))  # type: ignore[arg-type]
+    errors = [f for f in report.findings if f.check == "otel" and f.severity == "error"]
+    assert len(errors) == 1, report.findings
+    assert errors[0].file == rel and errors[0].object.startswith("ConfigMap/")
+    assert "send_batch_sizee" in errors[0].message

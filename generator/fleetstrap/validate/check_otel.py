@@ -30,6 +30,8 @@ Report = Callable[..., None]
 OTELCOL_ENV = "FLEETSTRAP_OTELCOL"
 # Names the collector distributions install their binary under, most complete first.
 OTELCOL_NAMES = ("otelcol-contrib", "otelcol-k8s", "otelcol")
+NO_COLLECTOR_NOTE = ("otel: no collector binary (otelcol-contrib, otelcol) on PATH; configs were checked "
+                     f"structurally only (give one with --otelcol or ${OTELCOL_ENV})")
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
 
 
@@ -60,13 +62,23 @@ def collector_configs(data: Any) -> list[tuple[Path_, dict[str, Any]]]:
     return found
 
 
-def _configs(ctx: Context) -> list[tuple[Doc, Path_, dict[str, Any], bool]]:
-    """(document, path of the config inside it, config, nested-in-a-string)."""
-    found: list[tuple[Doc, Path_, dict[str, Any], bool]] = []
-    for doc in ctx.docs:
+def _configs(ctx: Context) -> list[tuple[Doc, Path_, dict[str, Any], bool, bool]]:
+    """(document, path of the config inside it, config, nested-in-a-string, rendered-from-a-chart).
+
+    Charts count too: the helm check (which runs first) renders them with every values set the repo gives
+    them, so a collector config in a chart template (a sidecar's ConfigMap) is checked as it will deploy."""
+    found: list[tuple[Doc, Path_, dict[str, Any], bool, bool]] = []
+    seen: set[str] = set()
+    from_charts = {id(d) for d in ctx.rendered}
+    for doc in [*ctx.docs, *ctx.rendered]:
+        rendered = id(doc) in from_charts
         for base, cfg in collector_configs(doc.data):
+            key = yaml.safe_dump([doc.file, object_id(doc.data), cfg])
+            if rendered and key in seen:
+                continue  # the same rendering under another values set
+            seen.add(key)
             nested = bool(base) and not isinstance(_get(doc.data, base), dict)
-            found.append((doc, base, cfg, nested))
+            found.append((doc, base, cfg, nested, rendered))
     return found
 
 
@@ -85,23 +97,23 @@ def _parse(text: str) -> Any:
 
 def run_otel(ctx: Context) -> None:
     configs = _configs(ctx)
-    for doc, base, cfg, nested in configs:
-        check_config(cfg, _reporter(ctx, doc, base, nested))
+    for doc, base, cfg, nested, rendered in configs:
+        check_config(cfg, _reporter(ctx, doc, base, nested, rendered))
     if not configs or (ctx.options.fast and not ctx.options.otelcol):
         return  # the quick gate of init/add/update runs no external collector unless one is given
     exe = find_otelcol(ctx.options.otelcol)
     if exe is None:
-        ctx.note("otel: no collector binary (otelcol-contrib, otelcol) on PATH; configs were checked structurally "
-                 f"only (give one with --otelcol or ${OTELCOL_ENV})")
+        ctx.note(NO_COLLECTOR_NOTE)
         return
-    for doc, base, cfg, nested in configs:
-        run_collector_validate(exe, cfg, _pod_env(doc.data), _reporter(ctx, doc, base, nested), ctx.note)
+    for doc, base, cfg, nested, rendered in configs:
+        run_collector_validate(exe, cfg, _pod_env(doc.data), _reporter(ctx, doc, base, nested, rendered), ctx.note)
 
 
-def _reporter(ctx: Context, doc: Doc, base: Path_, nested: bool) -> Report:
+def _reporter(ctx: Context, doc: Doc, base: Path_, nested: bool, rendered: bool) -> Report:
     def report(path: Path_, message: str, severity: str = "error") -> None:
-        # Inside a string (ConfigMap data) lines point at the key holding the config.
-        line = line_of(doc, base) if nested else line_of(doc, (*base, *path))
+        # Inside a string (ConfigMap data) lines point at the key holding the config; rendered chart output
+        # has no line in the template.
+        line = None if rendered else line_of(doc, base) if nested else line_of(doc, (*base, *path))
         shown = json_path([*base, *path]) if not nested else json_path(base) + " → " + json_path(list(path))
         ctx.findings.append(Finding("otel", "error" if severity == "error" else "warning", doc.file, line,
                                     object_id(doc.data) if doc.is_object else "", shown, message))
