@@ -24,8 +24,10 @@ from support.otelcol import (
     components_of,
     env_references,
     fleet_configs,
+    gateway_config,
     otelcol_binary,
     running_collector,
+    standin_gateway,
     validate_config,
 )
 
@@ -48,11 +50,8 @@ def variant_configs(variant: str) -> list[FoundConfig]:
     return fleet_configs(render_blueprint("starter", **FLEET_VARIANTS[key]).root, variant)
 
 
-def gateway_config(**overrides: Any) -> dict[str, Any]:
-    found = [f for f in fleet_configs(render_blueprint("starter", **overrides).root, "starter")
-             if "OpenTelemetryCollector gateway" in f.label]
-    assert len(found) == 1, [f.label for f in found]
-    return copy.deepcopy(found[0].config)
+def starter_gateway(**overrides: Any) -> dict[str, Any]:
+    return gateway_config(render_blueprint("starter", **overrides).root)
 
 
 # ---------------------------------------------------------------- the build
@@ -146,7 +145,7 @@ def _break(config: dict[str, Any], how: str) -> dict[str, Any]:
     ("wrong-type", "check_interval"),
 ])
 def test_broken_configs_fail(otelcol: Path, how: str, needle: str) -> None:
-    good = gateway_config()
+    good = starter_gateway()
     assert validate_config(otelcol, good).ok
     result = validate_config(otelcol, _break(good, how))
     assert not result.ok, f"{how} was accepted:\n{result.output}"
@@ -156,7 +155,7 @@ def test_broken_configs_fail(otelcol: Path, how: str, needle: str) -> None:
 def test_deprecated_alias_passes_validate_but_not_the_canonical_names(otelcol: Path) -> None:
     """Why the tests compare types with `components`: `validate` accepts the pre-0.144 exporter name `otlp`
     without a word, while the running collector logs it as deprecated."""
-    config = gateway_config()
+    config = starter_gateway()
     config["processors"].pop("k8s_attributes")  # needs a Kubernetes API to start
     config["exporters"]["otlp/backend"] = config["exporters"].pop("otlp_grpc/backend")
     for pipeline in config["service"]["pipelines"].values():
@@ -171,27 +170,6 @@ def test_deprecated_alias_passes_validate_but_not_the_canonical_names(otelcol: P
 
 
 # ---------------------------------------------------------------- end to end through the gateway
-
-
-def standin_gateway(config: dict[str, Any], backend_url: str) -> dict[str, Any]:
-    """The generated gateway config made runnable outside a cluster, for this test only:
-    - k8s_attributes needs the Kubernetes API; a `resource` processor adds the attributes it would extract for
-      the sending pod (the same keys, its `extract.metadata` list), at the same place in the pipelines;
-    - the backend exporter points at the test's OTLP receiver (plain gRPC on loopback)."""
-    out = copy.deepcopy(config)
-    extract = out["processors"].pop("k8s_attributes")["extract"]["metadata"]
-    values = {"k8s.namespace.name": "checkout", "k8s.pod.name": "checkout-5d8f7c9b4-abcde",
-              "k8s.pod.uid": "0b7a2c1e-7c5d-4f8e-9a61-2d3c4b5a6f70", "k8s.deployment.name": "checkout",
-              "k8s.node.name": "node-1"}
-    out["processors"]["resource/k8sattributes-standin"] = {
-        "attributes": [{"key": key, "value": values[key], "action": "upsert"} for key in extract]}
-    for pipeline in out["service"]["pipelines"].values():
-        pipeline["processors"] = ["resource/k8sattributes-standin" if p == "k8s_attributes" else p
-                                  for p in pipeline["processors"]]
-    exporter = out["exporters"]["otlp_grpc/backend"]
-    exporter["endpoint"] = backend_url.removeprefix("http://")
-    exporter["tls"] = {"insecure": True}
-    return out
 
 
 def _span_request(service: str, name: str) -> Any:
@@ -234,7 +212,7 @@ def test_gateway_carries_spans_over_grpc_and_http_with_its_resource_attributes(o
 
     fleet = render_blueprint("starter", monitoring=monitoring)
     with grpc_receiver() as backend:
-        config = standin_gateway(gateway_config(monitoring=monitoring), backend.url)
+        config = standin_gateway(starter_gateway(monitoring=monitoring), backend.url)
         with running_collector(otelcol, config) as collector:
             _send_grpc(collector.endpoint("receivers.otlp.protocols.grpc"), _span_request("checkout", "GET /grpc"))
             _send_http(collector.endpoint("receivers.otlp.protocols.http"), _span_request("checkout", "GET /http"))
@@ -271,7 +249,7 @@ def _assert_span_metrics(endpoint: str) -> None:
 
 
 def test_running_collector_stops_its_process_when_the_test_fails(otelcol: Path) -> None:
-    config = gateway_config()
+    config = starter_gateway()
     config["processors"].pop("k8s_attributes")
     for pipeline in config["service"]["pipelines"].values():
         pipeline["processors"] = [p for p in pipeline["processors"] if p != "k8s_attributes"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import importlib.util
 import os
 import re
@@ -203,6 +204,41 @@ def rendered_collector_configs() -> list[FoundConfig]:
     for variant, overrides in FLEET_VARIANTS.items():
         found += fleet_configs(render_blueprint("starter", **overrides).root, f"starter+{variant}")
     return found
+
+
+STANDIN_POD = {"k8s.namespace.name": "checkout", "k8s.pod.name": "checkout-5d8f7c9b4-abcde",
+               "k8s.pod.uid": "0b7a2c1e-7c5d-4f8e-9a61-2d3c4b5a6f70", "k8s.deployment.name": "checkout",
+               "k8s.node.name": "node-1"}
+
+
+def gateway_config(root: Path) -> dict[str, Any]:
+    """The gateway's config (OpenTelemetryCollector observability/gateway) of a rendered fleet, as a copy."""
+    path = root / "infrastructure" / "configs" / "otel-gateway.yaml"
+    objects = [(path.name, d) for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
+    found = configs_in_objects(objects, path.name)
+    assert len(found) == 1, f"{path}: expected one collector config, found {len(found)}"
+    return copy.deepcopy(found[0].config)
+
+
+def standin_gateway(config: Mapping[str, Any], backend_url: str,
+                    pod: Mapping[str, str] = STANDIN_POD) -> dict[str, Any]:
+    """The generated gateway config made runnable outside a cluster, for tests only:
+    - k8s_attributes needs the Kubernetes API; a `resource` processor upserts the attributes it would extract
+      for the sending pod (its `extract.metadata` keys, values from `pod`) at the same place in the pipelines;
+    - the backend exporter points at `backend_url`, a test OTLP/gRPC receiver on loopback (plain text).
+    Everything else (receivers, memory_limiter, the fleet's resource attributes, batch, connectors) is kept."""
+    out: dict[str, Any] = copy.deepcopy(dict(config))
+    extract = out["processors"].pop("k8s_attributes")["extract"]["metadata"]
+    values = {**STANDIN_POD, **pod}
+    out["processors"]["resource/k8sattributes-standin"] = {
+        "attributes": [{"key": key, "value": values[key], "action": "upsert"} for key in extract]}
+    for pipeline in out["service"]["pipelines"].values():
+        pipeline["processors"] = ["resource/k8sattributes-standin" if p == "k8s_attributes" else p
+                                  for p in pipeline["processors"]]
+    exporter = out["exporters"]["otlp_grpc/backend"]
+    exporter["endpoint"] = backend_url.removeprefix("http://")
+    exporter["tls"] = {"insecure": True}
+    return out
 
 
 # ---------------------------------------------------------------- the collector's own validate
