@@ -196,3 +196,53 @@ def test_real_collector_loads_the_sidecar_config_as_each_environment_renders_it(
     assert len(errors) == 1, report.findings
     assert errors[0].file == rel and errors[0].object.startswith("ConfigMap/")
     assert "send_batch_sizee" in errors[0].message
+
+
+COLLECTOR_WITH_ENV = """\
+apiVersion: opentelemetry.io/v1beta1
+kind: OpenTelemetryCollector
+metadata:
+  name: agent
+  namespace: observability
+spec:
+  env:{env}
+  config:
+    receivers:
+      otlp:
+        protocols:
+          grpc:
+            endpoint: ${{env:MY_POD_IP}}:4317
+    exporters:
+      debug: {{}}
+    service:
+      pipelines:
+        traces:
+          receivers: [otlp]
+          exporters: [debug]
+"""
+
+
+def test_real_collector_path_warns_about_variables_the_pod_does_not_set(tmp_path: Path, otelcol: Path) -> None:
+    """The collector expands an unset ${env:X} to "" silently (validate passes): the check says it."""
+    manifest = tmp_path / "agent.yaml"
+    manifest.write_text(COLLECTOR_WITH_ENV.format(env=" []"), encoding="utf-8")
+    findings, _ = otel_findings(tmp_path, otelcol=str(otelcol))
+    assert [(f.severity, f.object) for f in findings] == [("warning", "OpenTelemetryCollector/observability/agent")]
+    assert "${env:MY_POD_IP}" in findings[0].message
+    manifest.write_text(COLLECTOR_WITH_ENV.format(
+        env="\n    - name: MY_POD_IP\n      valueFrom:\n        fieldRef:\n          fieldPath: status.podIP"),
+        encoding="utf-8")
+    findings, _ = otel_findings(tmp_path, otelcol=str(otelcol))
+    assert findings == []
+
+
+def test_cli_option_reports_the_collectors_finding(fleet: Path, otelcol: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    edit(fleet, GATEWAY, "send_batch_size: 8192", "send_batch_sizee: 8192")
+    disable = [arg for check in sorted(ONLY_OTEL) for arg in ("--disable", check)]
+    assert run(["validate", str(fleet), "--offline", "--format", "json", "--otelcol", str(otelcol), *disable]) == 2
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert [(f["check"], f["file"], f["object"]) for f in findings] == [("otel", GATEWAY, GATEWAY_ID)]
+    assert "send_batch_sizee" in findings[0]["message"]

@@ -181,10 +181,13 @@ def find_otelcol(given: str | None) -> str | None:
     return next((exe for name in OTELCOL_NAMES if (exe := shutil.which(name))), None)
 
 
-def _pod_env(data: Any) -> dict[str, str]:
-    """Plain `env` values an OpenTelemetryCollector gives its pods (valueFrom is resolved in the cluster only)."""
-    env = _get(data, ("spec", "env")) if isinstance(data, dict) else None
-    return {str(e["name"]): str(e["value"]) for e in env or [] if isinstance(e, dict) and "value" in e}
+def _pod_env(data: Any) -> dict[str, str] | None:
+    """The `env` an OpenTelemetryCollector gives its pods (valueFrom entries: set, value known in the cluster
+    only); None for other objects, whose pod is not known here."""
+    if not (isinstance(data, dict) and data.get("kind") == "OpenTelemetryCollector"):
+        return None
+    env = _get(data, ("spec", "env"))
+    return {str(e["name"]): str(e.get("value", "")) for e in env or [] if isinstance(e, dict) and "name" in e}
 
 
 _KINDS = ("receivers", "processors", "exporters", "connectors", "extensions")
@@ -239,13 +242,15 @@ def parse_validate_output(output: str) -> list[tuple[str, str]]:
     return problems
 
 
-def run_collector_validate(exe: str, cfg: dict[str, Any], env: dict[str, str], report: Report,
+def run_collector_validate(exe: str, cfg: dict[str, Any], env: dict[str, str] | None, report: Report,
                            note: Callable[[str], None]) -> None:
-    """`<exe> validate --config` on one config; each problem it prints becomes a finding."""
+    """`<exe> validate --config` on one config; each problem it prints becomes a finding. `env`: what the pod
+    sets (None: unknown). The collector expands an unset ${env:X} to "" without a word, so it is said here."""
     text = yaml.safe_dump(cfg, sort_keys=False)
-    unset = sorted({name for name, default in _ENV_REF.findall(text) if not default and name not in env})
-    for name in unset:
-        report((), f"references ${{env:{name}}}, which the collector's pod does not set", "warning")
+    if env is not None:
+        for name in sorted({name for name, default in _ENV_REF.findall(text) if not default and name not in env}):
+            report((), f"references ${{env:{name}}}, which the collector's pod does not set", "warning")
+    env = env or {}
     base_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "TMPDIR")}
     with tempfile.TemporaryDirectory(prefix="fleetstrap-otelcol-") as tmp:
         path = Path(tmp) / "config.yaml"
