@@ -153,11 +153,16 @@ class FleetAnswers:
         out["service"] = self.services[0] if self.services else ""
         return out
 
+    @property
+    def engines(self) -> tuple[str, ...]:
+        return ("flux", "argocd") if self.engine == "both" else (self.engine,)
+
     def cluster(self, name: str) -> ClusterSpec:
         for c in self.clusters:
             if c.name == name:
                 return c
-        raise AnswersError(f"unknown cluster {name!r}; this fleet has: {', '.join(c.name for c in self.clusters)}")
+        known = ", ".join(c.name for c in self.clusters) or "none"
+        raise AnswersError(f"unknown cluster {name!r}; this fleet has: {known}")
 
 
 # ---------------------------------------------------------------- parsing sources
@@ -368,4 +373,19 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
 
 
 def replace(answers: FleetAnswers, **changes: Any) -> FleetAnswers:
-    return dataclasses.replace(answers, **changes)
+    """A changed copy, validated again by `build_answers`, the one constructor: a command must never leave a
+    repo that fleetstrap itself refuses to read (e.g. a cluster `server` that is not https)."""
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(FleetAnswers)} - {"extra"})
+    if unknown:
+        raise TypeError(f"FleetAnswers has no field(s) {', '.join(unknown)}")
+    data = answers.to_mapping()
+    for key, value in changes.items():
+        if key == "clusters":
+            data[key] = [c.to_data() for c in value]
+        elif isinstance(value, tuple):
+            data[key] = list(value)
+        else:
+            data[key] = value
+    if "services" in changes:
+        data["service"] = data["services"][0] if data["services"] else ""
+    return build_answers(data)

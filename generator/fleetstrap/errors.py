@@ -56,6 +56,18 @@ class RemoteError(UserError):
     """A git remote or API refused or failed (auth, network, unrelated history)."""
 
 
+class GitError(RemoteError):
+    """A git command failed (local or against a remote); the message names what, never a credential."""
+
+
+class GitHubError(RemoteError):
+    """The GitHub API refused or failed; `status` is the HTTP status (None: no answer, e.g. rate limit)."""
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
 class ClusterError(UserError):
     """The cluster refused or failed (preflight, apply, timeout)."""
 

@@ -12,15 +12,14 @@ import fcntl
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetstrap import __version__
-from fleetstrap.errors import DestinationError, TemplateError
+from fleetstrap import __version__, gitrepo
+from fleetstrap.errors import DestinationError, GitError, TemplateError
 from fleetstrap.plan import Component
 from fleetstrap.resources import templates_dir
 
@@ -51,19 +50,10 @@ def _tree_digest(root: Path) -> str:
 
 
 def _git(cwd: Path, *args: str, index_file: Path | None = None) -> str:
-    env = {
-        **os.environ,
-        **({"GIT_INDEX_FILE": str(index_file)} if index_file else {}),
-        "GIT_AUTHOR_NAME": "fleetstrap",
-        "GIT_AUTHOR_EMAIL": "fleetstrap@localhost",
-        "GIT_COMMITTER_NAME": "fleetstrap",
-        "GIT_COMMITTER_EMAIL": "fleetstrap@localhost",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    res = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise TemplateError(f"git {args[0]} failed in the template mirror: {res.stderr.strip()}")
-    return res.stdout.strip()
+    try:
+        return gitrepo.run(cwd, *args, env=gitrepo.scratch_env(index_file)).strip()
+    except GitError as exc:  # the mirror is fleetstrap's own repo: a failure there is a bug, not bad input
+        raise TemplateError(f"{exc} (in the template mirror)") from exc
 
 
 def ensure_template_mirror(src: Path | None = None, version: str = __version__) -> TemplateSource:

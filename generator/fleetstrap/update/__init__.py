@@ -19,6 +19,7 @@ import yaml
 
 from fleetstrap import output, trace
 from fleetstrap.errors import ConflictError, FindingsError, NotAFleetRepoError, TemplateError, UserError
+from fleetstrap.init import run_gate
 from fleetstrap.plan import Component
 from fleetstrap.render import TemplateSource, plain_data
 from fleetstrap.repo import FleetRepo, RepoComponent, load_fleet
@@ -314,16 +315,6 @@ def _run_migrations(ws: Workspace, migrations: Sequence[Migration], updated: Seq
     return tuple(ran)
 
 
-def _run_gate(root: Path) -> None:
-    """The offline validation gate, when this build has it (another module owns it)."""
-    try:
-        from fleetstrap.validate import gate
-    except ImportError:
-        return
-    with trace.stage("validate"):
-        gate(root)
-
-
 def _versions_message(updated: Sequence[ComponentUpdate], target: str) -> str:
     olds = sorted({u.from_version for u in updated})
     lines = [f"fleetstrap update: templates {', '.join(olds)} -> {target}", ""]
@@ -400,7 +391,7 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
             hint="resolve the <<<<<<< markers (or .rej files), then validate and commit",
         )
     if request.validate:
-        _run_gate(root)
+        run_gate(root)
     sha = None
     if request.commit:
         from fleetstrap.gitrepo import ensure_commit
