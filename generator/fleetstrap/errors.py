@@ -90,3 +90,20 @@ class ConflictError(FleetstrapError):
 
 class TemplateError(FleetstrapError):
     """A bundled template failed to render: a bug in fleetstrap, exit 3."""
+
+
+def exit_code_for(exc: BaseException | None) -> int:
+    """The one exit-code map: what `fleetstrap` exits with after `exc` (None: success). Telemetry reads it too."""
+    import click
+
+    if exc is None:
+        return EXIT_OK
+    if isinstance(exc, click.exceptions.Exit):
+        return int(exc.exit_code)
+    if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, click.ClickException):
+        return EXIT_USER  # usage errors are user errors
+    if isinstance(exc, FleetstrapError):
+        return exc.exit_code
+    return EXIT_BUG
