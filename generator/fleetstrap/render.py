@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetstrap import __version__, gitrepo
+from fleetstrap import __version__, copier_adapter, gitrepo
+from fleetstrap.copier_adapter import SharedTemplate
 from fleetstrap.errors import DestinationError, GitError, TemplateError
 from fleetstrap.plan import Component
 from fleetstrap.resources import templates_dir
@@ -142,54 +143,20 @@ def _ensure_mirror_locked(src: Path, digest: str, mirror: Path, version: str) ->
 
 
 def render_component(component: Component, dest: Path, source: TemplateSource, *, overwrite: bool = True,
-                     shared: Any = None) -> None:
+                     shared: SharedTemplate | None = None) -> None:
     """Render one unit into `dest` (a repo root), recording its answers file.
 
-    `shared` is a copier Template from `shared_template()`: reusing it across the components of one run
-    saves a git clone and a config parse per component (most of copier's per-render cost).
+    `shared` (from `copier_adapter.shared_template`) reuses one template clone across the components of a run:
+    that saves a git clone and a config parse per component (most of copier's per-render cost).
     """
-    # Lazy: copier is slow to import and --help must not load it. Worker (not run_copy) so that the
-    # template clone can be shared; copier is pinned below 10 for this.
-    from copier._main import Worker
-
-    try:
-        with Worker(
-            src_path=source.url,
-            dst_path=dest,
-            data=plain_data(component.data_dict()),
-            answers_file=Path(component.answers_file),
-            vcs_ref=source.ref,
-            defaults=True,
-            overwrite=overwrite,
-            quiet=True,
-            unsafe=True,  # our own template; migrations need it
-            cleanup_on_error=False,
-        ) as worker:
-            if shared is not None:
-                # Worker.template is a cached_property; pre-seeding it skips the per-worker clone.
-                worker.__dict__["template"] = shared
-            worker.run_copy()
-    except Exception as exc:  # copier raises many types; any failure here is a template bug or bad data
-        name = type(exc).__name__
-        raise TemplateError(f"rendering {component.name} failed: {name}: {exc}") from exc
-
-
-@contextlib.contextmanager
-def shared_template(source: TemplateSource) -> Iterator[Any]:
-    """One clone of the template source for several renders; removed afterwards."""
-    from copier._template import Template  # copier pinned <10; falls back to a clone per render if absent
-
-    template = Template(url=source.url, ref=source.ref)
-    try:
-        yield template
-    finally:
-        template._cleanup()
+    copier_adapter.copy(source.url, source.ref, dest, plain_data(component.data_dict()), component.answers_file,
+                        what=component.name, overwrite=overwrite, shared=shared)
 
 
 def render_components(components: tuple[Component, ...] | list[Component], dest: Path,
                       source: TemplateSource | None = None) -> None:
     source = source or ensure_template_mirror()
-    with shared_template(source) as template:
+    with copier_adapter.shared_template(source.url, source.ref) as template:
         for c in components:
             render_component(c, dest, source, shared=template)
 
