@@ -19,7 +19,7 @@ from fake_github.server import DEPLOY_KEY_USER
 from fake_github.spec import Spec
 from fleetstrap.cli import run
 from fleetstrap.errors import RemoteError, UserError
-from fleetstrap.publish import PushReport, PushRequest, keys, push_repo
+from fleetstrap.publish import ApiSettings, PushReport, PushRequest, keys, push_repo
 from fleetstrap.publish.auth import basic_credentials
 from gitservers import files_containing, make_fleet
 
@@ -63,8 +63,8 @@ def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapt
 
 
 def _request(fleet: Path, gh: FakeGitHub, **kw: Any) -> PushRequest:
-    base = PushRequest(path=fleet, github_url=gh.url, seconds_between_requests=0, seconds_between_writes=0,
-                       max_rate_limit_wait=5, secrets=(("REGISTRY_PASSWORD", "REG_PW"),))
+    base = PushRequest(path=fleet, github_url=gh.url, api=ApiSettings(seconds_between_requests=0,
+                       seconds_between_writes=0, max_rate_limit_wait=5), secrets=(("REGISTRY_PASSWORD", "REG_PW"),))
     return replace(base, **kw)
 
 
@@ -524,10 +524,10 @@ def test_rulesets_unavailable_on_a_free_private_repo_is_a_warning(gh: FakeGitHub
 def test_github_errors_carry_the_status_not_just_a_message(gh: FakeGitHub) -> None:
     from fleetstrap.errors import GitHubError
     from fleetstrap.publish.auth import Token
-    from fleetstrap.publish.github_api import ApiSettings, GitHubApi
+    from fleetstrap.publish.github_api import GitHubApi
 
-    api = GitHubApi(Token(TOKEN, "$GH_TOKEN"), ApiSettings(github_url=gh.url, seconds_between_requests=0,
-                                                           seconds_between_writes=0))
+    api = GitHubApi(Token(TOKEN, "$GH_TOKEN"), gh.url, ApiSettings(seconds_between_requests=0,
+                                                                   seconds_between_writes=0))
     gh.fail("GET", r"^/repos/octo/fleet-infra$", 403, "Resource not accessible by integration")
     with pytest.raises(GitHubError) as info:
         api.get_repo("octo", "fleet-infra")

@@ -67,6 +67,10 @@ QUESTIONS: tuple[Question, ...] = (
     Question("git_url", "Git URL the cluster pulls from"),
 )
 QUESTION_BY_KEY = {q.key: q for q in QUESTIONS}
+# The answers every unit of the template receives (the rest only go to the fleet unit: FleetAnswers.fleet_data).
+SHARED_KEYS = ("owner", "fleet_name", "git_url", "branch", "engine", "environments", "registry", "image_automation",
+               "progressive_delivery", "telemetry_backend", "otlp_endpoint", "collector_mode", "ingress_domain",
+               "tls_issuer", "monitoring", "repo_layout")
 # `services` is kept by fleetstrap (init's first service, then `add service`); accepted in answers files.
 KNOWN_KEYS = frozenset(QUESTION_BY_KEY) | {"services"}
 
@@ -114,25 +118,9 @@ class FleetAnswers:
     extra: tuple[tuple[str, Any], ...] = field(default=())
 
     def to_copier_data(self) -> dict[str, Any]:
-        """Answers shared by every unit, in copier's vocabulary."""
-        return {
-            "owner": self.owner,
-            "fleet_name": self.fleet_name,
-            "git_url": self.git_url,
-            "branch": self.branch,
-            "engine": self.engine,
-            "environments": list(self.environments),
-            "registry": self.registry,
-            "image_automation": self.image_automation,
-            "progressive_delivery": self.progressive_delivery,
-            "telemetry_backend": self.telemetry_backend,
-            "otlp_endpoint": self.otlp_endpoint,
-            "collector_mode": self.collector_mode,
-            "ingress_domain": self.ingress_domain,
-            "tls_issuer": self.tls_issuer,
-            "monitoring": self.monitoring,
-            "repo_layout": self.repo_layout,
-        }
+        """Answers shared by every unit, in copier's vocabulary (lists, not tuples)."""
+        values = {k: getattr(self, k) for k in SHARED_KEYS}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
     def fleet_data(self) -> dict[str, Any]:
         data = self.to_copier_data()

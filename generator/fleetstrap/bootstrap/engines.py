@@ -3,7 +3,7 @@ source Secret, the sync objects and what "synced" means. The sequence itself is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -90,16 +90,27 @@ def build_flux_kustomization(existing: str | None) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-class FluxEngine:
-    name = "flux"
-    title = "Flux"
-    workloads = "Flux controllers"
-    namespace = objects.FLUX_NS
+class _EngineBase:
+    """What both engines share: the fleet, the cluster, where manifests come from, and how sync is read."""
+
+    name = ""
+    title = ""
+    workloads = ""
+    namespace = ""
+
+    def __init_subclass__(cls, *, name: str, title: str, workloads: str, namespace: str) -> None:
+        cls.name, cls.title, cls.workloads, cls.namespace = name, title, workloads, namespace
 
     def __init__(self, fleet: FleetAnswers, cluster: str, downloads: Downloads) -> None:
         self.fleet = fleet
         self.cluster = cluster
         self.downloads = downloads
+
+    def read_sync(self, root: Path) -> list[dict[str, Any]]:
+        return _read_docs(root / sync_path(self.cluster, self.name))
+
+
+class FluxEngine(_EngineBase, name="flux", title="Flux", workloads="Flux controllers", namespace=objects.FLUX_NS):
 
     def install(self) -> str:
         d = self.downloads
@@ -124,9 +135,6 @@ class FluxEngine:
     def build_secret(self, pre: Preflight) -> dict[str, Any]:
         return objects.build_flux_secret(pre.identity, public_key_openssh(pre.identity.encode()), pre.known_hosts)
 
-    def read_sync(self, root: Path) -> list[dict[str, Any]]:
-        return _read_docs(root / sync_path(self.cluster, "flux"))
-
     def build_sync_targets(self, sync: Sequence[Mapping[str, Any]], sha: str) -> list[Target]:
         targets = []
         for o in sync:
@@ -143,16 +151,8 @@ class FluxEngine:
         return ()
 
 
-class ArgoCDEngine:
-    name = "argocd"
-    title = "Argo CD"
-    workloads = "Argo CD components"
-    namespace = objects.ARGOCD_NS
-
-    def __init__(self, fleet: FleetAnswers, cluster: str, downloads: Downloads) -> None:
-        self.fleet = fleet
-        self.cluster = cluster
-        self.downloads = downloads
+class ArgoCDEngine(_EngineBase, name="argocd", title="Argo CD", workloads="Argo CD components",
+                   namespace=objects.ARGOCD_NS):
 
     def install(self) -> str:
         d = self.downloads
@@ -171,9 +171,6 @@ class ArgoCDEngine:
     def build_secret(self, pre: Preflight) -> dict[str, Any]:
         return objects.build_argocd_repo_secret(self.fleet.fleet_name, self.fleet.git_url, pre.identity)
 
-    def read_sync(self, root: Path) -> list[dict[str, Any]]:
-        return _read_docs(root / sync_path(self.cluster, "argocd"))
-
     def build_sync_targets(self, sync: Sequence[Mapping[str, Any]], sha: str) -> list[Target]:
         return [Target(str(o["apiVersion"]), "Application", str(o["metadata"]["name"]),
                        str(o["metadata"].get("namespace") or self.namespace), argocd_check(sha))
@@ -191,5 +188,5 @@ class ArgoCDEngine:
 
 def build_engines(fleet: FleetAnswers, cluster: str, downloads: Downloads) -> tuple[Engine, ...]:
     """Flux first: with both engines, Argo CD syncs the commit Flux's files were pushed in."""
-    known: dict[str, type[FluxEngine] | type[ArgoCDEngine]] = {"flux": FluxEngine, "argocd": ArgoCDEngine}
-    return tuple(known[name](fleet, cluster, downloads) for name in fleet.engines)
+    kinds: dict[str, Callable[[FleetAnswers, str, Downloads], Engine]] = {"flux": FluxEngine, "argocd": ArgoCDEngine}
+    return tuple(kinds[name](fleet, cluster, downloads) for name in fleet.engines)

@@ -27,7 +27,7 @@ from .clients import (
     RecordingGitHub,
     RecordingKeys,
 )
-from .github_api import ApiSettings, GitHubApi
+from .github_api import GitHubApi
 from .workflows import WorkflowNeeds, read_workflow_needs
 
 
@@ -215,10 +215,7 @@ class GitHubPublisher(GitPublisher):
                                 "or log in with `gh auth login`")
             self.out.warn("no GitHub token: listing the plan for a repository that does not exist yet")
             return None
-        return GitHubApi(token, ApiSettings(github_url=self.web,
-                                            seconds_between_requests=request.seconds_between_requests,
-                                            seconds_between_writes=request.seconds_between_writes,
-                                            max_rate_limit_wait=request.max_rate_limit_wait))
+        return GitHubApi(token, self.web, request.api)
 
     def run(self) -> PushReport:
         request = self.request

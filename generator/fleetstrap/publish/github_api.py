@@ -33,7 +33,9 @@ def api_base_for(github_url: str) -> str:
 
 @dataclass(frozen=True)
 class ApiSettings:
-    github_url: str = "https://github.com"
+    """How push paces its GitHub calls (PyGithub's own defaults; tests pass 0) and how long it waits out a rate
+    limit before giving up."""
+
     seconds_between_requests: float = 0.25  # PyGithub's defaults; tests pass 0
     seconds_between_writes: float = 1.0
     max_rate_limit_wait: float = 60.0
@@ -47,12 +49,12 @@ class Me:
 
 
 class GitHubApi:
-    def __init__(self, token: Token, settings: ApiSettings) -> None:
+    def __init__(self, token: Token, github_url: str, settings: ApiSettings) -> None:
         from github import Auth, Github
 
         self.token = token
         self.settings = settings
-        self.base = api_base_for(settings.github_url)
+        self.base = api_base_for(github_url)
         # retry=None: PyGithub would otherwise sleep until a rate limit resets, unbounded.
         self.gh = Github(auth=Auth.Token(token.value), base_url=self.base, timeout=settings.timeout,
                          retry=None, seconds_between_requests=settings.seconds_between_requests,
