@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetstrap import __version__, copier_adapter, gitrepo
+from fleetstrap.cache import cache_dir
 from fleetstrap.copier_adapter import SharedTemplate
 from fleetstrap.errors import DestinationError, GitError, TemplateError
 from fleetstrap.plan import Component
@@ -31,12 +32,6 @@ class TemplateSource:
 
     url: str
     ref: str
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("FLEETSTRAP_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root if os.environ.get("FLEETSTRAP_CACHE_DIR") else root / "fleetstrap"
 
 
 def _tree_digest(root: Path) -> str:
@@ -71,7 +66,7 @@ def ensure_template_mirror(src: Path | None = None, version: str = __version__) 
 
 @contextlib.contextmanager
 def _locked_mirror() -> Iterator[Path]:
-    mirror = cache_dir() / "template-mirror"
+    mirror = cache_dir("template-mirror")
     mirror.parent.mkdir(parents=True, exist_ok=True)
     # Two fleetstrap processes may build the mirror at once (CI workers, a user's two shells).
     with (mirror.parent / "template-mirror.lock").open("w") as lock:

@@ -347,10 +347,3 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def default_cache_dir() -> Path:
-    if own := os.environ.get("FLEETSTRAP_CACHE_DIR"):
-        return Path(own) / "schemas"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "fleetstrap" / "schemas"
