@@ -153,6 +153,25 @@ class FleetAnswers:
         raise AnswersError(f"unknown cluster {name!r}; this fleet has: {known}")
 
 
+# The one place answer defaults live: FleetAnswers' field defaults (prompts and build_answers read them here).
+DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(FleetAnswers) if f.default is not dataclasses.MISSING
+}
+FIRST_SERVICE_SUGGESTION = "hello"  # offered by the prompt; `service` itself has no default (required)
+
+
+def default_registry(owner: str) -> str:
+    return f"ghcr.io/{owner.lower()}"
+
+
+def default_acme_email(ingress_domain: str) -> str:
+    return f"platform@{ingress_domain}"
+
+
+def default_git_url(owner: str, fleet_name: str) -> str:
+    return f"ssh://git@github.com/{owner}/{fleet_name}.git"
+
+
 # ---------------------------------------------------------------- parsing sources
 
 
@@ -321,16 +340,17 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
     owner = _str(data, "owner", "")
     if not GITHUB_OWNER.match(owner):
         raise AnswersError(f"owner {owner!r} is not a valid GitHub user or organization name")
-    fleet_name = _str(data, "fleet_name", "fleet-infra")
+    d = DEFAULTS
+    fleet_name = _str(data, "fleet_name", d["fleet_name"])
     problem = dns1123_problem(fleet_name, "fleet_name")
     if problem:
         raise AnswersError(problem)
-    environments = _names(data, "environments", ("dev",), "environment")
-    backend = _choice(data, "telemetry_backend", "jaeger", TELEMETRY_BACKENDS)
-    tls_issuer = _choice(data, "tls_issuer", "letsencrypt-staging", TLS_ISSUERS)
-    ingress_domain = _str(data, "ingress_domain", "example.com")
-    branch = _str(data, "branch", "main")
-    engine = _choice(data, "engine", "flux", ENGINES)
+    environments = _names(data, "environments", d["environments"], "environment")
+    backend = _choice(data, "telemetry_backend", d["telemetry_backend"], TELEMETRY_BACKENDS)
+    tls_issuer = _choice(data, "tls_issuer", d["tls_issuer"], TLS_ISSUERS)
+    ingress_domain = _str(data, "ingress_domain", d["ingress_domain"])
+    branch = _str(data, "branch", d["branch"])
+    engine = _choice(data, "engine", d["engine"], ENGINES)
     answers = FleetAnswers(
         owner=owner,
         fleet_name=fleet_name,
@@ -338,22 +358,22 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
         environments=environments,
         clusters=_clusters(data, environments),
         services=_services(data),
-        registry=_str(data, "registry", f"ghcr.io/{owner.lower()}"),
+        registry=_str(data, "registry", default_registry(owner)),
         telemetry_backend=backend,
         otlp_endpoint=_str(data, "otlp_endpoint", default_otlp_endpoint(backend)),
-        collector_mode=_choice(data, "collector_mode", "gateway", COLLECTOR_MODES),
-        image_automation=_bool(data, "image_automation", False),
-        progressive_delivery=_bool(data, "progressive_delivery", False),
-        secrets=_choice(data, "secrets", "sealed-secrets", SECRETS),
+        collector_mode=_choice(data, "collector_mode", d["collector_mode"], COLLECTOR_MODES),
+        image_automation=_bool(data, "image_automation", d["image_automation"]),
+        progressive_delivery=_bool(data, "progressive_delivery", d["progressive_delivery"]),
+        secrets=_choice(data, "secrets", d["secrets"], SECRETS),
         ingress_domain=ingress_domain,
         tls_issuer=tls_issuer,
-        acme_email=_str(data, "acme_email", f"platform@{ingress_domain}"),
-        teams=_names(data, "teams", ("platform",), "team"),
-        monitoring=_bool(data, "monitoring", False),
-        notifications=_choice(data, "notifications", "none", NOTIFICATIONS),
-        repo_layout=_choice(data, "repo_layout", "monorepo", REPO_LAYOUTS),
+        acme_email=_str(data, "acme_email", default_acme_email(ingress_domain)),
+        teams=_names(data, "teams", d["teams"], "team"),
+        monitoring=_bool(data, "monitoring", d["monitoring"]),
+        notifications=_choice(data, "notifications", d["notifications"], NOTIFICATIONS),
+        repo_layout=_choice(data, "repo_layout", d["repo_layout"], REPO_LAYOUTS),
         branch=branch,
-        git_url=_str(data, "git_url", f"ssh://git@github.com/{owner}/{fleet_name}.git"),
+        git_url=_str(data, "git_url", default_git_url(owner, fleet_name)),
     )
     if not answers.services:
         raise AnswersError("missing answer(s): service")

@@ -7,12 +7,15 @@ from typing import Any
 
 from fleetstrap.answers import (
     COLLECTOR_MODES,
+    DEFAULTS,
     ENGINES,
+    FIRST_SERVICE_SUGGESTION,
     NOTIFICATIONS,
     SECRETS,
     TELEMETRY_BACKENDS,
     TLS_ISSUERS,
     default_otlp_endpoint,
+    default_registry,
 )
 from fleetstrap.names import GITHUB_OWNER, dns1123_problem, service_name_problem
 
@@ -51,10 +54,11 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
         "GitHub owner (user or organization):", default=str(a.get("owner") or ""),
         validate=_validator(lambda t: None if GITHUB_OWNER.match(t) else "not a GitHub user/organization name")))
     a["fleet_name"] = ask(questionary.text(
-        "Repository name:", default=str(a.get("fleet_name") or "fleet-infra"),
+        "Repository name:", default=str(a.get("fleet_name") or DEFAULTS["fleet_name"]),
         validate=_validator(lambda t: dns1123_problem(t, "repository name"))))
-    a["engine"] = ask(questionary.select("GitOps engine:", choices=list(ENGINES), default=a.get("engine", "flux")))
-    envs = a.get("environments") or ["dev"]
+    a["engine"] = ask(questionary.select("GitOps engine:", choices=list(ENGINES),
+                                         default=a.get("engine", DEFAULTS["engine"])))
+    envs = a.get("environments") or list(DEFAULTS["environments"])
     env_text = ask(questionary.text(
         "Environments (comma-separated, in promotion order):", default=", ".join(envs),
         validate=_validator(lambda t: _list_problem(t, "environment"))))
@@ -70,12 +74,13 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
         clusters.append({"name": name, "environment": env, **({"context": context} if context else {})})
     a["clusters"] = clusters
     a["service"] = ask(questionary.text(
-        "First service name:", default=str(a.get("service") or "hello"),
+        "First service name:", default=str(a.get("service") or FIRST_SERVICE_SUGGESTION),
         validate=_validator(service_name_problem)))
     a["registry"] = ask(questionary.text(
-        "Container registry:", default=str(a.get("registry") or f"ghcr.io/{a['owner'].lower()}")))
+        "Container registry:", default=str(a.get("registry") or default_registry(a["owner"]))))
     backend = ask(questionary.select(
-        "Trace backend:", choices=list(TELEMETRY_BACKENDS), default=a.get("telemetry_backend", "jaeger")))
+        "Trace backend:", choices=list(TELEMETRY_BACKENDS),
+        default=a.get("telemetry_backend", DEFAULTS["telemetry_backend"])))
     a["telemetry_backend"] = backend
     endpoint_default = a.get("otlp_endpoint") if a.get("telemetry_backend") == backend else None
     a["otlp_endpoint"] = ask(questionary.text(
@@ -83,25 +88,26 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
         validate=_validator(lambda t: None if t.strip() else "an endpoint is required")))
     a["collector_mode"] = ask(questionary.select(
         "Collector mode (gateway only, or gateway + sidecar):", choices=list(COLLECTOR_MODES),
-        default=a.get("collector_mode", "gateway")))
+        default=a.get("collector_mode", DEFAULTS["collector_mode"])))
     a["progressive_delivery"] = ask(questionary.confirm(
         "Progressive delivery (Argo Rollouts, blue-green services)?",
-        default=bool(a.get("progressive_delivery", False))))
+        default=bool(a.get("progressive_delivery", DEFAULTS["progressive_delivery"]))))
     a["image_automation"] = ask(questionary.confirm(
-        "Automate image tag updates?", default=bool(a.get("image_automation", False))))
+        "Automate image tag updates?", default=bool(a.get("image_automation", DEFAULTS["image_automation"]))))
     a["secrets"] = ask(questionary.select(
-        "Secrets approach:", choices=list(SECRETS), default=a.get("secrets", "sealed-secrets")))
+        "Secrets approach:", choices=list(SECRETS), default=a.get("secrets", DEFAULTS["secrets"])))
     a["ingress_domain"] = ask(questionary.text(
         "Ingress domain (hosts become <service>.<environment>.<domain>):",
-        default=str(a.get("ingress_domain") or "example.com"),
+        default=str(a.get("ingress_domain") or DEFAULTS["ingress_domain"]),
         validate=_validator(lambda t: None if t and " " not in t else "a DNS domain is required")))
     a["tls_issuer"] = ask(questionary.select(
-        "TLS issuer:", choices=list(TLS_ISSUERS), default=a.get("tls_issuer", "letsencrypt-staging")))
+        "TLS issuer:", choices=list(TLS_ISSUERS), default=a.get("tls_issuer", DEFAULTS["tls_issuer"])))
     a["monitoring"] = ask(questionary.confirm(
-        "Monitoring (metrics, dashboards, alerts)?", default=bool(a.get("monitoring", False))))
+        "Monitoring (metrics, dashboards, alerts)?", default=bool(a.get("monitoring", DEFAULTS["monitoring"]))))
     if a["monitoring"]:
         a["notifications"] = ask(questionary.select(
-            "Alert destination:", choices=list(NOTIFICATIONS), default=a.get("notifications", "none")))
+            "Alert destination:", choices=list(NOTIFICATIONS),
+            default=a.get("notifications", DEFAULTS["notifications"])))
     return a
 
 
