@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,24 +42,24 @@ class Question:
 
 QUESTIONS: tuple[Question, ...] = (
     Question("owner", "GitHub owner (user or organization) of the fleet repository", required=True),
-    Question("fleet_name", "Name of the fleet repository"),
+    Question("fleet_name", "Repository name (the fleet repository)"),
     Question("engine", "GitOps engine", choices=ENGINES),
     Question("environments", "Environments, in promotion order", kind="list"),
     Question("clusters", "Clusters: name, environment, optional kube context", kind="clusters"),
-    Question("service", "Name of the first service", required=True),
+    Question("service", "First service name", required=True),
     Question("registry", "Container registry for service images"),
     Question("telemetry_backend", "Trace backend behind the OpenTelemetry gateway", choices=TELEMETRY_BACKENDS),
     Question("otlp_endpoint", "OTLP gRPC endpoint of the trace backend"),
-    Question("collector_mode", "Collector topology: gateway only, or gateway + sidecar", choices=COLLECTOR_MODES),
+    Question("collector_mode", "Collector mode (gateway only, or gateway + sidecar)", choices=COLLECTOR_MODES),
     Question("image_automation", "Automate image tag updates (Flux image automation / Argo CD Image Updater)",
              kind="bool"),
-    Question("progressive_delivery", "Argo Rollouts on every cluster; services deploy blue-green", kind="bool"),
+    Question("progressive_delivery", "Progressive delivery (Argo Rollouts, blue-green services)", kind="bool"),
     Question("secrets", "Secrets approach", choices=SECRETS),
-    Question("ingress_domain", "DNS domain for service ingress hosts"),
-    Question("tls_issuer", "cert-manager ClusterIssuer for ingress TLS", choices=TLS_ISSUERS),
+    Question("ingress_domain", "Ingress domain (hosts become <service>.<environment>.<domain>)"),
+    Question("tls_issuer", "TLS issuer (a cert-manager ClusterIssuer)", choices=TLS_ISSUERS),
     Question("acme_email", "Contact e-mail for Let's Encrypt"),
     Question("teams", "Teams (one Argo CD AppProject each)", kind="list"),
-    Question("monitoring", "Metrics, dashboards and alerts for the engines and services", kind="bool"),
+    Question("monitoring", "Monitoring (metrics, dashboards, alerts)", kind="bool"),
     Question("notifications", "Alert destination", choices=NOTIFICATIONS),
     Question("repo_layout", "Service source in the fleet repo (monorepo) or its own repo (split)",
              choices=REPO_LAYOUTS),
@@ -115,7 +115,6 @@ class FleetAnswers:
     repo_layout: str = "monorepo"
     branch: str = "main"
     git_url: str = ""
-    extra: tuple[tuple[str, Any], ...] = field(default=())
 
     def to_copier_data(self) -> dict[str, Any]:
         """Answers shared by every unit, in copier's vocabulary (lists, not tuples)."""
@@ -383,7 +382,7 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
 def replace(answers: FleetAnswers, **changes: Any) -> FleetAnswers:
     """A changed copy, validated again by `build_answers`, the one constructor: a command must never leave a
     repo that fleetstrap itself refuses to read (e.g. a cluster `server` that is not https)."""
-    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(FleetAnswers)} - {"extra"})
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(FleetAnswers)})
     if unknown:
         raise TypeError(f"FleetAnswers has no field(s) {', '.join(unknown)}")
     data = answers.to_mapping()

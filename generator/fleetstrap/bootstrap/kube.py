@@ -52,12 +52,6 @@ class KubeClient(Protocol):
         ...
 
 
-def obj_ref(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace") or ""
-    return f"{obj.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
-
-
 class OfficialClient:
     """KubeClient on `kubernetes` (DynamicClient for discovery and server-side apply)."""
 

@@ -49,11 +49,6 @@ def git(cwd: Path, *args: str, check: bool = True, text_input: str | None = None
                        env=gitrepo.scratch_env(), check=check, text_input=text_input)
 
 
-def _last_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return redact(lines[-1]) if lines else ""
-
-
 def rev_commit(repo: Path, ref: str) -> str | None:
     """The commit a ref (tag, branch, sha, or a `git describe` string) names in `repo`, or None."""
     return git(repo, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False).strip() or None
