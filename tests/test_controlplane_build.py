@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetstrap.bootstrap.wait import flux_settled
 from fleetstrap.pins import pin
 from support import cluster_tools
 from support.tools import require_command
@@ -69,17 +68,3 @@ def test_install_manifest_is_assembled_from_the_controller_modules(go: str, tmp_
               for c in d["spec"]["template"]["spec"]["containers"]}
     assert images == {f"ghcr.io/fluxcd/{n}:{v}" for n, v in versions.items()}
     assert all(d["metadata"].get("namespace") == "flux-system" for d in docs if d["kind"] == "Deployment")
-
-
-@pytest.mark.parametrize(("states", "settled"), [
-    ([], True),
-    ([("Kustomization flux-system/apps", "Ready")], True),
-    ([("HelmRelease cert-manager/cert-manager", "Ready=False ArtifactFailed: index unreachable")], True),
-    # A Kustomization waiting for its HelmReleases' health: their verdicts decide.
-    ([("Kustomization flux-system/infra", "Ready=Unknown Progressing: Reconciliation in progress"),
-      ("HelmRelease cert-manager/cert-manager", "Ready=False ArtifactFailed: x")], True),
-    ([("HelmRelease a/b", "Ready=Unknown Progressing: installing")], False),
-    ([("Kustomization flux-system/apps", "Ready=Unknown no Ready condition yet")], False),
-])
-def test_flux_settled(states: list[tuple[str, str]], settled: bool) -> None:
-    assert flux_settled(states) is settled

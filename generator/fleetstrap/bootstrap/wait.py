@@ -116,26 +116,23 @@ def wait_ready(client: KubeClient, targets: Sequence[Target], *, what: str, time
         time.sleep(interval)
 
 
-def flux_settled(states: Sequence[tuple[str, str]]) -> bool:
-    """Every object was reconciled once and every HelmRelease has a verdict (installed or failed).
+class Waiter:
+    """Waits for targets on the cluster (`wait_ready` with the run's timeout and poll interval)."""
 
-    A Kustomization that waits for its HelmReleases' health stays Ready=Unknown until its own timeout
-    (10 minutes and more): its HelmReleases' verdicts already say how it will end."""
-    return all(why != "Ready=Unknown no Ready condition yet" and
-               not (ref.startswith("HelmRelease ") and why.startswith("Ready=Unknown")) for ref, why in states)
+    def __init__(self, client: KubeClient, *, timeout: float, interval: float) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.interval = interval
+
+    def wait(self, targets: Sequence[Target], what: str) -> None:
+        wait_ready(self.client, targets, what=what, timeout=self.timeout, interval=self.interval)
 
 
-def wait_settled(states: Callable[[], Sequence[tuple[str, str]]], *, timeout: float,
-                 interval: float) -> list[tuple[str, str]]:
-    """Poll `states` (ref, "Ready" or why not) until they are settled and the set of objects is stable, or until
-    `timeout`; return the objects that are not Ready. Never raises on objects that failed: the caller reports."""
-    deadline = time.monotonic() + timeout
-    previous: Sequence[tuple[str, str]] | None = None
-    while True:
-        current = states()
-        settled = flux_settled(current)
-        if (settled and previous is not None and [r for r, _ in previous] == [r for r, _ in current]) \
-                or time.monotonic() >= deadline:
-            return [(ref, why) for ref, why in current if why != "Ready"]
-        previous = current
-        time.sleep(interval)
+class RecordingWaiter:
+    """The dry-run Waiter: records what it would wait for."""
+
+    def __init__(self) -> None:
+        self.waited: list[str] = []
+
+    def wait(self, targets: Sequence[Target], what: str) -> None:
+        self.waited.append(f"{what}: {', '.join(t.ref for t in targets)}")
