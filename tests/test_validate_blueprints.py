@@ -9,8 +9,6 @@ from fleetstrap.validate import ValidateOptions, validate_repo
 from support.fleet import render_blueprint
 from validate_fixture import crd_schemas
 
-pytestmark = pytest.mark.skipif(crd_schemas() is None, reason="FLEETSTRAP_CRD_SCHEMAS not set (CRD schemas dir)")
-
 
 def _names() -> list[str]:
     return sorted(getattr(b, "name", b) for b in list_blueprints())

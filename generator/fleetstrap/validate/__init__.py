@@ -36,6 +36,14 @@ def _checks() -> list[tuple[str, Callable[[Context], None]]]:
             ("otel", run_otel), ("workflows", run_workflows), ("dockerfile", run_dockerfiles)]
 
 
+def schema_locations(options: ValidateOptions) -> tuple[str, ...]:
+    """`--schema-location`s first, then $FLEETSTRAP_CRD_SCHEMAS (the same for `validate` and the init/add/update
+    gate); the repo's CRDs, the bundled schemas and the online catalog follow them in CrdSchemas."""
+    env = os.environ.get(CRD_SCHEMAS_ENV)
+    extra = tuple(p for p in (env or "").split(os.pathsep) if p and p not in options.schema_locations)
+    return (*options.schema_locations, *extra)
+
+
 def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
     options = options or ValidateOptions()
     unknown = sorted(set(options.disabled) - set(CHECKS))
@@ -51,8 +59,8 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
         file_docs, problems = load_file(root, rel)
         docs.extend(file_docs)
         yaml_findings.extend(problems)
-    crds = CrdSchemas(options.schema_locations, options.cache_dir or default_cache_dir(), options.offline,
-                      options.catalog_url)
+    crds = CrdSchemas(schema_locations(options), options.cache_dir or default_cache_dir(), options.offline,
+                      options.catalog_url, options.bundled_schemas)
     for doc in docs:
         if doc.is_object and doc.data["kind"] == "CustomResourceDefinition":
             crds.add_crd(doc.data)
@@ -71,8 +79,7 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
 def gate(root: Path, options: ValidateOptions | None = None) -> None:
     """Fail fast (FindingsError, exit 2) when a freshly written repo has errors; warnings pass."""
     if options is None:
-        env = os.environ.get(CRD_SCHEMAS_ENV)
-        options = ValidateOptions(fast=True, offline=True, schema_locations=(env,) if env else ())
+        options = ValidateOptions(fast=True, offline=True)
     report = validate_repo(root, options)
     if report.errors:
         first = report.errors[0]

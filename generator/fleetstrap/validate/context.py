@@ -63,7 +63,8 @@ def schema_check(ctx: Context, docs: list[Doc], *, attribute_to: str | None = No
         api_version, kind = data["apiVersion"], data["kind"]
         group, _ = split_api_version(api_version)
         validate = ctx.core.validator(api_version, kind) if is_core_group(group) else None
-        if validate is None and not is_core_group(group):
+        if validate is None and "." in group:
+            # Also *.k8s.io groups Kubernetes does not serve itself (Gateway API) come from CRD schemas.
             validate = ctx.crds.validator(api_version, kind)
         name = str((data.get("metadata") or {}).get("name", "")) if isinstance(data.get("metadata"), dict) else ""
         file = attribute_to or doc.file

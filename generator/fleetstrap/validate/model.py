@@ -27,6 +27,8 @@ class ValidateOptions:
     fast: bool = False
     # The public CRDs catalog (URL template); None never asks it.
     catalog_url: str | None = CATALOG_URL
+    # The CRD schemas shipped in the package (off only to cross-check another source).
+    bundled_schemas: bool = True
 
     def enabled(self, check: str) -> bool:
         if check in self.disabled:
