@@ -22,7 +22,7 @@ CRD_SCHEMAS_ENV = "FLEETSTRAP_CRD_SCHEMAS"
 
 
 def _run_schema(ctx: Context) -> None:
-    schema_check(ctx, ctx.docs)
+    schema_check(ctx, ctx.manifests)
 
 
 def _checks() -> list[tuple[str, Callable[[Context], None]]]:
@@ -65,6 +65,9 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
         if doc.is_object and doc.data["kind"] == "CustomResourceDefinition":
             crds.add_crd(doc.data)
     ctx = Context(root, options, files, docs, CoreSchemas(options.kubernetes_version), crds)
+    from fleetstrap.validate.check_kustomize import kustomizations, patch_files
+
+    ctx.patch_files = frozenset(p.file for found in patch_files(root, kustomizations(ctx)).values() for p in found)
     if options.enabled("yaml"):
         ctx.findings.extend(yaml_findings)
     for name, run in _checks():

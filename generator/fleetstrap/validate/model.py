@@ -103,7 +103,9 @@ def object_id(data: Any) -> str:
         return ""
     meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     kind = str(data.get("kind", ""))
-    name = str(meta.get("name", "")) if meta else ""
+    raw = meta.get("name") if meta else None
+    # An object without a name says so (never `HelmRelease/None`).
+    name = str(raw) if raw not in (None, "") else "(no name)"
     ns = meta.get("namespace") if meta else None
     return f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
 
