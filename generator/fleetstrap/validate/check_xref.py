@@ -203,6 +203,21 @@ def _is_own(ctx: Context, url: Any) -> bool:
     return own is None or normalize_git_url(url) in own
 
 
+def _source_is_own(ctx: Context, key: tuple[Any, Any], git_urls: dict[tuple[Any, Any], Any]) -> bool:
+    """Whether a Flux GitRepository is this repo, so that paths in it must exist here. Without fleetstrap's
+    answers, the bootstrap source (flux-system) is this repo, and so is any source with the same URL; a source
+    with another URL, or one the repo does not declare, is someone else's repo (a tenant's, say)."""
+    url = git_urls.get(key)
+    if own_repo_urls(ctx.root) is not None:
+        return _is_own(ctx, url)
+    if key[0] == "flux-system":
+        return True
+    boot = git_urls.get(("flux-system", "flux-system")) or git_urls.get(("flux-system", None))
+    if not isinstance(url, str) or not isinstance(boot, str):
+        return False
+    return _templated(url) or normalize_git_url(url) == normalize_git_url(boot)
+
+
 def _flux(ctx: Context, index: Index) -> None:
     sources = ("GitRepository", "OCIRepository", "Bucket", "ExternalArtifact")
     git_urls: dict[tuple[Any, Any], Any] = {
@@ -212,8 +227,8 @@ def _flux(ctx: Context, index: Index) -> None:
         kind = _ref(ctx, index, ks, spec.get("sourceRef"), ("spec", "sourceRef"), sources)
         path = spec.get("path")
         ref: dict[str, Any] = spec["sourceRef"] if isinstance(spec.get("sourceRef"), dict) else {}
-        url = git_urls.get((ref.get("name"), ref.get("namespace") or ks.namespace))
-        if kind == "GitRepository" and isinstance(path, str) and _is_own(ctx, url) \
+        key = (ref.get("name"), ref.get("namespace") or ks.namespace)
+        if kind == "GitRepository" and isinstance(path, str) and _source_is_own(ctx, key, git_urls) \
                 and not _rel_dir(ctx.root, path).is_dir():
             _add(ctx, ks, ("spec", "path"), f"path {path!r} does not exist in the repo")
         _depends_on(ctx, index, ks)
@@ -227,7 +242,8 @@ def _flux(ctx: Context, index: Index) -> None:
             if kind in ("GitRepository", "Bucket") and isinstance(chart, str) \
                     and not (_rel_dir(ctx.root, chart) / "Chart.yaml").is_file():
                 _add(ctx, hr, ("spec", "chart", "spec", "chart"), f"chart path {chart!r} has no Chart.yaml")
-        _ref(ctx, index, hr, spec.get("chartRef"), ("spec", "chartRef"), ("OCIRepository", "HelmChart"))
+        _ref(ctx, index, hr, spec.get("chartRef"), ("spec", "chartRef"),
+             ("OCIRepository", "HelmChart", "ExternalArtifact"))
         for i, vf in enumerate(spec.get("valuesFrom") or []):
             if isinstance(vf, dict) and vf.get("kind") == "ConfigMap" and not vf.get("optional"):
                 _ref(ctx, index, hr, vf, ("spec", "valuesFrom", i), ("ConfigMap",))
