@@ -158,7 +158,7 @@ def parse_build_error(stderr: str, root: Path, rel_dir: str, kfile: str) -> Buil
     if m := _NOT_DIR.search(text):
         return BuildError(kfile, None, "resources", f"{m.group('path')!r} is neither a file nor a kustomization")
     # Unknown shape: kustomize's innermost reason (after the last "accumulation" wrapper), whole.
-    reason = text.rsplit(": accumulating resources: ", 1)[-1]
+    reason = re.split(r"(?:^|: )accumulating resources: ", text)[-1]
     return BuildError(kfile, None, "", reason if len(reason) <= 600 else reason[:597] + "...")
 
 
@@ -274,6 +274,8 @@ def run_kustomize(ctx: Context) -> None:
             if _reaches(rel_dir, failed, refs):
                 continue  # the broken kustomization it includes is reported already
             err = parse_build_error(proc.stderr, ctx.root, rel_dir, kfile)
+            if any(f.check == "yaml" and f.file == err.file for f in ctx.findings):
+                continue  # the YAML check already reports this file's syntax error, with our own line
             ctx.findings.append(Finding("kustomize", "error", err.file, err.line, "", err.field, err.reason))
             continue
         docs, problems = load_text(proc.stdout, kfile)
