@@ -25,15 +25,21 @@ def _run_schema(ctx: Context) -> None:
     schema_check(ctx, ctx.manifests)
 
 
-def _checks() -> list[tuple[str, Callable[[Context], None]]]:
-    from fleetstrap.validate.check_helm import run_helm
-    from fleetstrap.validate.check_kustomize import run_kustomize
-    from fleetstrap.validate.check_otel import run_otel
-    from fleetstrap.validate.check_tools import run_dockerfiles, run_workflows
-    from fleetstrap.validate.check_xref import run_xref
+def _lazy(module: str, name: str) -> Callable[[Context], None]:
+    """A check imported only when it runs (a schemas-only run starts without the others' imports)."""
+    def run(ctx: Context) -> None:
+        import importlib
 
-    return [("schema", _run_schema), ("kustomize", run_kustomize), ("helm", run_helm), ("xref", run_xref),
-            ("otel", run_otel), ("workflows", run_workflows), ("dockerfile", run_dockerfiles)]
+        getattr(importlib.import_module(f"fleetstrap.validate.{module}"), name)(ctx)
+
+    return run
+
+
+def _checks() -> list[tuple[str, Callable[[Context], None]]]:
+    return [("schema", _run_schema), ("kustomize", _lazy("check_kustomize", "run_kustomize")),
+            ("helm", _lazy("check_helm", "run_helm")), ("xref", _lazy("check_xref", "run_xref")),
+            ("otel", _lazy("check_otel", "run_otel")), ("workflows", _lazy("check_tools", "run_workflows")),
+            ("dockerfile", _lazy("check_tools", "run_dockerfiles"))]
 
 
 def schema_locations(options: ValidateOptions) -> tuple[str, ...]:
@@ -65,9 +71,11 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
         if doc.is_object and doc.data["kind"] == "CustomResourceDefinition":
             crds.add_crd(doc.data)
     ctx = Context(root, options, files, docs, CoreSchemas(options.kubernetes_version), crds)
-    from fleetstrap.validate.check_kustomize import kustomizations, patch_files
+    if files.kustomize_roots:
+        from fleetstrap.validate.check_kustomize import kustomizations, patch_files
 
-    ctx.patch_files = frozenset(p.file for found in patch_files(root, kustomizations(ctx)).values() for p in found)
+        found = patch_files(root, kustomizations(ctx))
+        ctx.patch_files = frozenset(p.file for patches in found.values() for p in patches)
     if options.enabled("yaml"):
         ctx.findings.extend(yaml_findings)
     for name, run in _checks():
