@@ -32,6 +32,8 @@ class Context:
     reported: set[tuple[str, str, str, str]] = field(default_factory=set)
     # Kustomize patch files: fragments, checked only through the build output they change.
     patch_files: frozenset[str] = frozenset()
+    # Objects the helm check rendered from the repo's charts, for checks of their content (otel).
+    rendered: list[Doc] = field(default_factory=list)
 
     @property
     def objects(self) -> list[Doc]:

@@ -29,6 +29,8 @@ class ValidateOptions:
     catalog_url: str | None = CATALOG_URL
     # The CRD schemas shipped in the package (off only to cross-check another source).
     bundled_schemas: bool = True
+    # OpenTelemetry Collector binary whose `validate` also loads each collector config (None: look on PATH).
+    otelcol: str | None = None
 
     def enabled(self, check: str) -> bool:
         if check in self.disabled:
