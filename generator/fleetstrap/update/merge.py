@@ -10,8 +10,9 @@ spread over the machine's cores; the 3-way merge then runs per file, as copier's
   takes the new render; a file both changed gets `git merge-file` with copier's labels (copier first tries
   `git apply` of the project's diff, and on rejection runs this very merge-file; where the apply succeeds,
   the two changes are more than a context window apart and merge-file gives the same text);
-- files the project deleted are not recreated; files the template dropped are removed (directories too,
-  like copier's `_remove_old_files`); files added by both take the empty file as their base;
+- files the project deleted are not recreated; files the template dropped are removed (like copier's
+  `_remove_old_files`: what people added in a dropped directory stays); files added by both take the
+  empty file as their base;
 - the answers file is the new render's.
 
 Components whose old and new renders are identical only get the answers file's version bump.
@@ -23,10 +24,10 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from fleetstrap.plan import Component
@@ -124,6 +125,7 @@ def render_all(local: str, target: str, jobs: Sequence[RenderJob], tmp: Path,
 
     Results are yielded as they come so that merging overlaps rendering."""
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    tmp.mkdir(parents=True, exist_ok=True)
     if workers < 2 or len(jobs) < PARALLEL_MIN:
         renderer = _Renderer(local, target)
         try:
@@ -190,26 +192,11 @@ class Tree:
             d.rmdir()
             d = d.parent
 
-    def under(self, folder: str) -> list[str]:
-        base = self.root / folder
-        if not base.is_dir():
-            return []
-        return [p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file() or p.is_symlink()]
 
-
-def _dirs(paths: Mapping[str, Any]) -> set[str]:
-    return {str(parent) for p in paths for parent in PurePosixPath(p).parents if str(parent) != "."}
-
-
-def dropped_paths(old: Files, new: Files, tree: Tree) -> list[str]:
-    """What copier's `_remove_old_files` removes: files only in the old render, and whole directories
-    (with whatever the project added in them) that only the old render has."""
-    gone_dirs = _dirs(old) - _dirs(new)
-    tops = {d for d in gone_dirs if not any(str(a) in gone_dirs for a in PurePosixPath(d).parents)}
-    out = {p for p in old if p not in new}
-    for d in tops:
-        out.update(tree.under(d))
-    return sorted(out)
+def dropped_paths(old: Files, new: Files) -> list[str]:
+    """What copier's `_remove_old_files` removes: the files only the old render has. In a directory the
+    template dropped, files the project added stay (and keep the directory)."""
+    return sorted(p for p in old if p not in new)
 
 
 def merge_component(renders: Renders, tree: Tree, tmp: Path) -> dict[str, bytes | None]:
@@ -237,7 +224,7 @@ def merge_component(renders: Renders, tree: Tree, tmp: Path) -> dict[str, bytes 
             continue  # the template did not change it: the project's content stays
         else:
             put(rel, merge_file(ours, base, theirs, tmp), mode)
-    for rel in dropped_paths(renders.old, renders.new, tree):
+    for rel in dropped_paths(renders.old, renders.new):
         current = tree.get(rel)
         if current is not None:
             before.setdefault(rel, current)
