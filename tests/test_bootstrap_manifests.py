@@ -21,8 +21,8 @@ from bootstrap_fixtures import (
     write_deploy_key,
 )
 from fleetstrap.bootstrap import manifests, objects
-from fleetstrap.bootstrap.fleetrepo import public_key_openssh, ssh_host
-from fleetstrap.bootstrap.flow import build_flux_kustomization
+from fleetstrap.bootstrap.engines import build_flux_kustomization
+from fleetstrap.bootstrap.ssh import public_key_openssh, ssh_host
 from fleetstrap.errors import ClusterError, RemoteError
 
 VERSION = "2.9.4"

@@ -16,7 +16,7 @@ from pathlib import Path
 from fleetstrap import trace
 from fleetstrap.answers import NOTIFICATIONS, ClusterSpec, FleetAnswers, replace
 from fleetstrap.errors import AnswersError, ConflictError, DestinationError
-from fleetstrap.gitrepo import Author, default_author, ensure_commit, is_dirty
+from fleetstrap.gitrepo import Author, default_author, ensure_commit, is_dirty, restore
 from fleetstrap.names import dns1123_problem, service_name_problem
 from fleetstrap.plan import (
     Component,
@@ -52,14 +52,6 @@ def _load(root: Path) -> FleetAnswers:
     return load_fleet(root).answers
 
 
-def _restore(root: Path) -> None:
-    import git
-
-    repo = git.Repo(root)
-    repo.git.reset("--hard", "HEAD")
-    repo.git.clean("-fdq")
-
-
 def _grow(root: Path, new: Component, fleet_after: FleetAnswers, *, commit: bool, author: Author | None,
           source: TemplateSource | None, message: str) -> AddReport:
     start = time.perf_counter()
@@ -91,7 +83,7 @@ def _grow(root: Path, new: Component, fleet_after: FleetAnswers, *, commit: bool
         except ConflictError:
             raise  # leave the merge result for the user to resolve
         except BaseException:  # incl. Ctrl-C: the tree was clean, so restore it exactly
-            _restore(root)
+            restore(root)
             raise
     trace.event("files changed", count=len(added))
     sha = ensure_commit(root, message, author or default_author(root), branch=fleet_after.branch) if commit else None

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from fleetstrap import output
+from fleetstrap.cache import cache_dir
 from fleetstrap.errors import ClusterError, RemoteError, UserError
 
 GITHUB_BASE = "https://github.com"
@@ -32,16 +33,6 @@ class Manifest:
     text: str
     source: str  # "flux CLI", "cache", or the URL
     sha256: str
-
-
-def cache_dir(explicit: Path | None = None) -> Path:
-    if explicit is not None:
-        return explicit
-    env = os.environ.get("FLEETSTRAP_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "fleetstrap"
 
 
 def _base(base_url: str | None, default: str) -> str:
@@ -137,7 +128,7 @@ def flux_components(
             raise ClusterError("`flux install --export` failed") from exc
         return Manifest(out.stdout, "flux CLI", hashlib.sha256(out.stdout.encode()).hexdigest())
     url, sums_url = flux_urls(ver, base_url)
-    path = cache_dir(cache) / "manifests" / f"flux-v{ver}-install.yaml"
+    path = (cache or cache_dir()) / "manifests" / f"flux-v{ver}-install.yaml"
     expected = pinned_sha256.lower() or None
     cached = _cached(path, expected)
     if cached is not None:
@@ -160,7 +151,7 @@ def argocd_install(
     if not version.startswith("v") or version in {"stable", "latest"}:
         raise UserError(f"argocd_version must be a release tag like v3.5.1, not {version!r}")
     url = argocd_url(version, base_url)
-    root = cache_dir(cache) / "manifests"
+    root = (cache or cache_dir()) / "manifests"
     path = root / f"argocd-{version}-install.yaml"
     record = root / f"argocd-{version}-install.yaml.sha256"
     expected = pinned_sha256.lower() or (record.read_text().strip() if record.is_file() else None)

@@ -95,6 +95,16 @@ def git_env(url: str, token: Token | None, *, ssh_key: str | None = None,
     return env
 
 
+def remote_env(url: str | None) -> dict[str, str]:
+    """The environment for git commands on an existing remote (bootstrap, status): push's auth for its URL."""
+    if not url:
+        return {}
+    token = None
+    if url.startswith(("https://", "http://")):
+        token = resolve_token(None, host=urlsplit(url).hostname or "github.com")
+    return git_env(url, token)
+
+
 def build_ssh_command(ssh_key: str | None, known_hosts: str | None) -> str:
     import shlex
 

@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 import yaml
 
-from fleetstrap import output, trace
-from fleetstrap.errors import ConflictError, FindingsError, NotAFleetRepoError, TemplateError, UserError
+from fleetstrap import copier_adapter, output, trace
+from fleetstrap.copier_adapter import Conflict
+from fleetstrap.errors import ConflictError, FindingsError, NotAFleetRepoError, UserError
+from fleetstrap.init import run_gate
 from fleetstrap.plan import Component
 from fleetstrap.render import TemplateSource, plain_data
 from fleetstrap.repo import FleetRepo, RepoComponent, load_fleet
@@ -35,7 +37,6 @@ from fleetstrap.update.source import (
 )
 from fleetstrap.update.workspace import FileChange, Workspace
 
-Conflict = Literal["inline", "rej"]
 __all__ = [
     "CheckReport",
     "ComponentCheck",
@@ -203,25 +204,8 @@ def _set_src_path(ws: Workspace, answers_file: str, url: str) -> None:
 
 def _copier_update(ws: Workspace, component: Component, source: TemplateSource, conflict: Conflict,
                    data: Mapping[str, Any] | None) -> None:
-    from copier import run_update  # lazy: slow import
-    from copier.errors import UserMessageError
-
-    try:
-        run_update(
-            str(ws.path),
-            data=plain_data(dict(data or {})),
-            answers_file=component.answers_file,
-            vcs_ref=source.ref,
-            defaults=True,
-            overwrite=True,
-            quiet=True,
-            unsafe=True,  # our own template; its _migrations and tasks need it
-            conflict=conflict,
-        )
-    except UserMessageError as exc:
-        raise UserError(f"cannot update {component.name}: {str(exc).splitlines()[0]}") from exc
-    except Exception as exc:  # copier raises many types; anything else is a template or data bug
-        raise TemplateError(f"updating {component.name} failed: {type(exc).__name__}: {exc}") from exc
+    copier_adapter.update(ws.path, source.ref, plain_data(dict(data or {})), component.answers_file,
+                          what=component.name, conflict=conflict)
 
 
 def _protect_and_find_conflicts(ws: Workspace, prev: str) -> tuple[str, ...]:
@@ -382,16 +366,6 @@ def _run_migrations(ws: Workspace, migrations: Sequence[Migration], updated: Seq
     return tuple(ran)
 
 
-def _run_gate(root: Path) -> None:
-    """The offline validation gate, when this build has it (another module owns it)."""
-    try:
-        from fleetstrap.validate import gate
-    except ImportError:
-        return
-    with trace.stage("validate"):
-        gate(root)
-
-
 def _versions_message(updated: Sequence[ComponentUpdate], target: str) -> str:
     olds = sorted({u.from_version for u in updated})
     lines = [f"fleetstrap update: templates {', '.join(olds)} -> {target}", ""]
@@ -471,7 +445,7 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
             hint="resolve the <<<<<<< markers (or .rej files), then validate and commit",
         )
     if request.validate:
-        _run_gate(root)
+        run_gate(root)
     sha = None
     if request.commit:
         from fleetstrap.gitrepo import ensure_commit

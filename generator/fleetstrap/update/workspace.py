@@ -8,11 +8,12 @@ the user's repo would need a commit between each. In the workspace every compone
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetstrap.update.source import git, git_env
+from fleetstrap import gitrepo
+from fleetstrap.errors import GitError
+from fleetstrap.update.source import git
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,10 @@ class Workspace:
         return git(self.path, "diff", "--no-color", "--no-renames", "--no-ext-diff", since, until)
 
     def show_bytes(self, rev: str, rel: str) -> bytes | None:
-        res = subprocess.run(["git", "cat-file", "blob", f"{rev}:{rel}"], cwd=self.path, env=git_env(),
-                             capture_output=True, check=False)
-        return res.stdout if res.returncode == 0 else None
+        try:
+            return gitrepo.run_bytes(self.path, "cat-file", "blob", f"{rev}:{rel}", env=gitrepo.scratch_env())
+        except GitError:
+            return None
 
     def show(self, rev: str, rel: str) -> str | None:
         """Text of a file at a revision; None when absent there or not UTF-8 text."""
