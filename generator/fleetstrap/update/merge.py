@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleetstrap import gitrepo
+from fleetstrap.copier_adapter import shared_template
+from fleetstrap.errors import GitError
 from fleetstrap.plan import Component
-from fleetstrap.render import TemplateSource, render_component, shared_template
-from fleetstrap.update.source import git_env
+from fleetstrap.render import TemplateSource, render_component
 
 MARKERS = (b"<<<<<<< before updating", b">>>>>>> after updating")
 # Below this many components a process pool costs more (start-up, template clones) than it saves.
@@ -83,7 +85,7 @@ class _Renderer:
 
     def template(self, ref: str) -> Any:
         if ref not in self._templates:
-            cm = shared_template(TemplateSource(self.local, ref))
+            cm = shared_template(self.local, ref)
             self._templates[ref] = cm.__enter__()
             self._stack.append(cm)
         return self._templates[ref]
@@ -153,10 +155,12 @@ def merge_file(ours: bytes, base: bytes, theirs: bytes, tmp: Path) -> bytes:
         p = tmp / name
         p.write_bytes(data)
         paths.append(str(p))
+    # Not gitrepo.run: merge-file exits with the number of conflicts, and its output is bytes.
     res = subprocess.run(["git", "merge-file", "-p", "-L", "before updating", "-L", "last update",
-                          "-L", "after updating", *paths], env=git_env(), capture_output=True, check=False)
+                          "-L", "after updating", *paths],
+                         env={**os.environ, **gitrepo.scratch_env()}, capture_output=True, check=False)
     if res.returncode < 0 or res.returncode > 127:
-        raise OSError(f"git merge-file failed: {res.stderr.decode(errors='replace').strip()}")
+        raise GitError(f"git merge-file failed: {res.stderr.decode(errors='replace').strip()}")
     return res.stdout
 
 
