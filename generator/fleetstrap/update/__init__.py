@@ -41,9 +41,11 @@ __all__ = [
     "CheckReport",
     "ComponentCheck",
     "ComponentUpdate",
+    "UpdateConflictError",
     "UpdateReport",
     "UpdateRequest",
     "apply_answers_change",
+    "build_commit_message",
     "check_updates",
     "update_fleet",
 ]
@@ -366,7 +368,7 @@ def _run_migrations(ws: Workspace, migrations: Sequence[Migration], updated: Seq
     return tuple(ran)
 
 
-def _versions_message(updated: Sequence[ComponentUpdate], target: str) -> str:
+def build_commit_message(updated: Sequence[ComponentUpdate], target: str) -> str:
     olds = sorted({u.from_version for u in updated})
     lines = [f"fleetstrap update: templates {', '.join(olds)} -> {target}", ""]
     lines += [f"- {u.name}: {u.from_version} -> {u.to_version}" for u in updated]
@@ -381,6 +383,14 @@ def _apply_to_repo(ws: Workspace, root: Path) -> list[FileChange]:
         ws.restore(root, changes)
         raise
     return changes
+
+
+class UpdateConflictError(ConflictError):
+    """Conflicts remain (exit 2); the merge result was written, and `report` says what changed."""
+
+    def __init__(self, message: str, *, report: UpdateReport, hint: str | None = None) -> None:
+        super().__init__(message, paths=report.conflicts, hint=hint)
+        self.report = report
 
 
 def update_fleet(request: UpdateRequest) -> UpdateReport:
@@ -439,9 +449,9 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
             _apply_to_repo(ws, root)
         trace.event("files changed", count=len(all_changes))
     if conflicts:
-        raise ConflictError(
+        raise UpdateConflictError(
             f"update left {len(conflicts)} conflicted file(s): {', '.join(conflicts)}",
-            paths=conflicts,
+            report=_timed(report, start),
             hint="resolve the <<<<<<< markers (or .rej files), then validate and commit",
         )
     if request.validate:
@@ -450,7 +460,7 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
     if request.commit:
         from fleetstrap.gitrepo import ensure_commit
 
-        sha = ensure_commit(root, _versions_message(updated, source.ref), branch=repo.answers.branch)
+        sha = ensure_commit(root, build_commit_message(updated, source.ref), branch=repo.answers.branch)
     return _timed(UpdateReport(report.root, report.template, report.target, report.updated, report.up_to_date,
                                report.files, (), ran, sha, False), start)
 
