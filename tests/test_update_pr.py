@@ -124,6 +124,7 @@ def test_pull_request_opened_with_title_body_label_and_base(gh: FakeGitHub, pris
     assert f"`{VALUES}`" in changed and "`apps/dev/alpha/imagepolicy.yaml`" in changed
     assert "**fleet** `v1.0.0` → `v2.0.0`" in body  # a version bump is listed too
     assert "Bot-owned lines" in body and "Conflicts" not in body
+    assert TOKEN not in body and TOKEN not in pr["title"]
     # The branch holds the update; main (remote and local) and the user's checkout are untouched.
     assert _branches(repo.bare) == sorted(["main", BRANCH_V2])
     assert "memory: 256Mi" in _show(repo.bare, BRANCH_V2, VALUES)
