@@ -96,7 +96,7 @@ def _update_pr(request: PrRequest, api_delay: float | None) -> None:
     elif report.action == "exists":
         output.success(f"{report.branch} is already up for {report.target}" + (f": {report.url}" if report.url else ""))
     elif report.action == "closed":
-        output.info(f"the pull request for {report.target} was closed ({report.url}); leaving it closed")
+        output.info(f"the pull request for {report.target} was closed or merged ({report.url}); leaving it so")
     elif report.action == "opened":
         output.success(f"pull request for templates {report.target}: {report.url}")
     else:

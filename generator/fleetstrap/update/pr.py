@@ -21,7 +21,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from fleetstrap import gitrepo, output, trace
-from fleetstrap.errors import ConflictError, UserError
+from fleetstrap.errors import ConflictError, GitError, RemoteError, UserError
 from fleetstrap.publish.auth import Token, clean_url, git_env, has_credentials, resolve_token
 from fleetstrap.publish.github_api import ApiSettings, GitHubApi
 from fleetstrap.publish.pullrequest import PullRequestSpec, ensure_pull_request, find_pull
@@ -226,8 +226,16 @@ def open_update_pr(request: PrRequest) -> PrReport:
             hunks = {p: _hunks(wt, p) for p in conflicts}
             lease = [f"--force-with-lease=refs/heads/{branch}:{remote_sha}"] if remote_sha else []
             # Our branch only; with a lease when an earlier run left it without a pull request.
-            gitrepo.run(wt, "push", *lease, "--", remote.url, f"HEAD:refs/heads/{branch}", env=remote.env,
-                        url=remote.url)
+            try:
+                gitrepo.run(wt, "push", *lease, "--", remote.url, f"HEAD:refs/heads/{branch}", env=remote.env,
+                            url=remote.url)
+            except GitError as exc:
+                if any(p.startswith(".github/workflows/") for p in statuses):
+                    raise RemoteError(f"{exc.message} (the update changes workflow files, which GitHub only "
+                                      "accepts from a token with the workflow scope or Workflows permission)",
+                                      hint="GITHUB_TOKEN never has it: give the fleetstrap-update workflow a "
+                                           "GitHub App (FLEETSTRAP_APP_CLIENT_ID) with Workflows: write") from None
+                raise
             journal.append(f"pushed {branch} to {remote.url}")
         finally:
             gitrepo.run(root, "worktree", "remove", "--force", str(wt), check=False)
