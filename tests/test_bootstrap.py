@@ -238,11 +238,12 @@ def test_argocd_happy_path(tmp_path: Path, env: dict[str, Path], capsys: pytest.
 
 
 def test_argocd_version_must_not_be_stable(tmp_path: Path) -> None:
+    from fleetstrap.bootstrap.manifests import Downloads as Source
     from fleetstrap.bootstrap.manifests import argocd_install
     from fleetstrap.errors import UserError
 
     with pytest.raises(UserError, match="not 'stable'"):
-        argocd_install("stable", cache=tmp_path)
+        argocd_install("stable", Source(cache_dir=tmp_path))
 
 
 def test_status_lists_unreachable_cluster(tmp_path: Path, env: dict[str, Path]) -> None:

@@ -74,3 +74,21 @@ def test_schema_catalog_only_404_means_no_such_kind(catalog: str, tmp_path: Path
     broken = CrdSchemas((), tmp_path / "cache", offline=False, catalog=catalog.replace("{group}", "busy"))
     assert broken.validator("example.com/v1", "Widget") is None
     assert broken.network_failures == 1  # a 503 says nothing about the kind: reported as the catalog failing
+
+
+@pytest.mark.parametrize(("module", "classes"), [
+    ("bootstrap/flow.py", {"Bootstrapper"}),
+    ("publish/core.py", {"GitPublisher", "GitHubPublisher"}),
+])
+def test_steps_never_ask_whether_it_is_a_dry_run(module: str, classes: set[str]) -> None:
+    """Dry run is a choice of clients made when the runner is built, not a branch in its steps."""
+    tree = ast.parse((PACKAGE / module).read_text(encoding="utf-8"))
+    branches = []
+    for cls in [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name in classes]:
+        for fn in [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name not in {"__init__", "_connect"}]:
+            for node in ast.walk(fn):
+                test = getattr(node, "test", None)
+                if isinstance(node, ast.If | ast.IfExp | ast.While) and test is not None and (
+                        "dry_run" in ast.unparse(test) or "api is None" in ast.unparse(test)):
+                    branches.append(f"{cls.name}.{fn.name}: {ast.unparse(test)}")
+    assert branches == []

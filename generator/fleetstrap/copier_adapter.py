@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,16 @@ from fleetstrap.errors import TemplateError, UserError
 
 COPIER_FLOOR = "9.15.2"  # keep in step with pyproject.toml's `copier>=` and tests/test_copier_versions.py
 Conflict = Literal["inline", "rej"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One component in a repo: where it lives, its answers file (relative), its answers, its name for messages."""
+
+    dest: Path
+    answers_file: str
+    data: Mapping[str, Any]
+    what: str
 
 
 class SharedTemplate:
@@ -40,14 +51,13 @@ def shared_template(url: str, ref: str) -> Iterator[SharedTemplate]:
         template._cleanup()
 
 
-def copy(url: str, ref: str, dest: Path, data: Mapping[str, Any], answers_file: str, *, what: str,
-         overwrite: bool = True, shared: SharedTemplate | None = None) -> None:
-    """Render the template at `url`@`ref` into `dest` with `data`, recording `answers_file`."""
+def copy(target: Target, url: str, ref: str, *, overwrite: bool = True, shared: SharedTemplate | None = None) -> None:
+    """Render the template at `url`@`ref` for `target`, recording its answers file."""
     from copier._main import Worker
 
     try:
-        with Worker(src_path=url, dst_path=dest, data=dict(data), answers_file=Path(answers_file), vcs_ref=ref,
-                    defaults=True, overwrite=overwrite, quiet=True,
+        with Worker(src_path=url, dst_path=target.dest, data=dict(target.data), answers_file=Path(target.answers_file),
+                    vcs_ref=ref, defaults=True, overwrite=overwrite, quiet=True,
                     unsafe=True,  # our own template; migrations need it
                     cleanup_on_error=False) as worker:
             if shared is not None:
@@ -55,21 +65,20 @@ def copy(url: str, ref: str, dest: Path, data: Mapping[str, Any], answers_file: 
                 worker.__dict__["template"] = shared.template
             worker.run_copy()
     except Exception as exc:  # copier raises many types; any failure here is a template bug or bad data
-        raise TemplateError(f"rendering {what} failed: {type(exc).__name__}: {exc}") from exc
+        raise TemplateError(f"rendering {target.what} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def update(dest: Path, ref: str, data: Mapping[str, Any], answers_file: str, *, what: str,
-           conflict: Conflict) -> None:
-    """copier's 3-way update of the component recorded in `answers_file` to `ref` (conflicts left in files)."""
+def update(target: Target, ref: str, *, conflict: Conflict) -> None:
+    """copier's 3-way update of `target` to `ref` (conflicts are left in the files, marked)."""
     from copier import run_update
     from copier.errors import UserMessageError
 
     try:
-        run_update(str(dest), data=dict(data), answers_file=answers_file, vcs_ref=ref, defaults=True,
-                   overwrite=True, quiet=True,
+        run_update(str(target.dest), data=dict(target.data), answers_file=target.answers_file, vcs_ref=ref,
+                   defaults=True, overwrite=True, quiet=True,
                    unsafe=True,  # our own template; its _migrations and tasks need it
                    conflict=conflict)
     except UserMessageError as exc:
-        raise UserError(f"cannot update {what}: {str(exc).splitlines()[0]}") from exc
+        raise UserError(f"cannot update {target.what}: {str(exc).splitlines()[0]}") from exc
     except Exception as exc:  # copier raises many types; anything else is a template or data bug
-        raise TemplateError(f"updating {what} failed: {type(exc).__name__}: {exc}") from exc
+        raise TemplateError(f"updating {target.what} failed: {type(exc).__name__}: {exc}") from exc

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -184,32 +184,33 @@ def scratch_env(index_file: Path | None = None) -> dict[str, str]:
     }
 
 
-def run_bytes(root: Path, *args: str, env: Mapping[str, str] | None = None, url: str | None = None,
-              timeout: float = 300.0, check: bool = True, stdin: bytes | None = None) -> bytes:
+def run(root: Path, *args: str, env: Mapping[str, str] | None = None, url: str | None = None,
+        timeout: float = 300.0, check: bool = True, text_input: str | None = None) -> str:
     """Run one git command in `root` (which may not be a repo yet); no prompts, ever.
 
     `env` holds the command's credentials (`publish.auth.git_env`) or `scratch_env()`; `url` names the remote in
-    errors. With check=False a failure returns b"" instead of raising."""
+    errors. With check=False a failure returns "". Output is decoded with surrogateescape, so binary content
+    survives (`read_blob`)."""
     full = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
     try:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=timeout, env=full, check=False,
-                              input=stdin)
+                              input=text_input.encode() if text_input is not None else None)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GitError(f"git {args[0]} failed: {type(exc).__name__}") from exc
     if done.returncode != 0:
         if not check:
-            return b""
+            return ""
         # Our one line, not git's whole stderr: it may echo a URL or a header.
         raise GitError(explain(args[0], url, done.stderr.decode("utf-8", "replace")))
-    return done.stdout
+    return done.stdout.decode("utf-8", "surrogateescape")
 
 
-def run(root: Path, *args: str, env: Mapping[str, str] | None = None, url: str | None = None,
-        timeout: float = 300.0, check: bool = True, text_input: str | None = None) -> str:
-    """`run_bytes` for text."""
-    out = run_bytes(root, *args, env=env, url=url, timeout=timeout, check=check,
-                    stdin=text_input.encode() if text_input is not None else None)
-    return out.decode("utf-8", "replace")
+def read_blob(root: Path, rev: str, rel: str, env: Mapping[str, str] | None = None) -> bytes | None:
+    """A file's bytes at a revision; None when it is not there."""
+    try:
+        return run(root, "cat-file", "blob", f"{rev}:{rel}", env=env).encode("utf-8", "surrogateescape")
+    except GitError:
+        return None
 
 
 _WHAT = {"ls-remote": "reading", "fetch": "fetching from", "push": "pushing to"}
@@ -238,10 +239,20 @@ def explain(command: str, url: str | None, stderr: str) -> str:
 # ---------------------------------------------------------------- remotes (network)
 
 
-def remote_head(root: Path, remote: str, branch: str, env: Mapping[str, str] | None = None,
-                url: str | None = None) -> str | None:
-    """The branch's sha on `remote` (a remote name or a URL); None when the branch is not there."""
-    out = run(root, "ls-remote", "--", remote, f"refs/heads/{branch}", env=env, url=url or remote, timeout=60)
+@dataclass(frozen=True)
+class Remote:
+    """Where a network command goes: the remote's name in the repo (or its URL when it has none), its URL, and
+    the environment carrying its credentials (`publish.auth.git_env`)."""
+
+    name: str
+    url: str
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+def remote_head(root: Path, remote: Remote, branch: str) -> str | None:
+    """The branch's sha on the remote; None when the branch is not there."""
+    out = run(root, "ls-remote", "--", remote.url, f"refs/heads/{branch}", env=remote.env, url=remote.url,
+              timeout=60)
     for line in out.splitlines():
         sha, _, ref = line.partition("\t")
         if ref == f"refs/heads/{branch}":
@@ -249,14 +260,15 @@ def remote_head(root: Path, remote: str, branch: str, env: Mapping[str, str] | N
     return None
 
 
-def fetch(root: Path, remote: str, branch: str, env: Mapping[str, str] | None = None, url: str | None = None) -> None:
-    run(root, "fetch", "--no-tags", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}", env=env,
-        url=url or remote)
+def fetch(root: Path, remote: Remote, branch: str) -> None:
+    run(root, "fetch", "--no-tags", remote.name, f"+refs/heads/{branch}:refs/remotes/{remote.name}/{branch}",
+        env=remote.env, url=remote.url)
 
 
-def push(root: Path, remote: str, branch: str, env: Mapping[str, str] | None = None, url: str | None = None) -> None:
+def push(root: Path, remote: Remote, branch: str) -> None:
     """Push HEAD to the branch: fast-forward only, never forced."""
-    run(root, "push", "--set-upstream", "--", remote, f"HEAD:refs/heads/{branch}", env=env, url=url or remote)
+    run(root, "push", "--set-upstream", "--", remote.name, f"HEAD:refs/heads/{branch}", env=remote.env,
+        url=remote.url)
 
 
 def relation(root: Path, local: str | None, remote: str | None, url: str, branch: str) -> Relation:

@@ -144,8 +144,8 @@ def render_component(component: Component, dest: Path, source: TemplateSource, *
     `shared` (from `copier_adapter.shared_template`) reuses one template clone across the components of a run:
     that saves a git clone and a config parse per component (most of copier's per-render cost).
     """
-    copier_adapter.copy(source.url, source.ref, dest, plain_data(component.data_dict()), component.answers_file,
-                        what=component.name, overwrite=overwrite, shared=shared)
+    target = copier_adapter.Target(dest, component.answers_file, plain_data(component.data_dict()), component.name)
+    copier_adapter.copy(target, source.url, source.ref, overwrite=overwrite, shared=shared)
 
 
 def render_components(components: tuple[Component, ...] | list[Component], dest: Path,

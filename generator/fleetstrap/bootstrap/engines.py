@@ -4,7 +4,6 @@ source Secret, the sync objects and what "synced" means. The sequence itself is 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,19 +11,11 @@ import yaml
 
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap import manifests, objects
+from fleetstrap.bootstrap.manifests import Downloads
 from fleetstrap.bootstrap.preflight import Preflight, sync_path
 from fleetstrap.bootstrap.ssh import public_key_openssh
 from fleetstrap.bootstrap.wait import Target, argocd_check, flux_check, workload_check
 from fleetstrap.pins import pin
-
-
-@dataclass(frozen=True)
-class Downloads:
-    """Where the pinned install manifests come from (a mirror in tests and air-gapped sites)."""
-
-    base_url: str | None = None
-    cache_dir: Path | None = None
-    use_flux_cli: bool = True
 
 
 class Engine(Protocol):
@@ -113,9 +104,8 @@ class _EngineBase:
 class FluxEngine(_EngineBase, name="flux", title="Flux", workloads="Flux controllers", namespace=objects.FLUX_NS):
 
     def install(self) -> str:
-        d = self.downloads
-        return manifests.flux_components(pin("flux_version"), pinned_sha256=pin("flux_install_sha256"),
-                                         base_url=d.base_url, cache=d.cache_dir, use_cli=d.use_flux_cli).text
+        return manifests.flux_components(pin("flux_version"), self.downloads,
+                                         pinned_sha256=pin("flux_install_sha256")).text
 
     def build_files(self, root: Path, install: str) -> dict[Path, str]:
         base = Path("clusters", self.cluster, "flux-system")
@@ -155,9 +145,8 @@ class ArgoCDEngine(_EngineBase, name="argocd", title="Argo CD", workloads="Argo 
                    namespace=objects.ARGOCD_NS):
 
     def install(self) -> str:
-        d = self.downloads
-        return manifests.argocd_install(pin("argocd_version"), pinned_sha256=pin("argocd_install_sha256"),
-                                        base_url=d.base_url, cache=d.cache_dir).text
+        return manifests.argocd_install(pin("argocd_version"), self.downloads,
+                                        pinned_sha256=pin("argocd_install_sha256")).text
 
     def build_files(self, root: Path, install: str) -> dict[Path, str]:  # noqa: ARG002 (protocol)
         return {}  # Argo CD is installed from the manifest; the repo already has the root Application

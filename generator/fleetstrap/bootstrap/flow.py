@@ -15,12 +15,13 @@ from typing import Any, Protocol
 from fleetstrap import gitrepo, output, trace
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap import manifests, objects
-from fleetstrap.bootstrap.engines import Downloads, Engine, build_engines, build_workload_targets
+from fleetstrap.bootstrap.engines import Engine, build_engines, build_workload_targets
 from fleetstrap.bootstrap.kube import Applied, DryRunJournal, KubeClient, RecordingClient, connect
+from fleetstrap.bootstrap.manifests import Downloads
 from fleetstrap.bootstrap.preflight import Preflight, PreflightInput, check_preflight
 from fleetstrap.bootstrap.wait import RecordingWaiter, Target, Waiter
-from fleetstrap.errors import ClusterError, UserError
-from fleetstrap.publish.auth import remote_env
+from fleetstrap.errors import ClusterError, GitError, UserError
+from fleetstrap.publish.auth import remote_of
 from fleetstrap.repo import load_fleet_answers
 
 Connector = Callable[[Path | None, str | None], KubeClient]
@@ -103,8 +104,10 @@ class FleetGit:
 
     def publish(self, message: str, branch: str) -> str | None:
         sha = gitrepo.ensure_commit(self.root, message, branch=branch)
-        url = gitrepo.remote_url(self.root, self.remote)
-        gitrepo.push(self.root, self.remote, branch, remote_env(url), url=url)
+        remote = remote_of(self.root, self.remote)
+        if remote is None:  # preflight checked it; only a concurrent change gets here
+            raise GitError(f"no git remote {self.remote!r} to push to")
+        gitrepo.push(self.root, remote, branch)
         return sha
 
 

@@ -14,7 +14,7 @@ from fleetstrap.bootstrap.kube import KubeClient
 from fleetstrap.bootstrap.ssh import public_key_openssh, scan_known_hosts, ssh_host
 from fleetstrap.errors import ClusterError, FleetstrapError
 from fleetstrap.pins import pin
-from fleetstrap.publish.auth import remote_env
+from fleetstrap.publish.auth import remote_of
 from fleetstrap.publish.keys import deploy_key_path
 
 # (verb, group, resource): what installing an engine needs cluster-wide.
@@ -92,12 +92,12 @@ def check_git(root: Path, remote: str, branch: str, problems: list[Problem]) -> 
     if dirty:
         problems.append((f"uncommitted changes: {', '.join(dirty[:3])}{' …' if len(dirty) > 3 else ''}",
                          "commit them with `fleetstrap push` (bootstrap commits only its own files)"))
-    url = gitrepo.remote_url(root, remote)
-    if url is None:
+    target = remote_of(root, remote)
+    if target is None:
         problems.append((f"no git remote {remote!r}", "run `fleetstrap push` to publish the repo"))
         return head
     try:
-        pushed = gitrepo.remote_head(root, remote, branch, remote_env(url), url=url)
+        pushed = gitrepo.remote_head(root, target, branch)
     except FleetstrapError as exc:
         problems.append((f"remote {remote!r} not reachable: {exc}", "check the network and git credentials"))
         return head

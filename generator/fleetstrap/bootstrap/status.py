@@ -14,7 +14,7 @@ from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap.kube import KubeClient, connect
 from fleetstrap.bootstrap.wait import ready_condition
 from fleetstrap.errors import FleetstrapError
-from fleetstrap.publish.auth import remote_env
+from fleetstrap.publish.auth import remote_of
 from fleetstrap.repo import component_name, load_fleet_answers
 
 
@@ -114,8 +114,8 @@ def fleet_status(request: StatusRequest,
     if request.cluster:
         fleet.cluster(request.cluster)  # unknown names are a user error
     try:
-        url = gitrepo.remote_url(request.root, request.remote)
-        pushed = gitrepo.remote_head(request.root, request.remote, fleet.branch, remote_env(url), url=url) or ""
+        remote = remote_of(request.root, request.remote)
+        pushed = (gitrepo.remote_head(request.root, remote, fleet.branch) if remote else None) or ""
     except FleetstrapError:
         pushed = ""
     return StatusReport(

@@ -193,11 +193,11 @@ class RecordingGit:
         self.journal.append(f"git remote {remote} -> {url} (set if different)")
         return "in place"
 
-    def fetch(self, root: Path, remote: str, branch: str, env: dict[str, str], url: str) -> None:  # noqa: ARG002
-        self.journal.append(f"git fetch {remote} {branch} (to compare history)")
+    def fetch(self, root: Path, remote: gitrepo.Remote, branch: str) -> None:  # noqa: ARG002
+        self.journal.append(f"git fetch {remote.name} {branch} (to compare history)")
 
-    def push(self, root: Path, remote: str, branch: str, env: dict[str, str], url: str) -> None:  # noqa: ARG002
-        self.journal.append(f"git push {remote} HEAD:refs/heads/{branch} (no force)")
+    def push(self, root: Path, remote: gitrepo.Remote, branch: str) -> None:  # noqa: ARG002
+        self.journal.append(f"git push {remote.name} HEAD:refs/heads/{branch} (no force)")
 
 
 class JournaledGit(RecordingGit):
@@ -219,13 +219,13 @@ class JournaledGit(RecordingGit):
         super().set_remote(root, remote, url)
         return gitrepo.ensure_remote(root, remote, url)
 
-    def fetch(self, root: Path, remote: str, branch: str, env: dict[str, str], url: str) -> None:
-        super().fetch(root, remote, branch, env, url)
-        gitrepo.fetch(root, remote, branch, env, url=url)
+    def fetch(self, root: Path, remote: gitrepo.Remote, branch: str) -> None:
+        super().fetch(root, remote, branch)
+        gitrepo.fetch(root, remote, branch)
 
-    def push(self, root: Path, remote: str, branch: str, env: dict[str, str], url: str) -> None:
-        super().push(root, remote, branch, env, url)
-        gitrepo.push(root, remote, branch, env, url=url)
+    def push(self, root: Path, remote: gitrepo.Remote, branch: str) -> None:
+        super().push(root, remote, branch)
+        gitrepo.push(root, remote, branch)
 
 
 class RecordingKeys:

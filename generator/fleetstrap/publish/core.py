@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from fleetstrap import gitrepo, output, trace
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.errors import GitHubError, RemoteError, UserError
+from fleetstrap.gitrepo import Remote
 from fleetstrap.repo import load_fleet_answers
 
 from . import DEFAULT_ENVIRONMENTS, PushReport, PushRequest, keys, rules
@@ -55,12 +56,6 @@ class Outcome:
                           dry_run=self.dry_run, created=tuple(self.created), updated=tuple(self.updated),
                           in_place=tuple(self.in_place), planned=tuple(self.journal),
                           warnings=tuple(self.warnings), private_keys=tuple(self.private_keys))
-
-
-@dataclass(frozen=True)
-class GitTarget:
-    url: str  # clean
-    env: dict[str, str] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -108,7 +103,7 @@ class GitPublisher:
         head = self.ensure_pushed(target, rel)
         return self.out.report(repo_url=target.url, remote_url=target.url, branch=self.request.branch, commit=head)
 
-    def build_target(self) -> GitTarget:
+    def build_target(self) -> Remote:
         request = self.request
         url = request.remote or ""
         if has_credentials(url):
@@ -123,16 +118,16 @@ class GitPublisher:
         if ssh_key and not Path(ssh_key).is_file():
             raise UserError(f"ssh key {ssh_key} does not exist")
         known = str(request.known_hosts) if request.known_hosts else None
-        return GitTarget(url, git_env(url, token, ssh_key=None if https else ssh_key,
-                                      known_hosts=None if https else known))
+        return Remote(request.remote_name, url, git_env(url, token, ssh_key=None if https else ssh_key,
+                                                        known_hosts=None if https else known))
 
-    def check_history(self, target: GitTarget, *, remote_exists: bool) -> gitrepo.Relation:
+    def check_history(self, target: Remote, *, remote_exists: bool) -> gitrepo.Relation:
         request, root = self.request, self.root
         if not remote_exists:
             return "empty"
         local = gitrepo.read_local(root)
         with output.progress(f"reading {target.url}"), trace.stage("git.ls-remote"):
-            remote = gitrepo.remote_head(root, target.url, request.branch, target.env)
+            remote = gitrepo.remote_head(root, target, request.branch)
         rel = gitrepo.relation(root, local.head, remote, target.url, request.branch)
         if rel == "unknown":
             if not local.has_git:
@@ -141,14 +136,14 @@ class GitPublisher:
                                   "refusing to push", hint="push to a new or empty repository")
             self.ensure_origin(target)
             with output.progress(f"fetching {target.url}"), trace.stage("git.fetch"):
-                self.git.fetch(root, request.remote_name, request.branch, target.env, target.url)
+                self.git.fetch(root, target, request.branch)
             rel = gitrepo.relation(root, local.head, remote, target.url, request.branch)
         if rel == "behind" and local.dirty:
             raise RemoteError(f"{target.url} branch {request.branch} is ahead of the local branch; "
                               "pull it before publishing new changes")
         return rel
 
-    def ensure_origin(self, target: GitTarget) -> None:
+    def ensure_origin(self, target: Remote) -> None:
         state = self.git.set_remote(self.root, self.request.remote_name, target.url)
         if state != "in place":
             self.out.changed(f"git remote {self.request.remote_name} -> {target.url}", existed=state == "updated")
@@ -169,7 +164,7 @@ class GitPublisher:
             self.out.in_place.append("commit (nothing to commit)")
         return sha
 
-    def ensure_pushed(self, target: GitTarget, rel: gitrepo.Relation) -> str | None:
+    def ensure_pushed(self, target: Remote, rel: gitrepo.Relation) -> str | None:
         request = self.request
         sha = self.ensure_committed()
         head = sha or gitrepo.read_local(self.root).head
@@ -183,7 +178,7 @@ class GitPublisher:
         if head is None:
             raise UserError(f"{self.root} has nothing to commit and no commit to push")
         with output.progress(f"pushing {request.branch} to {target.url}"), trace.stage("git.push"):
-            self.git.push(self.root, request.remote_name, request.branch, target.env, target.url)
+            self.git.push(self.root, target, request.branch)
         self.out.created.append(f"pushed {request.branch} to {target.url}")
         return head
 
@@ -248,8 +243,8 @@ class GitHubPublisher(GitPublisher):
         html = str(repo["html_url"]) if repo else f"{self.web}/{self.owner}/{self.name}"
         return self.out.report(repo_url=html, remote_url=target.url, branch=request.branch, commit=head)
 
-    def target(self, clone_url: str) -> GitTarget:
-        return GitTarget(clone_url, git_env(clone_url, self.token) if self.token else {})
+    def target(self, clone_url: str) -> Remote:
+        return Remote(self.request.remote_name, clone_url, git_env(clone_url, self.token) if self.token else {})
 
     # ---------------------------------------------------------------- preflight
     def check_github(self, secret_values: tuple[tuple[str, str], ...]) -> RepoState:

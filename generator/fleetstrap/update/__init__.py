@@ -204,12 +204,6 @@ def _set_src_path(ws: Workspace, answers_file: str, url: str) -> None:
     ws.write(answers_file, "".join(lines))
 
 
-def _copier_update(ws: Workspace, component: Component, source: TemplateSource, conflict: Conflict,
-                   data: Mapping[str, Any] | None) -> None:
-    copier_adapter.update(ws.path, source.ref, plain_data(dict(data or {})), component.answers_file,
-                          what=component.name, conflict=conflict)
-
-
 def _protect_and_find_conflicts(ws: Workspace, prev: str) -> tuple[str, ...]:
     """Put bot-owned lines back as they were at `prev`; return conflicted paths among the changes."""
     conflicts: list[str] = []
@@ -272,8 +266,9 @@ def _update_one(ws: Workspace, component: Component, source: ResolvedSource, con
     if bump is not None:  # same rendering at both versions: copier's merge would only change _commit
         _bump_commit(ws, component.answers_file, bump)
     else:
+        target = copier_adapter.Target(ws.path, component.answers_file, plain_data(dict(data or {})), component.name)
         with trace.stage("update", component=component.name):
-            _copier_update(ws, component, source.template_source(), conflict, data)
+            copier_adapter.update(target, source.template_source().ref, conflict=conflict)
     if source.record_url != source.local:
         _set_src_path(ws, component.answers_file, source.record_url)
     conflicts = _protect_and_find_conflicts(ws, prepared)

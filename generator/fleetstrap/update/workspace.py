@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetstrap import gitrepo
-from fleetstrap.errors import GitError
 from fleetstrap.update.source import git
 
 
@@ -77,10 +76,7 @@ class Workspace:
         return git(self.path, "diff", "--no-color", "--no-renames", "--no-ext-diff", since, until)
 
     def show_bytes(self, rev: str, rel: str) -> bytes | None:
-        try:
-            return gitrepo.run_bytes(self.path, "cat-file", "blob", f"{rev}:{rel}", env=gitrepo.scratch_env())
-        except GitError:
-            return None
+        return gitrepo.read_blob(self.path, rev, rel, gitrepo.scratch_env())
 
     def show(self, rev: str, rel: str) -> str | None:
         """Text of a file at a revision; None when absent there or not UTF-8 text."""
