@@ -207,7 +207,7 @@ def open_update_pr(request: PrRequest) -> PrReport:
             if data is None:
                 raise UserError(f"GitHub repository {owner}/{name} (remote {request.remote_name}) does not exist")
             base = str(data.get("default_branch") or base)
-        remote_sha = gitrepo.remote_head(root, remote.url, branch, remote.env, url=remote.url)
+        remote_sha = gitrepo.remote_head(root, gitrepo.Remote(remote.url, remote.url, remote.env), branch)
         existing = find_pull(api, *remote.github, branch) if remote.github and api else None
     if existing is not None:
         # Open: it already carries this version. Closed by a person: they said no to this version.
