@@ -223,3 +223,18 @@ def test_plain_git_remote_gets_the_branch_and_nothing_else(daemon: Server, prist
     # Again: the branch is there, nothing is pushed.
     assert run(["update", str(root), "--pr", "--template", str(template)]) == 0
     assert repo_log(bare, BRANCH_V2)[0] == tip
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://github.com/acme/fleet-infra.git", ("acme", "fleet-infra")),
+    ("https://github.com/acme/fleet-infra", ("acme", "fleet-infra")),
+    ("git@github.com:acme/fleet-infra.git", ("acme", "fleet-infra")),
+    ("ssh://git@github.com/acme/fleet-infra.git", ("acme", "fleet-infra")),
+    ("https://gitlab.com/acme/fleet-infra.git", None),
+    ("git@ghe.example.com:acme/fleet-infra.git", None),
+])
+def test_pull_requests_only_for_the_github_the_remote_is_on(url: str, expected: tuple[str, str] | None) -> None:
+    from fleetstrap.update.pr import _github_repo, branch_for
+
+    assert _github_repo(url, "https://github.com") == expected
+    assert branch_for("v2.1.0") == branch_for("2.1.0") == "fleetstrap/update-v2.1.0"
