@@ -26,6 +26,7 @@ SECRETS = ("sealed-secrets", "external-secrets", "sops", "none")
 TLS_ISSUERS = ("letsencrypt-prod", "letsencrypt-staging", "selfsigned", "none")
 NOTIFICATIONS = ("none", "slack", "github", "webhook")
 REPO_LAYOUTS = ("monorepo", "split")
+DEPENDENCY_BOTS = ("dependabot", "renovate", "none")
 IN_CLUSTER = "https://kubernetes.default.svc"
 
 
@@ -63,6 +64,8 @@ QUESTIONS: tuple[Question, ...] = (
     Question("notifications", "Alert destination", choices=NOTIFICATIONS),
     Question("repo_layout", "Service source in the fleet repo (monorepo) or its own repo (split)",
              choices=REPO_LAYOUTS),
+    Question("dependency_bot", "Bot that keeps actions, crates and base images current", choices=DEPENDENCY_BOTS),
+    Question("verify_signatures", "Flux verifies the cosign signatures of service charts (split layout)", kind="bool"),
     Question("branch", "Branch the cluster syncs from"),
     Question("git_url", "Git URL the cluster pulls from"),
 )
@@ -109,6 +112,8 @@ class FleetAnswers:
     monitoring: bool = False
     notifications: str = "none"
     repo_layout: str = "monorepo"
+    dependency_bot: str = "dependabot"
+    verify_signatures: bool = False
     branch: str = "main"
     git_url: str = ""
     extra: tuple[tuple[str, Any], ...] = field(default=())
@@ -132,6 +137,8 @@ class FleetAnswers:
             "tls_issuer": self.tls_issuer,
             "monitoring": self.monitoring,
             "repo_layout": self.repo_layout,
+            "dependency_bot": self.dependency_bot,
+            "verify_signatures": self.verify_signatures,
         }
 
     def fleet_data(self) -> dict[str, Any]:
@@ -359,6 +366,8 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
         monitoring=_bool(data, "monitoring", False),
         notifications=_choice(data, "notifications", "none", NOTIFICATIONS),
         repo_layout=_choice(data, "repo_layout", "monorepo", REPO_LAYOUTS),
+        dependency_bot=_choice(data, "dependency_bot", "dependabot", DEPENDENCY_BOTS),
+        verify_signatures=_bool(data, "verify_signatures", False),
         branch=branch,
         git_url=_str(data, "git_url", f"ssh://git@github.com/{owner}/{fleet_name}.git"),
     )

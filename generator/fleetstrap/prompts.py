@@ -7,6 +7,7 @@ from typing import Any
 
 from fleetstrap.answers import (
     COLLECTOR_MODES,
+    DEPENDENCY_BOTS,
     ENGINES,
     NOTIFICATIONS,
     SECRETS,
@@ -102,6 +103,9 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
     if a["monitoring"]:
         a["notifications"] = ask(questionary.select(
             "Alert destination:", choices=list(NOTIFICATIONS), default=a.get("notifications", "none")))
+    a["dependency_bot"] = ask(questionary.select(
+        "Dependency updates (actions, crates, base images):", choices=list(DEPENDENCY_BOTS),
+        default=a.get("dependency_bot", "dependabot")))
     return a
 
 
