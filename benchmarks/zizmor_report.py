@@ -1,11 +1,11 @@
 """zizmor findings by severity for every blueprint and layout, and for fleetstrap's own workflows.
 
-    python benchmarks/zizmor_report.py [--source DIR] [--project DIR]
+    python benchmarks/zizmor_report.py [--source DIR] [--project DIR] [--persona regular|pedantic|auditor]
 
 Renders each built-in blueprint twice (monorepo, and `repo_layout=split`: the fleet repository plus each
-service repository) with `python -m fleetstrap init` and runs `zizmor --offline --format json` (the regular
-persona: pedantic off) over the rendered `.github/workflows`. `--source` is a fleetstrap source tree to render
-with (a checkout of an older commit, to measure before a change); default: the installed fleetstrap.
+service repository) with `python -m fleetstrap init` and runs `zizmor --offline --format json` (default
+persona regular: pedantic off) over the rendered `.github/workflows`. `--source` is a fleetstrap source tree
+to render with (a checkout of an older commit, to measure before a change); default: the installed fleetstrap.
 `--project` is the checkout whose `.github/workflows` are counted (default: this repository).
 Prints one table; asserts nothing.
 """
@@ -26,11 +26,12 @@ SEVERITIES = ("high", "medium", "low", "informational")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def zizmor_counts(zizmor: str, files: list[Path]) -> tuple[Counter[str], Counter[str]]:
+def zizmor_counts(zizmor: str, files: list[Path], persona: str) -> tuple[Counter[str], Counter[str]]:
     """Findings per severity, and per `rule@severity`, of `zizmor --offline` over `files`."""
     if not files:
         return Counter(), Counter()
-    proc = subprocess.run([zizmor, "--offline", "--format", "json", "--no-progress", *map(str, files)],
+    proc = subprocess.run([zizmor, "--offline", "--persona", persona, "--format", "json", "--no-progress",
+                           *map(str, files)],
                           capture_output=True, text=True, check=False)
     try:
         findings = json.loads(proc.stdout or "[]")
@@ -73,11 +74,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--source", type=Path, help="fleetstrap source tree to render with")
     parser.add_argument("--project", type=Path, default=ROOT, help="checkout whose own workflows are counted")
+    parser.add_argument("--persona", default="regular", choices=["regular", "pedantic", "auditor"])
     args = parser.parse_args()
     zizmor = shutil.which("zizmor") or str(Path(sys.executable).parent / "zizmor")
     version = subprocess.run([zizmor, "--version"], capture_output=True, text=True, check=True).stdout.strip()
     blueprints = sorted(p.stem for p in ((args.source or ROOT) / "blueprints").glob("*.yaml"))
-    print(f"{version}, --offline, regular persona; columns: {' '.join(f'{s:>6}' for s in SEVERITIES)}")
+    print(f"{version}, --offline, {args.persona} persona; columns: {' '.join(f'{s:>6}' for s in SEVERITIES)}")
     with tempfile.TemporaryDirectory(prefix="fleetstrap-zizmor-") as tmp_name:
         tmp = Path(tmp_name)
         for blueprint in blueprints:
@@ -85,9 +87,9 @@ def main() -> None:
                 dest = tmp / f"{blueprint}-{layout}"
                 dest.mkdir()
                 for repo in render(blueprint, layout, dest, args.source, tmp / "cache"):
-                    counts, rules = zizmor_counts(zizmor, workflow_files(repo))
+                    counts, rules = zizmor_counts(zizmor, workflow_files(repo), args.persona)
                     print(row(f"{blueprint}/{layout}/{repo.name}", counts, rules))
-    counts, rules = zizmor_counts(zizmor, workflow_files(args.project))
+    counts, rules = zizmor_counts(zizmor, workflow_files(args.project), args.persona)
     print(row("fleetstrap's own .github/workflows", counts, rules))
 
 

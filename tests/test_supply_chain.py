@@ -406,3 +406,19 @@ def test_readme_documents_verification_with_the_signing_identity() -> None:
     assert m and "cosign verify" in readme and "--certificate-oidc-issuer" in readme
     pattern = m["re"].replace("<service>", "hello")
     assert re.search(pattern, oidc_identity("example-org/fleet-infra", "hello-release.yml", "hello-v0.1.0"))
+
+
+def test_answers_carry_to_services_added_later(tmp_path: Path) -> None:
+    """`add service` reads the fleet's recorded answers: the new service repository gets the same bot and the
+    fleet's wiring for it verifies signatures too."""
+    from fleetstrap.cli import run
+
+    fleet = tmp_path / "fleet"
+    assert run(["-q", "init", "-b", "starter", "-d", "repo_layout=split", "-d", "verify_signatures=true",
+                "-d", "dependency_bot=renovate", "--no-validate", str(fleet)]) == 0
+    assert run(["-q", "add", "service", "billing", "-C", str(fleet), "--commit"]) == 0
+    (source,) = k8s.load_documents(fleet / "apps/base/billing/chart-source.yaml")
+    (identity,) = source["spec"]["verify"]["matchOIDCIdentity"]
+    assert re.search(identity["subject"], oidc_identity("example-org/billing", "release.yml", "v0.1.0"))
+    assert (tmp_path / "billing" / "renovate.json").is_file()
+    assert not (tmp_path / "billing" / ".github" / "dependabot.yml").exists()
