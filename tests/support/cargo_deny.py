@@ -50,6 +50,7 @@ def cargo_deny() -> Path:
 
 if __name__ == "__main__":
     exe = shutil.which("cargo")
-    if exe is None:
-        sys.exit("cargo is not installed")
-    print(build_cargo_deny(exe))
+    if exe is None:  # the cargo-deny tests then skip (or fail in CI) with the reason
+        print("cargo is not installed: cargo-deny not built", file=sys.stderr)
+    else:
+        print(build_cargo_deny(exe))
