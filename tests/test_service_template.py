@@ -1,8 +1,8 @@
 """The service unit: Rust crate, Dockerfile, workflows and GitOps wiring, checked with the real tools.
 
-Rendered once per answers variant (tests/support_service.py). Rust cannot be compiled here (no crates.io),
-so the checks are: rustfmt parses and accepts every file as formatted, Cargo.toml names every crate the
-code uses (and nothing unused), and the OpenTelemetry crates form one coherent family.
+Rendered once per answers variant (tests/support_service.py). The static Rust checks here (rustfmt, every crate the
+code uses is in Cargo.toml and nothing unused, one coherent OpenTelemetry family) run without cargo; cargo builds,
+lints, tests and runs the service in tests/test_rust_service.py.
 """
 
 from __future__ import annotations
