@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from fleetstrap.blueprints import list_blueprints
-from fleetstrap.pins import pin
+from fleetstrap.pins import action_pins, pin
 from support import k8s
 from support.fleet import RenderedFleet, render_blueprint
 from support.parity import appset_params, canonical, go_template, merge_values
@@ -169,7 +169,8 @@ def test_fleet_workflow_passes_actionlint_and_schema(fleet: RenderedFleet) -> No
     assert flow["permissions"] == {"contents": "read"}
     assert "concurrency" in flow
     uses = [s["uses"] for s in flow["jobs"]["validate"]["steps"] if "uses" in s]
-    assert uses == [pin("gha_checkout"), pin("gha_upload_sarif")]
+    actions = action_pins()
+    assert uses == [actions["gha_checkout"].ref, actions["gha_upload_sarif"].ref]
 
 
 def test_fleet_update_workflow_opens_pull_requests_with_least_privilege(fleet: RenderedFleet) -> None:

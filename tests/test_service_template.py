@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from fleetstrap.pins import pin, pins
+from fleetstrap.pins import action_pins, pin, pins
 from support import k8s
 from support.update_workflow import check_update_workflow
 from support_service import K8S_VERSION, SERVICE, VARIANTS, render_service
@@ -219,7 +219,7 @@ def test_workflows_pass_actionlint_and_schema(variant: str) -> None:
 
 
 def test_workflows_are_least_privilege_and_pinned(default: Path, full: Path) -> None:
-    pinned = {v for k, v in pins().items() if k.startswith("gha_")}
+    pinned = {a.ref for a in action_pins().values()}
     for root in (default, full):
         for path in workflows(root):
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetstrap.pins import pin
+from fleetstrap.pins import action_pins
 
 
 def _tool(name: str) -> str:
@@ -34,11 +34,14 @@ def check_update_workflow(path: Path) -> None:
     (job,) = flow["jobs"].values()
     assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
     steps = job["steps"]
-    assert [s["uses"] for s in steps if "uses" in s] == [pin("gha_create_app_token"), pin("gha_checkout")]
+    assert [s["uses"] for s in steps if "uses" in s] == [action_pins()[name].ref for name in ("gha_create_app_token", "gha_checkout")]
     app = steps[0]
     assert app["if"] == "vars.FLEETSTRAP_APP_CLIENT_ID != ''"
     assert app["with"] == {"client-id": "${{ vars.FLEETSTRAP_APP_CLIENT_ID }}",
-                           "private-key": "${{ secrets.FLEETSTRAP_APP_PRIVATE_KEY }}"}
+                           "private-key": "${{ secrets.FLEETSTRAP_APP_PRIVATE_KEY }}",
+                           # scoped to the update's needs (zizmor: github-app), not the installation's grants
+                           "permission-contents": "write", "permission-pull-requests": "write",
+                           "permission-workflows": "write"}
     checkout = steps[1]
     assert checkout["with"]["persist-credentials"] is False  # the token reaches git only through fleetstrap
     runs = [s.get("run", "") for s in steps]
