@@ -221,3 +221,17 @@ def test_notes_for_components_start_at_each_units_oldest() -> None:
     assert md.startswith("### fleet\n\n- `0.3.0`: Flux 2.10.\n  Second line.\n")
     assert changelog.release_notes("0.2.0", releases) == \
         "### fleet\n\n- Migration: v1beta2 -> v1.\n\n### Fixed\n\n- A CLI fix.\n"
+
+
+def test_readme_installs_from_pypi_and_keeps_the_source_commands() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for cmd in ("pipx install 'fleetstrap[validate]'", "pip install 'fleetstrap[validate]'",
+                "uvx --from 'fleetstrap[validate]' fleetstrap", "pipx run --spec 'fleetstrap[validate]' fleetstrap",
+                "pipx install fleetstrap", "uvx fleetstrap", "pipx run fleetstrap"):
+        assert cmd in readme, cmd
+    # the two set-up commands, from a checkout: quick start on a blueprint, and the test command .ci/run runs
+    assert "pip install '.[validate]' && fleetstrap init --blueprint starter ./fleet-infra" in readme
+    test_cmd = "pip install -e '.[validate,helm,cluster,otel,test]' && python -m pytest -n 2"
+    assert test_cmd in readme
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "pip install -q -e '.[validate,helm,cluster,otel,test]'" in ci and "\npython -m pytest -n 2" in ci
