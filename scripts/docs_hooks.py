@@ -258,7 +258,7 @@ def _text(node: ast.expr | None) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr):
-        return "".join(_text(v) if isinstance(v, ast.Constant) else f"‹{ast.unparse(v.value)}›"  # type: ignore[attr-defined]
+        return "".join(f"‹{ast.unparse(v.value)}›" if isinstance(v, ast.FormattedValue) else _text(v)
                        for v in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _text(node.left) + _text(node.right)

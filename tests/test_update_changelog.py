@@ -11,7 +11,7 @@ import pytest
 from fleetstrap import changelog
 from fleetstrap.cli import run
 from fleetstrap.render import TemplateSource
-from update_support import V1, build_v2, render_fleet, write_version
+from update_support import render_fleet, write_two_versions
 
 CHANGELOG = """# Changelog
 
@@ -44,10 +44,7 @@ CHANGELOG = """# Changelog
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    t = tmp_path_factory.mktemp("tpl") / "templates"
-    write_version(t, V1, "v1.0.0")
-    write_version(t, build_v2(), "v2.0.0")
-    return t
+    return write_two_versions(tmp_path_factory.mktemp("tpl") / "templates")
 
 
 @pytest.fixture

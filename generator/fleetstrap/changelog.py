@@ -62,8 +62,8 @@ def parse(text: str) -> tuple[Release, ...]:
             version, date = (m.group("version"), m.group("date")) if m else (None, None)
             sections, current = {}, None
         elif version is not None and (s := _SECTION_HEADING.match(line)):
-            name = s.group("name").strip().lower() if s.group("name").strip().lower() in UNITS else s.group("name")
-            current = sections.setdefault(name, [])
+            name = s.group("name")
+            current = sections.setdefault(name.lower() if name.lower() in UNITS else name, [])
         elif current is not None and line.startswith("- "):
             current.append(line[2:])
         elif current is not None and current and line.startswith("  ") and line.strip():
