@@ -34,11 +34,7 @@ def _load(name: str) -> ModuleType:
 hooks = _load("docs_hooks")
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("mkdocs", reason="mkdocs is not installed (the docs or test extra)")
-    pytest.importorskip("material", reason="mkdocs-material is not installed (the docs or test extra)")
-    out = tmp_path_factory.mktemp("site")
+def _build(out: Path) -> Path:
     # No network: MkDocs and Material must not fetch anything at build time.
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY":
            "http://127.0.0.1:9", "NO_PROXY": ""}
@@ -53,7 +49,17 @@ def _text(html: Path) -> str:
 
 
 @pytest.mark.slow
-def test_every_command_has_its_page(site: Path) -> None:
+def test_site_builds_strict_offline(tmp_path: Path) -> None:
+    """One build (about a minute: it renders every blueprint), then every generated page is checked."""
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed (the docs or test extra)")
+    pytest.importorskip("material", reason="mkdocs-material is not installed (the docs or test extra)")
+    site = _build(tmp_path / "site")
+    _check_command_pages(site)
+    _check_blueprint_pages(site)
+    _check_generated_sections(site)
+
+
+def _check_command_pages(site: Path) -> None:
     import click
 
     from fleetstrap.cli import cli
@@ -80,8 +86,7 @@ def test_every_command_has_its_page(site: Path) -> None:
                 assert param.opts[0] in text, (name, param.opts[0])
 
 
-@pytest.mark.slow
-def test_blueprint_pages_show_answers_and_tree(site: Path) -> None:
+def _check_blueprint_pages(site: Path) -> None:
     for bp in list_blueprints():
         text = _text(site / "blueprints" / f"{bp.name}.html")
         assert f"fleetstrap init --blueprint {bp.name}" in text
@@ -91,8 +96,7 @@ def test_blueprint_pages_show_answers_and_tree(site: Path) -> None:
     assert (site / "layout.html").read_text(encoding="utf-8").count('class="mermaid"') >= 2
 
 
-@pytest.mark.slow
-def test_generated_sections_are_filled(site: Path) -> None:
+def _check_generated_sections(site: Path) -> None:
     trouble = _text(site / "troubleshooting.html")
     assert "fleetstrap:errors" not in trouble
     assert "unknown blueprint ‹ref› (built-in: ‹names›)" in trouble  # a message from blueprints.py
