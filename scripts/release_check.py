@@ -6,8 +6,9 @@
   python scripts/release_check.py --notes [VERSION]  print that version's changelog section (release notes)
 
 The version lives in one place, generator/fleetstrap/__init__.py (hatch reads it for the wheel).
-A unit's digest covers its files under templates/units/<unit>/, files of other units it imports, the values of
-the pins it reads (`pins.<name>`) and copier.yml (questions shared by every unit): a change to any of them
+A unit's digest covers its files under templates/units/<unit>/, the templates they include or import from elsewhere
+(another unit's macros, templates/shared/), the values of the pins they read (`pins.<name>`) and copier.yml
+(questions shared by every unit): a change to any of them
 changes what `copier update` would render, so it needs a changelog entry for that unit.
 Exit 0 when consistent, 1 with one line per problem otherwise.
 """
@@ -37,7 +38,8 @@ RELEASES = ROOT / "releases"
 CHANGELOG = ROOT / "CHANGELOG.md"
 _VERSION_LINE = re.compile(r'^__version__ = "(?P<v>[^"]+)"$', re.M)
 _PIN_REF = re.compile(r"\bpins\.([a-z0-9_]+)")
-_UNIT_REF = re.compile(r"""['"](units/[a-z]+/[^'"]+)['"]""")
+# a template path in a Jinja include/import/from, relative to templates/ (`units/fleet/~macros.jinja`, `shared/x`)
+_TEMPLATE_REF = re.compile(r"""\{%-?\s*(?:include|import|from)\s+['"]([^'"]+)['"]""")
 
 
 def package_version(root: Path = ROOT) -> str:
@@ -58,14 +60,18 @@ def unit_digests(templates: Path = TEMPLATES) -> dict[str, str]:
     digests = {}
     for unit in changelog.UNITS:
         h = hashlib.sha256()
-        files = _files(templates / "units" / unit)
+        # the unit's own files, and what they include or import from elsewhere in templates/, transitively
+        todo, seen = _files(templates / "units" / unit), set()
         used_pins: set[str] = set()
-        imported: set[Path] = set()
-        for f in files:
+        while todo:
+            f = todo.pop()
+            if f in seen:
+                continue
+            seen.add(f)
             text = f.read_text(encoding="utf-8", errors="replace")
             used_pins.update(_PIN_REF.findall(text))
-            imported.update(templates / ref for ref in _UNIT_REF.findall(text) if (templates / ref).is_file())
-        for f in sorted(set(files) | imported):
+            todo += [templates / ref for ref in _TEMPLATE_REF.findall(text) if (templates / ref).is_file()]
+        for f in sorted(seen):
             h.update(f.relative_to(templates).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
         for name in sorted(used_pins):
             h.update(f"pin {name}={pins.get(name)!r}\0".encode())

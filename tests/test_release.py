@@ -235,3 +235,18 @@ def test_readme_installs_from_pypi_and_keeps_the_source_commands() -> None:
     assert test_cmd in readme
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "pip install -q -e '.[validate,helm,cluster,otel,test]'" in ci and "\npython -m pytest -n 2" in ci
+
+
+def test_a_shared_include_counts_for_the_units_including_it(project: Path) -> None:
+    shared = project / "templates" / "shared" / "snippet.yml.jinja"
+    shared.parent.mkdir()
+    shared.write_text("# v1\n")
+    readme = next((project / "templates" / "units" / "service").rglob("README.md.jinja"))
+    readme.write_text(readme.read_text() + '{% include "shared/snippet.yml.jinja" %}\n')
+    _add_unreleased(project, "### service\n\n- Includes a shared snippet.\n")
+    rc.write_digest(project)  # released: the include is part of the service unit from now on
+    project_changelog = project / "CHANGELOG.md"
+    project_changelog.write_text(project_changelog.read_text().replace("- Includes a shared snippet.\n", ""))
+    assert rc.template_problems(project) == []
+    shared.write_text("# v2\n")
+    assert [p.split("'")[1] for p in rc.template_problems(project)] == ["service"]
