@@ -251,3 +251,10 @@ def test_a_shared_include_counts_for_the_units_including_it(project: Path) -> No
     assert rc.template_problems(project) == []
     shared.write_text("# v2\n")
     assert [p.split("'")[1] for p in rc.template_problems(project)] == ["service"]
+
+
+def test_markdown_for_the_update_pull_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(changelog, "load", lambda: changelog.parse(SAMPLE))
+    assert changelog.markdown_for([("service/a", "v0.2.0"), ("fleet", "v0.3.0")], "v0.3.0") == \
+        "#### service\n\n- `0.3.0`: Axum 0.9.\n"
+    assert changelog.markdown_for([("fleet", "v0.3.0")], "v0.3.0") == ""

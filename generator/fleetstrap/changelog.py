@@ -9,7 +9,7 @@ An entry is a top-level `- ` list item with its indented continuation lines.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -208,3 +208,9 @@ def format_text(notes: Iterable[UnitNotes]) -> str:
 
 def to_json(notes: Iterable[UnitNotes]) -> dict[str, list[dict[str, str]]]:
     return {n.unit: [{"version": v, "entry": e} for v, e in n.entries] for n in notes}
+
+
+def markdown_for(components: Sequence[tuple[str, str]], target: str) -> str:
+    """The `update --pr` body's changelog section: (component, template version it is on) pairs -> markdown
+    (empty when nothing is recorded)."""
+    return render_markdown(notes_for(components, target), heading_level=4)
