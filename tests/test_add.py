@@ -90,6 +90,8 @@ def test_parity_holds_after_adding(grown: Path, tmp_path: Path) -> None:
     (["cluster", "dev"], "Missing option"),
     (["cluster", "dev", "-e", "dev"], "cluster 'dev' already exists"),
     (["cluster", "edge", "-e", "qa"], "environment 'qa' is not one of this fleet's environments"),
+    # Every answers change goes through the one validated constructor: never a repo fleetstrap can't read back.
+    (["cluster", "edge", "-e", "dev", "--server", "http://10.0.0.1:6443"], "server must be an https:// URL"),
 ])
 def test_bad_input_changes_nothing(grown: Path, args: list[str], message: str,
                                    capsys: pytest.CaptureFixture[str]) -> None:

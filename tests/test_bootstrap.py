@@ -238,11 +238,12 @@ def test_argocd_happy_path(tmp_path: Path, env: dict[str, Path], capsys: pytest.
 
 
 def test_argocd_version_must_not_be_stable(tmp_path: Path) -> None:
+    from fleetstrap.bootstrap.manifests import Downloads as Source
     from fleetstrap.bootstrap.manifests import argocd_install
     from fleetstrap.errors import UserError
 
     with pytest.raises(UserError, match="not 'stable'"):
-        argocd_install("stable", cache=tmp_path)
+        argocd_install("stable", Source(cache_dir=tmp_path))
 
 
 def test_status_lists_unreachable_cluster(tmp_path: Path, env: dict[str, Path]) -> None:
@@ -263,3 +264,61 @@ def test_apply_rejection_names_the_api_servers_reason(env: dict[str, Path]) -> N
         client = OfficialClient(env["kubeconfig"])
         with pytest.raises(ClusterError, match=r'apply ConfigMap c failed: HTTP 404 .*namespaces "nowhere" not found'):
             client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "nowhere"}})
+
+
+def test_preflight_problems_are_reported_once(tmp_path: Path, env: dict[str, Path],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    repo = make_fleet_repo(tmp_path)
+    double = KubeDouble(denied={("create", "rbac.authorization.k8s.io", "clusterroles")})
+    env["key"].unlink()
+    with serve(double):
+        double.kubeconfig(env["kubeconfig"])
+        assert run(_cli_args(repo, env)) == 1
+    err = capsys.readouterr().err
+    assert err.count("not allowed to create clusterroles") == 1
+    assert err.count("no deploy key for cluster dev") == 1
+    assert "run `fleetstrap push` (creates it)" in err  # each fix still shown
+
+
+def test_dry_run_without_any_cluster_prints_every_object_marked_not_compared(
+        tmp_path: Path, env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    repo = make_fleet_repo(tmp_path)
+    initial = repo.head()
+    # No cluster at all: the kubeconfig file does not exist.
+    assert run(_cli_args(repo, env, "--dry-run")) == 0
+    captured = capsys.readouterr()
+    assert "kind: GitRepository" in captured.out and "kind: CustomResourceDefinition" in captured.out
+    assert "identity: <redacted>" in captured.out and "PRIVATE KEY" not in captured.out + captured.err
+    assert "no cluster reachable" in captured.err and "not compared" in captured.err
+    assert "would create clusters/dev/flux-system/gotk-components.yaml" in captured.err
+    assert repo.head() == initial and repo.remote_head() == initial
+    assert not (repo.root / "clusters/dev/flux-system/gotk-components.yaml").exists()
+    report = bootstrap_cluster(_request(repo, env, dry_run=True))
+    applies = [c for c in report.changes if c.what == "apply"]
+    assert applies and {c.outcome for c in applies} == {"not compared"}
+    assert report.offline and len(report.objects) == len(applies)
+
+
+def test_dry_run_against_a_cluster_shows_the_diff(tmp_path: Path, env: dict[str, Path],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    repo = make_fleet_repo(tmp_path)
+    double = KubeDouble()
+    double.controllers.update(flux_ready(_revision_of(repo)))
+    with serve(double):
+        double.kubeconfig(env["kubeconfig"])
+        bootstrap_cluster(_request(repo, env))
+        # Someone changes the sync interval on the cluster by hand: the dry run shows it would be put back.
+        with double._lock:
+            (live,) = [o for o in double.objects.values() if o.get("kind") == "GitRepository"]
+            wanted_interval = live["spec"]["interval"]
+            live["spec"]["interval"] = "59m"
+        writes = len(double.writes())
+        report = bootstrap_cluster(_request(repo, env, dry_run=True))
+        outcomes = {c.ref: c.outcome for c in report.changes if c.what == "apply"}
+        assert outcomes["GitRepository flux-system/flux-system"] == "would configure"
+        assert outcomes["Namespace flux-system"] == "unchanged"
+        (diff,) = [d for d in report.diffs if "GitRepository flux-system/flux-system" in d]
+        assert "-  interval: 59m" in diff and f"+  interval: {wanted_interval}" in diff
+        assert not report.offline and len(double.writes()) == writes  # nothing was applied
+        assert run(_cli_args(repo, env, "--dry-run")) == 0
+        assert "+  interval:" in capsys.readouterr().out

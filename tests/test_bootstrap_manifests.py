@@ -21,8 +21,9 @@ from bootstrap_fixtures import (
     write_deploy_key,
 )
 from fleetstrap.bootstrap import manifests, objects
-from fleetstrap.bootstrap.fleetrepo import public_key_openssh, ssh_host
-from fleetstrap.bootstrap.flow import build_flux_kustomization
+from fleetstrap.bootstrap.engines import build_flux_kustomization
+from fleetstrap.bootstrap.manifests import Downloads as Source
+from fleetstrap.bootstrap.ssh import public_key_openssh, ssh_host
 from fleetstrap.errors import ClusterError, RemoteError
 
 VERSION = "2.9.4"
@@ -37,18 +38,18 @@ def server() -> Iterator[Downloads]:
 def test_flux_manifest_verified_against_checksums_file_and_cached(server: Downloads, tmp_path: Path) -> None:
     text = flux_install_yaml()
     server.publish_flux(VERSION, text)
-    m = manifests.flux_components(VERSION, base_url=server.base_url, cache=tmp_path, use_cli=False)
+    m = manifests.flux_components(VERSION, Source(server.base_url, tmp_path, use_flux_cli=False))
     assert m.text == text and m.sha256 == hashlib.sha256(text.encode()).hexdigest()
     assert (tmp_path / "manifests" / f"flux-v{VERSION}-install.yaml").read_text() == text
     server.files.clear()  # second call is served from the cache
-    again = manifests.flux_components(VERSION, base_url=server.base_url, cache=tmp_path, use_cli=False)
+    again = manifests.flux_components(VERSION, Source(server.base_url, tmp_path, use_flux_cli=False))
     assert again.source == "cache" and again.text == text
 
 
 def test_wrong_checksum_fails_clearly_and_caches_nothing(server: Downloads, tmp_path: Path) -> None:
     server.publish_flux(VERSION, flux_install_yaml(), checksum="ab" * 32)
     with pytest.raises(ClusterError, match=r"checksum mismatch for Flux v2\.9\.4 install\.yaml"):
-        manifests.flux_components(VERSION, base_url=server.base_url, cache=tmp_path, use_cli=False)
+        manifests.flux_components(VERSION, Source(server.base_url, tmp_path, use_flux_cli=False))
     assert not list(tmp_path.rglob("*.yaml"))
 
 
@@ -56,33 +57,33 @@ def test_pinned_sha256_wins_over_checksums_file_and_guards_the_cache(server: Dow
     text = flux_install_yaml()
     server.publish_flux(VERSION, text)  # the checksums file agrees with the download...
     with pytest.raises(ClusterError, match="checksum mismatch"):  # ...but the pin does not
-        manifests.flux_components(VERSION, pinned_sha256="cd" * 32, base_url=server.base_url, cache=tmp_path,
-                                  use_cli=False)
+        manifests.flux_components(VERSION, Source(server.base_url, tmp_path, use_flux_cli=False),
+                                  pinned_sha256="cd" * 32)
     good = hashlib.sha256(text.encode()).hexdigest()
-    manifests.flux_components(VERSION, pinned_sha256=good, base_url=server.base_url, cache=tmp_path,
-                              use_cli=False)
+    manifests.flux_components(VERSION, Source(server.base_url, tmp_path, use_flux_cli=False),
+                                  pinned_sha256=good)
     # a tampered cache entry is not trusted: it is refetched and verified again
     cached = tmp_path / "manifests" / f"flux-v{VERSION}-install.yaml"
     cached.write_text(text + "# tampered\n")
-    m = manifests.flux_components(VERSION, pinned_sha256=good, base_url=server.base_url, cache=tmp_path,
-                                  use_cli=False)
+    m = manifests.flux_components(VERSION, Source(server.base_url, tmp_path, use_flux_cli=False),
+                                  pinned_sha256=good)
     assert m.source != "cache" and cached.read_text() == text
 
 
 def test_missing_release_is_a_remote_error(server: Downloads, tmp_path: Path) -> None:
     with pytest.raises(RemoteError, match="HTTP 404"):
-        manifests.flux_components("9.9.9", base_url=server.base_url, cache=tmp_path, use_cli=False)
+        manifests.flux_components("9.9.9", Source(server.base_url, tmp_path, use_flux_cli=False))
 
 
 def test_argocd_manifest_trust_on_first_use_then_verified(server: Downloads, tmp_path: Path) -> None:
     server.publish_argocd("v3.5.1", "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n")
-    first = manifests.argocd_install("v3.5.1", base_url=server.base_url, cache=tmp_path)
+    first = manifests.argocd_install("v3.5.1", Source(server.base_url, tmp_path))
     record = tmp_path / "manifests" / "argocd-v3.5.1-install.yaml.sha256"
     assert record.read_text().strip() == first.sha256
     (tmp_path / "manifests" / "argocd-v3.5.1-install.yaml").unlink()
     server.publish_argocd("v3.5.1", "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: evil}\n")
     with pytest.raises(ClusterError, match=r"checksum mismatch for Argo CD v3\.5\.1"):
-        manifests.argocd_install("v3.5.1", base_url=server.base_url, cache=tmp_path)
+        manifests.argocd_install("v3.5.1", Source(server.base_url, tmp_path))
 
 
 def test_install_order_and_documents() -> None:

@@ -19,7 +19,7 @@ from fake_github.server import DEPLOY_KEY_USER
 from fake_github.spec import Spec
 from fleetstrap.cli import run
 from fleetstrap.errors import RemoteError, UserError
-from fleetstrap.publish import PushReport, PushRequest, keys, push_repo
+from fleetstrap.publish import ApiSettings, PushReport, PushRequest, keys, push_repo
 from fleetstrap.publish.auth import basic_credentials
 from gitservers import files_containing, make_fleet
 
@@ -63,8 +63,8 @@ def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapt
 
 
 def _request(fleet: Path, gh: FakeGitHub, **kw: Any) -> PushRequest:
-    base = PushRequest(path=fleet, github_url=gh.url, seconds_between_requests=0, seconds_between_writes=0,
-                       max_rate_limit_wait=5, secrets=(("REGISTRY_PASSWORD", "REG_PW"),))
+    base = PushRequest(path=fleet, github_url=gh.url, api=ApiSettings(seconds_between_requests=0,
+                       seconds_between_writes=0, max_rate_limit_wait=5), secrets=(("REGISTRY_PASSWORD", "REG_PW"),))
     return replace(base, **kw)
 
 
@@ -518,3 +518,30 @@ def test_rulesets_unavailable_on_a_free_private_repo_is_a_warning(gh: FakeGitHub
     assert repo is not None and repo.plan_gated and repo.rulesets == {} and repo.log() == [_head(fleet)]
     assert any("rulesets are not available for octo/fleet-infra" in w and "GitHub Pro" in w for w in report.warnings)
     assert not any("ruleset" in c for c in report.created)
+
+
+# ---------------------------------------------------------------- errors carry their HTTP status
+def test_github_errors_carry_the_status_not_just_a_message(gh: FakeGitHub) -> None:
+    from fleetstrap.errors import GitHubError
+    from fleetstrap.publish.auth import Token
+    from fleetstrap.publish.github_api import GitHubApi
+
+    api = GitHubApi(Token(TOKEN, "$GH_TOKEN"), gh.url, ApiSettings(seconds_between_requests=0,
+                                                                   seconds_between_writes=0))
+    gh.fail("GET", r"^/repos/octo/fleet-infra$", 403, "Resource not accessible by integration")
+    with pytest.raises(GitHubError) as info:
+        api.get_repo("octo", "fleet-infra")
+    assert info.value.status == 403 and isinstance(info.value, RemoteError)
+    assert api.get_repo("octo", "fleet-infra") is None  # a 404 where absence is an answer: no error at all
+
+
+def test_dry_run_without_a_token_records_writes_and_sends_nothing(gh: FakeGitHub, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GH_TOKEN")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-gh-here"))  # `gh auth token` must not answer either
+    fleet = make_fleet(tmp_path / "fleet")
+    report = push_repo(_request(fleet, gh, dry_run=True))
+    assert gh.requests == []  # without a token nothing is even read
+    assert any(w.startswith("no GitHub token") for w in report.warnings)
+    assert report.planned[0] == "POST /user/repos (create private repository octo/fleet-infra)"
+    assert any(op.startswith("git push origin HEAD:refs/heads/main") for op in report.planned)

@@ -16,7 +16,7 @@ from pathlib import Path
 from fleetstrap import trace
 from fleetstrap.answers import NOTIFICATIONS, ClusterSpec, FleetAnswers, replace
 from fleetstrap.errors import AnswersError, ConflictError, DestinationError
-from fleetstrap.gitrepo import Author, default_author, ensure_commit, is_dirty
+from fleetstrap.gitrepo import Author, default_author, ensure_commit, is_dirty, restore
 from fleetstrap.names import dns1123_problem, service_name_problem
 from fleetstrap.plan import (
     Component,
@@ -37,6 +37,16 @@ from fleetstrap.render import (
 
 
 @dataclass(frozen=True)
+class AddTarget:
+    """The fleet repo a component is added to, and how: commit the change (as `author`), render from `source`."""
+
+    root: Path
+    commit: bool = False
+    author: Author | None = None
+    source: TemplateSource | None = None
+
+
+@dataclass(frozen=True)
 class AddReport:
     root: Path
     component: str
@@ -52,21 +62,12 @@ def _load(root: Path) -> FleetAnswers:
     return load_fleet(root).answers
 
 
-def _restore(root: Path) -> None:
-    import git
-
-    repo = git.Repo(root)
-    repo.git.reset("--hard", "HEAD")
-    repo.git.clean("-fdq")
-
-
-def _grow(root: Path, new: Component, fleet_after: FleetAnswers, *, commit: bool, author: Author | None,
-          source: TemplateSource | None, message: str) -> AddReport:
+def _grow(fleet: AddTarget, new: Component, fleet_after: FleetAnswers, message: str) -> AddReport:
     start = time.perf_counter()
-    root = root.resolve()
+    root = fleet.root.resolve()
     if is_dirty(root):
         raise DestinationError(f"{root} has uncommitted changes; commit or stash them first")
-    source = source or ensure_template_mirror()
+    source = fleet.source or ensure_template_mirror()
     with staging_dir(root) as tmp:
         with trace.stage("render", component=new.name):
             render_component(new, tmp, source)
@@ -91,10 +92,11 @@ def _grow(root: Path, new: Component, fleet_after: FleetAnswers, *, commit: bool
         except ConflictError:
             raise  # leave the merge result for the user to resolve
         except BaseException:  # incl. Ctrl-C: the tree was clean, so restore it exactly
-            _restore(root)
+            restore(root)
             raise
     trace.event("files changed", count=len(added))
-    sha = ensure_commit(root, message, author or default_author(root), branch=fleet_after.branch) if commit else None
+    sha = ensure_commit(root, message, fleet.author or default_author(root), branch=fleet_after.branch) \
+        if fleet.commit else None
     return AddReport(root, new.name, tuple(added), sha, time.perf_counter() - start)
 
 
@@ -117,39 +119,37 @@ def _update_fleet(root: Path, answers: FleetAnswers, new: Component) -> tuple[st
     return tuple(conflicts)
 
 
-def add_service(root: Path, name: str, *, commit: bool = False, author: Author | None = None,
-                source: TemplateSource | None = None, service_dir: Path | None = None) -> AddReport:
+def add_service(fleet: AddTarget, name: str, service_dir: Path | None = None) -> AddReport:
     problem = service_name_problem(name)
     if problem:
         raise AnswersError(problem)
-    answers = _load(root)
+    answers = _load(fleet.root)
     if name in answers.services:
         raise AnswersError(f"service {name!r} already exists in this fleet")
     after = replace(answers, services=(*answers.services, name))
     component = build_service_component(after, name)
     message = f"Add service {name}"
     if after.repo_layout != "split":
-        return _grow(root, component, after, commit=commit, author=author, source=source, message=message)
+        return _grow(fleet, component, after, message)
     # Split layout: the service's own repository beside the fleet, promoted only once the fleet side is in.
     from fleetstrap.init import render_service_repo
 
-    repo_dest = (service_dir or root.resolve().parent / name).resolve()
+    repo_dest = (service_dir or fleet.root.resolve().parent / name).resolve()
     check_destination(repo_dest, force=False)
-    source = source or ensure_template_mirror()
+    fleet = dataclasses.replace(fleet, source=fleet.source or ensure_template_mirror())
+    assert fleet.source is not None
     with staging_dir(repo_dest) as repo_tmp:
-        render_service_repo(after, name, repo_tmp, source, author, commit=True)
-        report = _grow(root, component, after, commit=commit, author=author, source=source, message=message)
+        render_service_repo(after, name, repo_tmp, fleet.source, fleet.author, commit=True)
+        report = _grow(fleet, component, after, message)
         promote(repo_tmp, repo_dest)
     return dataclasses.replace(report, service_repo=repo_dest)
 
 
-def add_cluster(root: Path, name: str, environment: str, *, context: str = "", server: str = "",
-                commit: bool = False, author: Author | None = None,
-                source: TemplateSource | None = None) -> AddReport:
+def add_cluster(fleet: AddTarget, name: str, environment: str, *, context: str = "", server: str = "") -> AddReport:
     problem = dns1123_problem(name, "cluster")
     if problem:
         raise AnswersError(problem)
-    answers = _load(root)
+    answers = _load(fleet.root)
     if any(c.name == name for c in answers.clusters):
         raise AnswersError(f"cluster {name!r} already exists in this fleet")
     if environment not in answers.environments:
@@ -158,18 +158,15 @@ def add_cluster(root: Path, name: str, environment: str, *, context: str = "", s
         )
     spec = ClusterSpec(name, environment, context, server or "https://kubernetes.default.svc")
     after = replace(answers, clusters=(*answers.clusters, spec))
-    return _grow(root, build_cluster_component(after, name), after, commit=commit, author=author, source=source,
-                 message=f"Add cluster {name} ({environment})")
+    return _grow(fleet, build_cluster_component(after, name), after, f"Add cluster {name} ({environment})")
 
 
-def add_monitoring(root: Path, *, notifications: str | None = None, commit: bool = False,
-                   author: Author | None = None, source: TemplateSource | None = None) -> AddReport:
+def add_monitoring(fleet: AddTarget, notifications: str | None = None) -> AddReport:
     """Switch monitoring on in a fleet made without it: the metrics stack, rules, dashboards, notifications."""
-    answers = _load(root)
+    answers = _load(fleet.root)
     if answers.monitoring:
         raise AnswersError("monitoring is already on in this fleet")
     if notifications is not None and notifications not in NOTIFICATIONS:
         raise AnswersError(f"notifications must be one of {', '.join(NOTIFICATIONS)} (got {notifications!r})")
     after = replace(answers, monitoring=True, notifications=notifications or answers.notifications)
-    return _grow(root, build_monitoring_component(after), after, commit=commit, author=author, source=source,
-                 message="Add monitoring")
+    return _grow(fleet, build_monitoring_component(after), after, "Add monitoring")

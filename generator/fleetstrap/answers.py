@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,24 +42,24 @@ class Question:
 
 QUESTIONS: tuple[Question, ...] = (
     Question("owner", "GitHub owner (user or organization) of the fleet repository", required=True),
-    Question("fleet_name", "Name of the fleet repository"),
+    Question("fleet_name", "Repository name (the fleet repository)"),
     Question("engine", "GitOps engine", choices=ENGINES),
     Question("environments", "Environments, in promotion order", kind="list"),
     Question("clusters", "Clusters: name, environment, optional kube context", kind="clusters"),
-    Question("service", "Name of the first service", required=True),
+    Question("service", "First service name", required=True),
     Question("registry", "Container registry for service images"),
     Question("telemetry_backend", "Trace backend behind the OpenTelemetry gateway", choices=TELEMETRY_BACKENDS),
     Question("otlp_endpoint", "OTLP gRPC endpoint of the trace backend"),
-    Question("collector_mode", "Collector topology: gateway only, or gateway + sidecar", choices=COLLECTOR_MODES),
+    Question("collector_mode", "Collector mode (gateway only, or gateway + sidecar)", choices=COLLECTOR_MODES),
     Question("image_automation", "Automate image tag updates (Flux image automation / Argo CD Image Updater)",
              kind="bool"),
-    Question("progressive_delivery", "Argo Rollouts on every cluster; services deploy blue-green", kind="bool"),
+    Question("progressive_delivery", "Progressive delivery (Argo Rollouts, blue-green services)", kind="bool"),
     Question("secrets", "Secrets approach", choices=SECRETS),
-    Question("ingress_domain", "DNS domain for service ingress hosts"),
-    Question("tls_issuer", "cert-manager ClusterIssuer for ingress TLS", choices=TLS_ISSUERS),
+    Question("ingress_domain", "Ingress domain (hosts become <service>.<environment>.<domain>)"),
+    Question("tls_issuer", "TLS issuer (a cert-manager ClusterIssuer)", choices=TLS_ISSUERS),
     Question("acme_email", "Contact e-mail for Let's Encrypt"),
     Question("teams", "Teams (one Argo CD AppProject each)", kind="list"),
-    Question("monitoring", "Metrics, dashboards and alerts for the engines and services", kind="bool"),
+    Question("monitoring", "Monitoring (metrics, dashboards, alerts)", kind="bool"),
     Question("notifications", "Alert destination", choices=NOTIFICATIONS),
     Question("repo_layout", "Service source in the fleet repo (monorepo) or its own repo (split)",
              choices=REPO_LAYOUTS),
@@ -67,6 +67,10 @@ QUESTIONS: tuple[Question, ...] = (
     Question("git_url", "Git URL the cluster pulls from"),
 )
 QUESTION_BY_KEY = {q.key: q for q in QUESTIONS}
+# The answers every unit of the template receives (the rest only go to the fleet unit: FleetAnswers.fleet_data).
+SHARED_KEYS = ("owner", "fleet_name", "git_url", "branch", "engine", "environments", "registry", "image_automation",
+               "progressive_delivery", "telemetry_backend", "otlp_endpoint", "collector_mode", "ingress_domain",
+               "tls_issuer", "monitoring", "repo_layout")
 # `services` is kept by fleetstrap (init's first service, then `add service`); accepted in answers files.
 KNOWN_KEYS = frozenset(QUESTION_BY_KEY) | {"services"}
 
@@ -111,28 +115,11 @@ class FleetAnswers:
     repo_layout: str = "monorepo"
     branch: str = "main"
     git_url: str = ""
-    extra: tuple[tuple[str, Any], ...] = field(default=())
 
     def to_copier_data(self) -> dict[str, Any]:
-        """Answers shared by every unit, in copier's vocabulary."""
-        return {
-            "owner": self.owner,
-            "fleet_name": self.fleet_name,
-            "git_url": self.git_url,
-            "branch": self.branch,
-            "engine": self.engine,
-            "environments": list(self.environments),
-            "registry": self.registry,
-            "image_automation": self.image_automation,
-            "progressive_delivery": self.progressive_delivery,
-            "telemetry_backend": self.telemetry_backend,
-            "otlp_endpoint": self.otlp_endpoint,
-            "collector_mode": self.collector_mode,
-            "ingress_domain": self.ingress_domain,
-            "tls_issuer": self.tls_issuer,
-            "monitoring": self.monitoring,
-            "repo_layout": self.repo_layout,
-        }
+        """Answers shared by every unit, in copier's vocabulary (lists, not tuples)."""
+        values = {k: getattr(self, k) for k in SHARED_KEYS}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
     def fleet_data(self) -> dict[str, Any]:
         data = self.to_copier_data()
@@ -153,11 +140,35 @@ class FleetAnswers:
         out["service"] = self.services[0] if self.services else ""
         return out
 
+    @property
+    def engines(self) -> tuple[str, ...]:
+        return ("flux", "argocd") if self.engine == "both" else (self.engine,)
+
     def cluster(self, name: str) -> ClusterSpec:
         for c in self.clusters:
             if c.name == name:
                 return c
-        raise AnswersError(f"unknown cluster {name!r}; this fleet has: {', '.join(c.name for c in self.clusters)}")
+        known = ", ".join(c.name for c in self.clusters) or "none"
+        raise AnswersError(f"unknown cluster {name!r}; this fleet has: {known}")
+
+
+# The one place answer defaults live: FleetAnswers' field defaults (prompts and build_answers read them here).
+DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(FleetAnswers) if f.default is not dataclasses.MISSING
+}
+FIRST_SERVICE_SUGGESTION = "hello"  # offered by the prompt; `service` itself has no default (required)
+
+
+def default_registry(owner: str) -> str:
+    return f"ghcr.io/{owner.lower()}"
+
+
+def default_acme_email(ingress_domain: str) -> str:
+    return f"platform@{ingress_domain}"
+
+
+def default_git_url(owner: str, fleet_name: str) -> str:
+    return f"ssh://git@github.com/{owner}/{fleet_name}.git"
 
 
 # ---------------------------------------------------------------- parsing sources
@@ -328,16 +339,17 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
     owner = _str(data, "owner", "")
     if not GITHUB_OWNER.match(owner):
         raise AnswersError(f"owner {owner!r} is not a valid GitHub user or organization name")
-    fleet_name = _str(data, "fleet_name", "fleet-infra")
+    d = DEFAULTS
+    fleet_name = _str(data, "fleet_name", d["fleet_name"])
     problem = dns1123_problem(fleet_name, "fleet_name")
     if problem:
         raise AnswersError(problem)
-    environments = _names(data, "environments", ("dev",), "environment")
-    backend = _choice(data, "telemetry_backend", "jaeger", TELEMETRY_BACKENDS)
-    tls_issuer = _choice(data, "tls_issuer", "letsencrypt-staging", TLS_ISSUERS)
-    ingress_domain = _str(data, "ingress_domain", "example.com")
-    branch = _str(data, "branch", "main")
-    engine = _choice(data, "engine", "flux", ENGINES)
+    environments = _names(data, "environments", d["environments"], "environment")
+    backend = _choice(data, "telemetry_backend", d["telemetry_backend"], TELEMETRY_BACKENDS)
+    tls_issuer = _choice(data, "tls_issuer", d["tls_issuer"], TLS_ISSUERS)
+    ingress_domain = _str(data, "ingress_domain", d["ingress_domain"])
+    branch = _str(data, "branch", d["branch"])
+    engine = _choice(data, "engine", d["engine"], ENGINES)
     answers = FleetAnswers(
         owner=owner,
         fleet_name=fleet_name,
@@ -345,22 +357,22 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
         environments=environments,
         clusters=_clusters(data, environments),
         services=_services(data),
-        registry=_str(data, "registry", f"ghcr.io/{owner.lower()}"),
+        registry=_str(data, "registry", default_registry(owner)),
         telemetry_backend=backend,
         otlp_endpoint=_str(data, "otlp_endpoint", default_otlp_endpoint(backend)),
-        collector_mode=_choice(data, "collector_mode", "gateway", COLLECTOR_MODES),
-        image_automation=_bool(data, "image_automation", False),
-        progressive_delivery=_bool(data, "progressive_delivery", False),
-        secrets=_choice(data, "secrets", "sealed-secrets", SECRETS),
+        collector_mode=_choice(data, "collector_mode", d["collector_mode"], COLLECTOR_MODES),
+        image_automation=_bool(data, "image_automation", d["image_automation"]),
+        progressive_delivery=_bool(data, "progressive_delivery", d["progressive_delivery"]),
+        secrets=_choice(data, "secrets", d["secrets"], SECRETS),
         ingress_domain=ingress_domain,
         tls_issuer=tls_issuer,
-        acme_email=_str(data, "acme_email", f"platform@{ingress_domain}"),
-        teams=_names(data, "teams", ("platform",), "team"),
-        monitoring=_bool(data, "monitoring", False),
-        notifications=_choice(data, "notifications", "none", NOTIFICATIONS),
-        repo_layout=_choice(data, "repo_layout", "monorepo", REPO_LAYOUTS),
+        acme_email=_str(data, "acme_email", default_acme_email(ingress_domain)),
+        teams=_names(data, "teams", d["teams"], "team"),
+        monitoring=_bool(data, "monitoring", d["monitoring"]),
+        notifications=_choice(data, "notifications", d["notifications"], NOTIFICATIONS),
+        repo_layout=_choice(data, "repo_layout", d["repo_layout"], REPO_LAYOUTS),
         branch=branch,
-        git_url=_str(data, "git_url", f"ssh://git@github.com/{owner}/{fleet_name}.git"),
+        git_url=_str(data, "git_url", default_git_url(owner, fleet_name)),
     )
     if not answers.services:
         raise AnswersError("missing answer(s): service")
@@ -368,4 +380,19 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
 
 
 def replace(answers: FleetAnswers, **changes: Any) -> FleetAnswers:
-    return dataclasses.replace(answers, **changes)
+    """A changed copy, validated again by `build_answers`, the one constructor: a command must never leave a
+    repo that fleetstrap itself refuses to read (e.g. a cluster `server` that is not https)."""
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(FleetAnswers)})
+    if unknown:
+        raise TypeError(f"FleetAnswers has no field(s) {', '.join(unknown)}")
+    data = answers.to_mapping()
+    for key, value in changes.items():
+        if key == "clusters":
+            data[key] = [c.to_data() for c in value]
+        elif isinstance(value, tuple):
+            data[key] = list(value)
+        else:
+            data[key] = value
+    if "services" in changes:
+        data["service"] = data["services"][0] if data["services"] else ""
+    return build_answers(data)

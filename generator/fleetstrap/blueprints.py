@@ -15,6 +15,8 @@ from fleetstrap.resources import blueprints_dir
 
 @dataclass(frozen=True)
 class Blueprint:
+    """A named, composable answer set: blueprints/<name>.yaml, or a YAML file the user passes."""
+
     name: str
     description: str
     path: Path

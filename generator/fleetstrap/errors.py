@@ -56,6 +56,18 @@ class RemoteError(UserError):
     """A git remote or API refused or failed (auth, network, unrelated history)."""
 
 
+class GitError(RemoteError):
+    """A git command failed (local or against a remote); the message names what, never a credential."""
+
+
+class GitHubError(RemoteError):
+    """The GitHub API refused or failed; `status` is the HTTP status (None: no answer, e.g. rate limit)."""
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
 class ClusterError(UserError):
     """The cluster refused or failed (preflight, apply, timeout)."""
 
@@ -78,3 +90,20 @@ class ConflictError(FleetstrapError):
 
 class TemplateError(FleetstrapError):
     """A bundled template failed to render: a bug in fleetstrap, exit 3."""
+
+
+def exit_code_for(exc: BaseException | None) -> int:
+    """The one exit-code map: what `fleetstrap` exits with after `exc` (None: success). Telemetry reads it too."""
+    import click
+
+    if exc is None:
+        return EXIT_OK
+    if isinstance(exc, click.exceptions.Exit):
+        return int(exc.exit_code)
+    if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, click.ClickException):
+        return EXIT_USER  # usage errors are user errors
+    if isinstance(exc, FleetstrapError):
+        return exc.exit_code
+    return EXIT_BUG

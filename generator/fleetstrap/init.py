@@ -85,11 +85,9 @@ def _count_files(root: Path) -> int:
 
 
 def run_gate(root: Path) -> None:
-    """The offline validation gate, when the validate extra is available."""
-    try:
-        from fleetstrap.validate import gate
-    except ImportError:  # validate not installed in this build
-        return
+    """The offline validation gate (a broken import must fail loudly, never skip the gate)."""
+    from fleetstrap.validate import gate
+
     with trace.stage("validate"):
         gate(root)
 

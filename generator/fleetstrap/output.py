@@ -78,10 +78,6 @@ def rich_err() -> Console:
     return _err
 
 
-def rich_out() -> Console:
-    return _out
-
-
 @contextmanager
 def progress(message: str) -> Iterator[None]:
     """A spinner for a slow step; silent when not a terminal or quiet."""

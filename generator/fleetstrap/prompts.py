@@ -6,13 +6,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fleetstrap.answers import (
-    COLLECTOR_MODES,
-    ENGINES,
-    NOTIFICATIONS,
-    SECRETS,
-    TELEMETRY_BACKENDS,
-    TLS_ISSUERS,
+    DEFAULTS,
+    FIRST_SERVICE_SUGGESTION,
+    QUESTION_BY_KEY,
     default_otlp_endpoint,
+    default_registry,
 )
 from fleetstrap.names import GITHUB_OWNER, dns1123_problem, service_name_problem
 
@@ -28,6 +26,16 @@ def _list_problem(text: str, what: str) -> str | None:
     if len(set(names)) != len(names):
         return f"duplicate {what} names"
     return None
+
+
+def _label(key: str, detail: str = "", end: str = ":") -> str:
+    """The prompt of an answer key: its help text from the one Question table."""
+    text = QUESTION_BY_KEY[key].help
+    return f"{text} ({detail}){end}" if detail else f"{text}{end}"
+
+
+def _choices(key: str) -> list[str]:
+    return list(QUESTION_BY_KEY[key].choices)
 
 
 def _validator(check: Callable[[str], str | None]) -> Callable[[str], bool | str]:
@@ -48,15 +56,16 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
 
     a: dict[str, Any] = dict(start)
     a["owner"] = ask(questionary.text(
-        "GitHub owner (user or organization):", default=str(a.get("owner") or ""),
+        _label("owner"), default=str(a.get("owner") or ""),
         validate=_validator(lambda t: None if GITHUB_OWNER.match(t) else "not a GitHub user/organization name")))
     a["fleet_name"] = ask(questionary.text(
-        "Repository name:", default=str(a.get("fleet_name") or "fleet-infra"),
+        _label("fleet_name"), default=str(a.get("fleet_name") or DEFAULTS["fleet_name"]),
         validate=_validator(lambda t: dns1123_problem(t, "repository name"))))
-    a["engine"] = ask(questionary.select("GitOps engine:", choices=list(ENGINES), default=a.get("engine", "flux")))
-    envs = a.get("environments") or ["dev"]
+    a["engine"] = ask(questionary.select(_label("engine"), choices=_choices("engine"),
+                                         default=a.get("engine", DEFAULTS["engine"])))
+    envs = a.get("environments") or list(DEFAULTS["environments"])
     env_text = ask(questionary.text(
-        "Environments (comma-separated, in promotion order):", default=", ".join(envs),
+        _label("environments", "comma-separated"), default=", ".join(envs),
         validate=_validator(lambda t: _list_problem(t, "environment"))))
     a["environments"] = [e.strip() for e in env_text.split(",") if e.strip()]
     clusters = []
@@ -70,38 +79,40 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
         clusters.append({"name": name, "environment": env, **({"context": context} if context else {})})
     a["clusters"] = clusters
     a["service"] = ask(questionary.text(
-        "First service name:", default=str(a.get("service") or "hello"),
+        _label("service"), default=str(a.get("service") or FIRST_SERVICE_SUGGESTION),
         validate=_validator(service_name_problem)))
     a["registry"] = ask(questionary.text(
-        "Container registry:", default=str(a.get("registry") or f"ghcr.io/{a['owner'].lower()}")))
+        _label("registry"), default=str(a.get("registry") or default_registry(a["owner"]))))
     backend = ask(questionary.select(
-        "Trace backend:", choices=list(TELEMETRY_BACKENDS), default=a.get("telemetry_backend", "jaeger")))
+        _label("telemetry_backend"), choices=_choices("telemetry_backend"),
+        default=a.get("telemetry_backend", DEFAULTS["telemetry_backend"])))
     a["telemetry_backend"] = backend
     endpoint_default = a.get("otlp_endpoint") if a.get("telemetry_backend") == backend else None
     a["otlp_endpoint"] = ask(questionary.text(
-        "OTLP gRPC endpoint of the backend:", default=str(endpoint_default or default_otlp_endpoint(backend)),
+        _label("otlp_endpoint"), default=str(endpoint_default or default_otlp_endpoint(backend)),
         validate=_validator(lambda t: None if t.strip() else "an endpoint is required")))
     a["collector_mode"] = ask(questionary.select(
-        "Collector mode (gateway only, or gateway + sidecar):", choices=list(COLLECTOR_MODES),
-        default=a.get("collector_mode", "gateway")))
+        _label("collector_mode"), choices=_choices("collector_mode"),
+        default=a.get("collector_mode", DEFAULTS["collector_mode"])))
     a["progressive_delivery"] = ask(questionary.confirm(
-        "Progressive delivery (Argo Rollouts, blue-green services)?",
-        default=bool(a.get("progressive_delivery", False))))
+        _label("progressive_delivery", end="?"),
+        default=bool(a.get("progressive_delivery", DEFAULTS["progressive_delivery"]))))
     a["image_automation"] = ask(questionary.confirm(
-        "Automate image tag updates?", default=bool(a.get("image_automation", False))))
+        _label("image_automation", end="?"), default=bool(a.get("image_automation", DEFAULTS["image_automation"]))))
     a["secrets"] = ask(questionary.select(
-        "Secrets approach:", choices=list(SECRETS), default=a.get("secrets", "sealed-secrets")))
+        _label("secrets"), choices=_choices("secrets"), default=a.get("secrets", DEFAULTS["secrets"])))
     a["ingress_domain"] = ask(questionary.text(
-        "Ingress domain (hosts become <service>.<environment>.<domain>):",
-        default=str(a.get("ingress_domain") or "example.com"),
+        _label("ingress_domain"),
+        default=str(a.get("ingress_domain") or DEFAULTS["ingress_domain"]),
         validate=_validator(lambda t: None if t and " " not in t else "a DNS domain is required")))
     a["tls_issuer"] = ask(questionary.select(
-        "TLS issuer:", choices=list(TLS_ISSUERS), default=a.get("tls_issuer", "letsencrypt-staging")))
+        _label("tls_issuer"), choices=_choices("tls_issuer"), default=a.get("tls_issuer", DEFAULTS["tls_issuer"])))
     a["monitoring"] = ask(questionary.confirm(
-        "Monitoring (metrics, dashboards, alerts)?", default=bool(a.get("monitoring", False))))
+        _label("monitoring", end="?"), default=bool(a.get("monitoring", DEFAULTS["monitoring"]))))
     if a["monitoring"]:
         a["notifications"] = ask(questionary.select(
-            "Alert destination:", choices=list(NOTIFICATIONS), default=a.get("notifications", "none")))
+            _label("notifications"), choices=_choices("notifications"),
+            default=a.get("notifications", DEFAULTS["notifications"])))
     return a
 
 

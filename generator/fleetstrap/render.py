@@ -12,15 +12,16 @@ import fcntl
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetstrap import __version__
-from fleetstrap.errors import DestinationError, TemplateError
+from fleetstrap import __version__, copier_adapter, gitrepo
+from fleetstrap.cache import cache_dir
+from fleetstrap.copier_adapter import SharedTemplate
+from fleetstrap.errors import DestinationError, GitError, TemplateError
 from fleetstrap.plan import Component
 from fleetstrap.resources import templates_dir
 
@@ -31,12 +32,6 @@ class TemplateSource:
 
     url: str
     ref: str
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("FLEETSTRAP_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root if os.environ.get("FLEETSTRAP_CACHE_DIR") else root / "fleetstrap"
 
 
 def _tree_digest(root: Path) -> str:
@@ -51,19 +46,10 @@ def _tree_digest(root: Path) -> str:
 
 
 def _git(cwd: Path, *args: str, index_file: Path | None = None) -> str:
-    env = {
-        **os.environ,
-        **({"GIT_INDEX_FILE": str(index_file)} if index_file else {}),
-        "GIT_AUTHOR_NAME": "fleetstrap",
-        "GIT_AUTHOR_EMAIL": "fleetstrap@localhost",
-        "GIT_COMMITTER_NAME": "fleetstrap",
-        "GIT_COMMITTER_EMAIL": "fleetstrap@localhost",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    res = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise TemplateError(f"git {args[0]} failed in the template mirror: {res.stderr.strip()}")
-    return res.stdout.strip()
+    try:
+        return gitrepo.run(cwd, *args, env=gitrepo.scratch_env(index_file)).strip()
+    except GitError as exc:  # the mirror is fleetstrap's own repo: a failure there is a bug, not bad input
+        raise TemplateError(f"{exc} (in the template mirror)") from exc
 
 
 def ensure_template_mirror(src: Path | None = None, version: str = __version__) -> TemplateSource:
@@ -80,7 +66,7 @@ def ensure_template_mirror(src: Path | None = None, version: str = __version__) 
 
 @contextlib.contextmanager
 def _locked_mirror() -> Iterator[Path]:
-    mirror = cache_dir() / "template-mirror"
+    mirror = cache_dir("template-mirror")
     mirror.parent.mkdir(parents=True, exist_ok=True)
     # Two fleetstrap processes may build the mirror at once (CI workers, a user's two shells).
     with (mirror.parent / "template-mirror.lock").open("w") as lock:
@@ -152,54 +138,20 @@ def _ensure_mirror_locked(src: Path, digest: str, mirror: Path, version: str) ->
 
 
 def render_component(component: Component, dest: Path, source: TemplateSource, *, overwrite: bool = True,
-                     shared: Any = None) -> None:
+                     shared: SharedTemplate | None = None) -> None:
     """Render one unit into `dest` (a repo root), recording its answers file.
 
-    `shared` is a copier Template from `shared_template()`: reusing it across the components of one run
-    saves a git clone and a config parse per component (most of copier's per-render cost).
+    `shared` (from `copier_adapter.shared_template`) reuses one template clone across the components of a run:
+    that saves a git clone and a config parse per component (most of copier's per-render cost).
     """
-    # Lazy: copier is slow to import and --help must not load it. Worker (not run_copy) so that the
-    # template clone can be shared; copier is pinned below 10 for this.
-    from copier._main import Worker
-
-    try:
-        with Worker(
-            src_path=source.url,
-            dst_path=dest,
-            data=plain_data(component.data_dict()),
-            answers_file=Path(component.answers_file),
-            vcs_ref=source.ref,
-            defaults=True,
-            overwrite=overwrite,
-            quiet=True,
-            unsafe=True,  # our own template; migrations need it
-            cleanup_on_error=False,
-        ) as worker:
-            if shared is not None:
-                # Worker.template is a cached_property; pre-seeding it skips the per-worker clone.
-                worker.__dict__["template"] = shared
-            worker.run_copy()
-    except Exception as exc:  # copier raises many types; any failure here is a template bug or bad data
-        name = type(exc).__name__
-        raise TemplateError(f"rendering {component.name} failed: {name}: {exc}") from exc
-
-
-@contextlib.contextmanager
-def shared_template(source: TemplateSource) -> Iterator[Any]:
-    """One clone of the template source for several renders; removed afterwards."""
-    from copier._template import Template  # copier pinned <10; falls back to a clone per render if absent
-
-    template = Template(url=source.url, ref=source.ref)
-    try:
-        yield template
-    finally:
-        template._cleanup()
+    target = copier_adapter.Target(dest, component.answers_file, plain_data(component.data_dict()), component.name)
+    copier_adapter.copy(target, source.url, source.ref, overwrite=overwrite, shared=shared)
 
 
 def render_components(components: tuple[Component, ...] | list[Component], dest: Path,
                       source: TemplateSource | None = None) -> None:
     source = source or ensure_template_mirror()
-    with shared_template(source) as template:
+    with copier_adapter.shared_template(source.url, source.ref) as template:
         for c in components:
             render_component(c, dest, source, shared=template)
 

@@ -1,31 +1,30 @@
-"""`fleetstrap bootstrap`: Flux's own order — preflight, generate, commit/push, apply, wait for that revision."""
+"""`fleetstrap bootstrap`: Flux's own order — preflight, generate, commit/push, apply, wait for that revision.
+
+Shaped like Flux's pkg/bootstrap: `Bootstrapper` holds its clients (cluster, repo files, git, waiter) and
+`run()` is the short list of idempotent steps. A dry run is the same run with recording clients
+(`build_clients`): nothing is written, pushed or applied, and without a reachable cluster the objects are
+still built, validated and printed, marked as not compared."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import yaml
-from cryptography.exceptions import UnsupportedAlgorithm
+from fleetstrap import gitrepo, output, trace
+from fleetstrap.answers import FleetAnswers
+from fleetstrap.bootstrap import manifests, objects
+from fleetstrap.bootstrap.engines import Engine, build_engines, build_workload_targets
+from fleetstrap.bootstrap.kube import Applied, DryRunJournal, KubeClient, RecordingClient, connect
+from fleetstrap.bootstrap.manifests import Downloads
+from fleetstrap.bootstrap.preflight import Preflight, PreflightInput, check_preflight
+from fleetstrap.bootstrap.wait import RecordingWaiter, Target, Waiter
+from fleetstrap.errors import ClusterError, GitError, UserError
+from fleetstrap.publish.auth import remote_of
+from fleetstrap.repo import load_fleet_answers
 
-from fleetstrap import output, trace
-from fleetstrap.bootstrap import fleetrepo, manifests, objects
-from fleetstrap.bootstrap.kube import Applied, KubeClient, connect, obj_ref
-from fleetstrap.bootstrap.wait import Target, argocd_check, flux_check, wait_ready, workload_check
-from fleetstrap.errors import ClusterError, FleetstrapError, UserError
-from fleetstrap.gitrepo import ensure_commit
-from fleetstrap.pins import pin
-
-# (verb, group, resource): what installing an engine needs cluster-wide.
-REQUIRED_ACCESS = (
-    ("create", "", "namespaces"),
-    ("create", "apiextensions.k8s.io", "customresourcedefinitions"),
-    ("patch", "apiextensions.k8s.io", "customresourcedefinitions"),
-    ("create", "rbac.authorization.k8s.io", "clusterroles"),
-    ("create", "rbac.authorization.k8s.io", "clusterrolebindings"),
-)
+Connector = Callable[[Path | None, str | None], KubeClient]
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class Change:
 
     what: str  # "file", "commit", "push", "apply", "secret"
     ref: str
-    outcome: str  # created / configured / unchanged / kept / pushed ...
+    outcome: str  # created / configured / unchanged / kept / pushed / would create / not compared ...
 
     @property
     def changed(self) -> bool:
@@ -71,339 +70,199 @@ class BootstrapReport:
     objects: tuple[str, ...] = ()  # dry run: the validated objects it would apply (secrets redacted), YAML
     notes: tuple[str, ...] = ()
     unchecked: tuple[str, ...] = ()
+    diffs: tuple[str, ...] = ()  # dry run against a cluster: unified diffs of the objects it would change
+    offline: str = ""  # dry run without a cluster: why (the objects were not compared)
 
     @property
     def changed(self) -> bool:
         return any(c.changed for c in self.changes)
 
 
-@dataclass(frozen=True)
-class Preflight:
-    kube_version: str
-    identity: str  # private key text; never printed
-    known_hosts: str
-    head: str
+# ---------------------------------------------------------------- clients
+class RepoFiles(Protocol):
+    def write(self, path: Path, text: str) -> None: ...
+
+
+class RepoGit(Protocol):
+    def publish(self, message: str, branch: str) -> str | None:
+        """Commit everything and push; the new commit, or None when nothing was committed or pushed."""
+        ...
+
+
+class WorkTreeFiles:
+    def write(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+class FleetGit:
+    """Commit and push bootstrap's own files, with the auth `fleetstrap push` uses for the remote."""
+
+    def __init__(self, root: Path, remote: str) -> None:
+        self.root = root
+        self.remote = remote
+
+    def publish(self, message: str, branch: str) -> str | None:
+        sha = gitrepo.ensure_commit(self.root, message, branch=branch)
+        remote = remote_of(self.root, self.remote)
+        if remote is None:  # preflight checked it; only a concurrent change gets here
+            raise GitError(f"no git remote {self.remote!r} to push to")
+        gitrepo.push(self.root, remote, branch)
+        return sha
+
+
+class RecordingFiles:
+    def write(self, path: Path, text: str) -> None:  # noqa: ARG002 (protocol)
+        return None
+
+
+class RecordingGit:
+    def publish(self, message: str, branch: str) -> str | None:  # noqa: ARG002 (protocol)
+        return None
+
+
+class Waits(Protocol):
+    def wait(self, targets: Sequence[Target], what: str) -> None: ...
 
 
 @dataclass
-class _Run:
-    """Mutable bookkeeping of one run (local to bootstrap_cluster, never passed between stages)."""
-
-    changes: list[Change] = field(default_factory=list)
-    objects: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------- preflight
+class Clients:
+    kube: KubeClient
+    files: RepoFiles
+    git: RepoGit
+    waiter: Waits
+    journal: DryRunJournal = field(default_factory=DryRunJournal)
 
 
-Problem = tuple[str, str]  # (what failed, how to fix it)
-
-
-def _check_cluster(client: KubeClient, problems: list[Problem]) -> str:
+def build_clients(request: BootstrapRequest, context: str | None, connector: Connector) -> Clients:
+    """The real clients, or for a dry run the recording ones (reads still go to a cluster that answers)."""
+    if not request.dry_run:
+        kube = connector(request.kubeconfig, context)
+        return Clients(kube, WorkTreeFiles(), FleetGit(request.root, request.remote),
+                       Waiter(kube, timeout=request.timeout, interval=request.poll_interval))
+    journal = DryRunJournal()
+    inner: KubeClient | None
     try:
-        version = client.version()
-    except FleetstrapError as exc:
-        problems.append((str(exc), "check --context/--kubeconfig and that the cluster is up"))
-        return ""
-    minimum = pin("kubernetes_min_version")
-    try:
-        too_old = tuple(int(p) for p in version.split(".")[:2]) < tuple(int(p) for p in minimum.split("."))
-    except ValueError:
-        too_old = False
-    if too_old:
-        problems.append((f"Kubernetes {version} is older than the supported {minimum}", "upgrade the cluster"))
-    for verb, group, resource in REQUIRED_ACCESS:
-        try:
-            allowed = client.can_i(verb, group, resource)
-        except FleetstrapError as exc:
-            problems.append((str(exc), "check the cluster's API server"))
-            break
-        if not allowed:
-            problems.append((f"not allowed to {verb} {resource}{'.' + group if group else ''}",
-                             "use a cluster-admin context (bootstrap installs CRDs and cluster roles)"))
-    return version
+        inner = connector(request.kubeconfig, context)
+        inner.version()
+    except ClusterError as exc:
+        inner, journal.offline = None, str(exc)
+    return Clients(RecordingClient(inner, journal), RecordingFiles(), RecordingGit(), RecordingWaiter(), journal)
 
 
-def _check_git(root: Path, remote: str, branch: str, problems: list[Problem]) -> str:
-    head = fleetrepo.head_sha(root) or ""
-    if not head:
-        problems.append(("the fleet repo has no commit yet", "run `fleetstrap push` first"))
-        return ""
-    dirty = fleetrepo.dirty_paths(root)
-    if dirty:
-        problems.append((f"uncommitted changes: {', '.join(dirty[:3])}{' …' if len(dirty) > 3 else ''}",
-                         "commit them with `fleetstrap push` (bootstrap commits only its own files)"))
-    if fleetrepo.remote_url(root, remote) is None:
-        problems.append((f"no git remote {remote!r}", "run `fleetstrap push` to publish the repo"))
-        return head
-    try:
-        pushed = fleetrepo.remote_head(root, remote, branch)
-    except FleetstrapError as exc:
-        problems.append((f"remote {remote!r} not reachable: {exc}", "check the network and git credentials"))
-        return head
-    if pushed is None:
-        problems.append((f"branch {branch} is not on remote {remote!r}", "run `fleetstrap push`"))
-    elif pushed != head:
-        if fleetrepo.is_ancestor(root, pushed, head):
-            problems.append((f"commit {head[:12]} on {branch} is not pushed to {remote!r}", "run `fleetstrap push`"))
-        else:
-            problems.append((f"{remote}/{branch} is at {pushed[:12]}, which this checkout does not have",
-                             f"git pull {remote} {branch}, then rerun"))
-    return head
+# ---------------------------------------------------------------- the runner
+class Bootstrapper:
+    def __init__(self, request: BootstrapRequest, fleet: FleetAnswers, clients: Clients) -> None:
+        self.request = request
+        self.fleet = fleet
+        self.clients = clients
+        self.kube = clients.kube
+        self.changes: list[Change] = []
+        self.notes: list[str] = []
+        self.engines = build_engines(fleet, request.cluster, Downloads(
+            request.download_base_url, request.cache_dir, request.use_flux_cli))
 
-
-def _check_keys(req: BootstrapRequest, fleet: fleetrepo.FleetInfo, problems: list[Problem]) -> tuple[str, str]:
-    host = fleetrepo.ssh_host(fleet.git_url)
-    if host is None:
-        problems.append((f"git_url {fleet.git_url} is not an ssh URL; deploy keys need ssh",
-                         "set git_url to ssh://git@<host>/<owner>/<repo>.git in the fleet answers"))
-        return "", ""
-    key_path = req.deploy_key or fleetrepo.deploy_key_default(fleet.owner, fleet.fleet_name, req.cluster)
-    identity = ""
-    if key_path is None or not key_path.is_file():
-        problems.append((f"no deploy key for cluster {req.cluster}" + (f" at {key_path}" if key_path else ""),
-                         "run `fleetstrap push` (creates it) or pass --deploy-key FILE"))
-    else:
-        identity = key_path.read_text(encoding="utf-8")
-        try:
-            fleetrepo.public_key_openssh(identity.encode())
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            problems.append((f"deploy key {key_path} is not an unencrypted OpenSSH private key",
-                             "pass --deploy-key with the key `fleetstrap push` created"))
-            identity = ""
-    if req.known_hosts is not None:
-        try:
-            known = req.known_hosts.read_text(encoding="utf-8")
-        except OSError:
-            problems.append((f"cannot read --known-hosts {req.known_hosts}", "pass a readable known_hosts file"))
-            known = ""
-    else:
-        try:
-            known = fleetrepo.scan_known_hosts(*host)
-        except FleetstrapError as exc:
-            problems.append((str(exc), "pass --known-hosts FILE with the git host's keys"))
-            known = ""
-    return identity, known
-
-
-def _check_repo_files(root: Path, cluster: str, engines: Sequence[str], problems: list[Problem]) -> None:
-    for engine in engines:
-        rel = _sync_path(cluster, engine)
-        if not (root / rel).is_file():
-            problems.append((f"{rel} is missing", f"run `fleetstrap add cluster {cluster}` to generate it"))
-
-
-def _sync_path(cluster: str, engine: str) -> Path:
-    return Path("clusters", cluster, *(("flux-system", "gotk-sync.yaml") if engine == "flux" else ("argocd",
-                                                                                                   "root.yaml")))
-
-
-def ensure_preflight(req: BootstrapRequest, fleet: fleetrepo.FleetInfo, client: KubeClient) -> Preflight:
-    """Every check before any change; all failures reported together, each with its fix."""
-    with trace.stage("bootstrap.preflight", cluster=req.cluster):
-        problems: list[Problem] = []
-        version = _check_cluster(client, problems)
-        head = _check_git(req.root, req.remote, fleet.branch, problems)
-        identity, known = _check_keys(req, fleet, problems)
-        _check_repo_files(req.root, req.cluster, fleet.engines, problems)
-    if problems:
-        for what, fix in problems:
-            output.error(what, fix)
-        raise ClusterError(f"preflight failed ({len(problems)}): " + "; ".join(w for w, _ in problems))
-    output.success(f"preflight passed: Kubernetes {version}, {fleet.branch}@{head[:12]} pushed")
-    return Preflight(version, identity, known, head)
-
-
-# ---------------------------------------------------------------- steps
-
-
-def _load_docs(path: Path) -> list[dict[str, Any]]:
-    return manifests.documents(path.read_text(encoding="utf-8"), str(path))
-
-
-def build_flux_kustomization(existing: str | None) -> str:
-    """clusters/<c>/flux-system/kustomization.yaml listing the components and the sync objects."""
-    data: dict[str, Any] = {}
-    if existing:
-        loaded = yaml.safe_load(existing)
-        data = loaded if isinstance(loaded, dict) else {}
-    data.setdefault("apiVersion", "kustomize.config.k8s.io/v1beta1")
-    data.setdefault("kind", "Kustomization")
-    resources = list(data.get("resources") or [])
-    for r in ("gotk-components.yaml", "gotk-sync.yaml"):
-        if r not in resources:
-            resources.append(r)
-    data["resources"] = resources
-    return yaml.safe_dump(data, sort_keys=False)
-
-
-def ensure_flux_files(req: BootstrapRequest, components: str, run: _Run) -> None:
-    """Write the components and kustomization when they differ (dry run: only say so)."""
-    base = req.root / "clusters" / req.cluster / "flux-system"
-    kust_path = base / "kustomization.yaml"
-    wanted = {
-        base / "gotk-components.yaml": components,
-        kust_path: build_flux_kustomization(kust_path.read_text(encoding="utf-8") if kust_path.exists() else None),
-    }
-    for path, text in wanted.items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        rel = str(path.relative_to(req.root))
-        if current == text:
-            run.changes.append(Change("file", rel, "unchanged"))
-            continue
-        run.changes.append(Change("file", rel, "created" if current is None else "updated"))
-        if not req.dry_run:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-
-
-def ensure_pushed(req: BootstrapRequest, fleet: fleetrepo.FleetInfo, head: str, run: _Run) -> str:
-    """Commit bootstrap's files and push; returns the commit the cluster must reach."""
-    if req.dry_run or not any(c.what == "file" and c.changed for c in run.changes):
-        return head
-    with trace.stage("bootstrap.push", cluster=req.cluster):
-        sha = ensure_commit(req.root, f"Add Flux v{pin('flux_version').removeprefix('v')} components for "
-                            f"{req.cluster}", branch=fleet.branch) or head
-        run.changes.append(Change("commit", sha[:12], "created"))
-        fleetrepo.push(req.root, req.remote, fleet.branch)
-        run.changes.append(Change("push", f"{req.remote}/{fleet.branch}", "pushed"))
-    return sha
-
-
-def _validate(objs: Sequence[Mapping[str, Any]], req: BootstrapRequest, kube_version: str) -> None:
-    problems = [p for o in objs if (p := objects.validate_object(o, kube_version, req.crd_schemas))]
-    if problems:
-        raise ClusterError(f"generated objects are invalid: {'; '.join(problems[:3])}")
-
-
-def ensure_applied(client: KubeClient, objs: Sequence[Mapping[str, Any]], namespace: str, req: BootstrapRequest,
-                   run: _Run) -> None:
-    for obj in manifests.install_order([dict(o) for o in objs]):
-        run.objects.append(objects.redacted(obj))
-        if req.dry_run:
-            run.changes.append(Change("apply", obj_ref(obj), "would apply"))
-            continue
-        applied: Applied = client.apply(obj, default_namespace=namespace)
-        run.changes.append(Change("apply", applied.ref, applied.outcome))
-        if applied.outcome != "unchanged":
-            output.step(f"{applied.ref} {applied.outcome}")
-
-
-def ensure_secret(client: KubeClient, secret: Mapping[str, Any], req: BootstrapRequest, run: _Run) -> None:
-    """Create the source Secret; an existing one is kept (its key may be registered) unless --rotate-keys."""
-    meta = secret["metadata"]
-    existing = client.get("v1", "Secret", meta["name"], meta["namespace"])
-    ref = f"Secret {meta['namespace']}/{meta['name']}"
-    if existing is not None and not req.rotate_keys:
-        run.changes.append(Change("secret", ref, "kept"))
-        return
-    ensure_applied(client, [secret], meta["namespace"], req, run)
-
-
-def _workloads(objs: Sequence[Mapping[str, Any]], namespace: str) -> list[Target]:
-    return [
-        Target(str(o["apiVersion"]), str(o["kind"]), str(o["metadata"]["name"]),
-               str(o["metadata"].get("namespace") or namespace), workload_check)
-        for o in objs if o.get("kind") in {"Deployment", "StatefulSet"}
-    ]
-
-
-def bootstrap_flux(req: BootstrapRequest, fleet: fleetrepo.FleetInfo, client: KubeClient, pre: Preflight,
-                   run: _Run) -> str:
-    with trace.stage("bootstrap.components", engine="flux"):
-        manifest = manifests.flux_components(
-            pin("flux_version"), pinned_sha256=pin("flux_install_sha256"), base_url=req.download_base_url,
-            cache=req.cache_dir, use_cli=req.use_flux_cli)
-        components = manifests.documents(manifest.text, "Flux components manifest")
-    ensure_flux_files(req, manifest.text, run)
-    sync = _load_docs(req.root / _sync_path(req.cluster, "flux"))
-    secret = objects.build_flux_secret(pre.identity, fleetrepo.public_key_openssh(pre.identity.encode()),
-                                       pre.known_hosts)
-    _validate([*sync, secret], req, pre.kube_version)
-    sha = ensure_pushed(req, fleet, pre.head, run)
-    with trace.stage("bootstrap.apply", engine="flux", what="components"):
-        ensure_applied(client, components, objects.FLUX_NS, req, run)
-    if not req.dry_run:
-        with trace.stage("wait.components", engine="flux"):
-            wait_ready(client, _workloads(components, objects.FLUX_NS), what="Flux controllers",
-                       timeout=req.timeout, interval=req.poll_interval)
-    with trace.stage("bootstrap.apply", engine="flux", what="sync"):
-        ensure_secret(client, secret, req, run)
-        ensure_applied(client, sync, objects.FLUX_NS, req, run)
-    targets = []
-    for o in sync:
-        if o.get("kind") not in {"GitRepository", "Kustomization"}:
-            continue
-        branch = str(((o.get("spec") or {}).get("ref") or {}).get("branch") or fleet.branch)
-        field_name = "artifact" if o["kind"] == "GitRepository" else "lastAppliedRevision"
-        targets.append(Target(str(o["apiVersion"]), str(o["kind"]), str(o["metadata"]["name"]),
-                              str(o["metadata"].get("namespace") or objects.FLUX_NS),
-                              flux_check(field_name, f"{branch}@sha1:{sha}")))
-    if not req.dry_run:
-        with trace.stage("wait.sync", engine="flux"):
-            wait_ready(client, targets, what=f"Flux to sync {sha[:12]}", timeout=req.timeout,
-                       interval=req.poll_interval)
-    return sha
-
-
-def bootstrap_argocd(req: BootstrapRequest, fleet: fleetrepo.FleetInfo, client: KubeClient, pre: Preflight,
-                     sha: str, run: _Run) -> None:
-    with trace.stage("bootstrap.components", engine="argocd"):
-        manifest = manifests.argocd_install(
-            pin("argocd_version"), pinned_sha256=pin("argocd_install_sha256"), base_url=req.download_base_url,
-            cache=req.cache_dir)
-        install = manifests.documents(manifest.text, "Argo CD install manifest")
-    root_app = _load_docs(req.root / _sync_path(req.cluster, "argocd"))
-    namespace = objects.build_namespace(objects.ARGOCD_NS)
-    secret = objects.build_argocd_repo_secret(fleet.fleet_name, fleet.git_url, pre.identity)
-    _validate([namespace, secret, *root_app], req, pre.kube_version)
-    with trace.stage("bootstrap.apply", engine="argocd", what="install"):
-        ensure_applied(client, [namespace, *install], objects.ARGOCD_NS, req, run)
-    if not req.dry_run:
-        with trace.stage("wait.components", engine="argocd"):
-            wait_ready(client, _workloads(install, objects.ARGOCD_NS), what="Argo CD components",
-                       timeout=req.timeout, interval=req.poll_interval)
-    with trace.stage("bootstrap.apply", engine="argocd", what="root"):
-        ensure_secret(client, secret, req, run)
-        ensure_applied(client, root_app, objects.ARGOCD_NS, req, run)
-    apps = [Target(str(o["apiVersion"]), "Application", str(o["metadata"]["name"]),
-                   str(o["metadata"].get("namespace") or objects.ARGOCD_NS), argocd_check(sha))
-            for o in root_app if o.get("kind") == "Application"]
-    if not req.dry_run:
-        with trace.stage("wait.sync", engine="argocd"):
-            wait_ready(client, apps, what=f"Argo CD to sync {sha[:12]}", timeout=req.timeout,
-                       interval=req.poll_interval)
-    run.notes.extend([
-        f"Argo CD UI: kubectl -n {objects.ARGOCD_NS} port-forward svc/argocd-server 8080:443, "
-        "then open https://localhost:8080 (user admin)",
-        f"initial admin password: argocd admin initial-password -n {objects.ARGOCD_NS}  (or: kubectl -n "
-        f"{objects.ARGOCD_NS} get secret argocd-initial-admin-secret -o jsonpath='{{.data.password}}' | base64 -d)",
-    ])
-
-
-def bootstrap_cluster(request: BootstrapRequest,
-                      connector: Callable[[Path | None, str | None], KubeClient] = connect) -> BootstrapReport:
-    """Install the fleet's engine(s) on one cluster and wait until it runs the pushed commit."""
-    fleet = fleetrepo.load_fleet(request.root)
-    spec = fleet.cluster(request.cluster)
-    with trace.stage("bootstrap", cluster=request.cluster, engine=fleet.engine, dry_run=request.dry_run):
-        client = connector(request.kubeconfig, request.context or spec.context or None)
-        pre = ensure_preflight(request, fleet, client)
-        run = _Run()
+    def run(self) -> BootstrapReport:
+        request = self.request
+        with trace.stage("bootstrap.preflight", cluster=request.cluster):
+            pre = check_preflight(PreflightInput(request.root, request.cluster, request.remote, request.deploy_key,
+                                                 request.known_hosts), self.fleet, self.kube)
+        self.report_preflight(pre)
         sha = pre.head
         try:
-            if "flux" in fleet.engines:
-                sha = bootstrap_flux(request, fleet, client, pre, run)
-            if "argocd" in fleet.engines:
-                bootstrap_argocd(request, fleet, client, pre, sha, run)
+            for engine in self.engines:
+                sha = self.run_engine(engine, pre, sha)
         except OSError as exc:
             raise UserError(f"bootstrap could not write to {request.root}: {exc.strerror}") from exc
-        trace.annotate(commit=sha, changed=any(c.changed for c in run.changes))
-    unchecked = objects.unchecked_kinds(run.objects, request.crd_schemas)
-    return BootstrapReport(
-        cluster=request.cluster, engines=fleet.engines, commit=sha, revision=f"{fleet.branch}@sha1:{sha}",
-        dry_run=request.dry_run, changes=tuple(run.changes),
-        objects=tuple(objects.to_yaml([o]) for o in run.objects) if request.dry_run else (),
-        notes=tuple(run.notes), unchecked=tuple(unchecked),
-    )
+        trace.annotate(commit=sha, changed=any(c.changed for c in self.changes))
+        journal = self.clients.journal
+        return BootstrapReport(
+            cluster=request.cluster, engines=self.fleet.engines, commit=sha,
+            revision=f"{self.fleet.branch}@sha1:{sha}", dry_run=request.dry_run, changes=tuple(self.changes),
+            objects=tuple(objects.to_yaml([o]) for o in journal.objects), notes=tuple(self.notes),
+            unchecked=tuple(objects.unchecked_kinds(journal.objects, request.crd_schemas)),
+            diffs=tuple(journal.diffs), offline=journal.offline)
+
+    def report_preflight(self, pre: Preflight) -> None:
+        if self.clients.journal.offline:
+            self.notes.append(f"no cluster to compare with ({self.clients.journal.offline}): objects are checked "
+                              f"against Kubernetes {pre.kube_version} schemas and marked 'not compared'")
+        else:
+            output.success(f"preflight passed: Kubernetes {pre.kube_version}, {self.fleet.branch}@{pre.head[:12]} "
+                           "pushed")
+
+    def run_engine(self, engine: Engine, pre: Preflight, head: str) -> str:
+        """One engine's steps; returns the commit the cluster must reach."""
+        with trace.stage("bootstrap.components", engine=engine.name):
+            install = engine.install()
+        self.ensure_files(engine.build_files(self.request.root, install))
+        sync = engine.read_sync(self.request.root)
+        secret = engine.build_secret(pre)
+        self.check_objects([secret, *sync], pre.kube_version)
+        sha = self.ensure_pushed(engine.commit_message(), head)
+        components = engine.build_components(install)
+        with trace.stage("bootstrap.apply", engine=engine.name, what="components"):
+            self.ensure_applied(components, engine.namespace)
+        with trace.stage("wait.components", engine=engine.name):
+            self.clients.waiter.wait(build_workload_targets(components, engine.namespace), engine.workloads)
+        with trace.stage("bootstrap.apply", engine=engine.name, what="sync"):
+            self.ensure_secret(secret)
+            self.ensure_applied(sync, engine.namespace)
+        with trace.stage("wait.sync", engine=engine.name):
+            self.clients.waiter.wait(engine.build_sync_targets(sync, sha), f"{engine.title} to sync {sha[:12]}")
+        self.notes.extend(engine.notes())
+        return sha
+
+    # ---------------------------------------------------------------- steps
+    def ensure_files(self, files: Mapping[Path, str]) -> None:
+        """Write bootstrap's files into the repo when they differ."""
+        for rel, text in files.items():
+            path = self.request.root / rel
+            current = path.read_text(encoding="utf-8") if path.exists() else None
+            if current == text:
+                self.changes.append(Change("file", rel.as_posix(), "unchanged"))
+                continue
+            self.changes.append(Change("file", rel.as_posix(), "created" if current is None else "updated"))
+            self.clients.files.write(path, text)
+
+    def check_objects(self, objs: Sequence[Mapping[str, Any]], kube_version: str) -> None:
+        problems = [p for o in objs if (p := objects.validate_object(o, kube_version, self.request.crd_schemas))]
+        if problems:
+            raise ClusterError(f"generated objects are invalid: {'; '.join(problems[:3])}")
+
+    def ensure_pushed(self, message: str, head: str) -> str:
+        """Commit bootstrap's files and push; returns the commit the cluster must reach."""
+        if not any(c.what == "file" and c.changed for c in self.changes):
+            return head
+        with trace.stage("bootstrap.push", cluster=self.request.cluster):
+            sha = self.clients.git.publish(message, self.fleet.branch)
+        if sha is None:
+            return head
+        self.changes.append(Change("commit", sha[:12], "created"))
+        self.changes.append(Change("push", f"{self.request.remote}/{self.fleet.branch}", "pushed"))
+        return sha
+
+    def ensure_applied(self, objs: Sequence[Mapping[str, Any]], namespace: str) -> None:
+        for obj in manifests.install_order([dict(o) for o in objs]):
+            applied: Applied = self.kube.apply(obj, default_namespace=namespace)
+            self.changes.append(Change("apply", applied.ref, applied.outcome))
+            if applied.outcome in {"created", "configured"}:
+                output.step(f"{applied.ref} {applied.outcome}")
+
+    def ensure_secret(self, secret: Mapping[str, Any]) -> None:
+        """Create the source Secret; an existing one is kept (its key may be registered) unless --rotate-keys."""
+        meta = secret["metadata"]
+        existing = self.kube.get("v1", "Secret", meta["name"], meta["namespace"])
+        if existing is not None and not self.request.rotate_keys:
+            self.changes.append(Change("secret", f"Secret {meta['namespace']}/{meta['name']}", "kept"))
+            return
+        self.ensure_applied([secret], meta["namespace"])
+
+
+def bootstrap_cluster(request: BootstrapRequest, connector: Connector = connect) -> BootstrapReport:
+    """Install the fleet's engine(s) on one cluster and wait until it runs the pushed commit."""
+    fleet = load_fleet_answers(request.root)
+    spec = fleet.cluster(request.cluster)
+    with trace.stage("bootstrap", cluster=request.cluster, engine=fleet.engine, dry_run=request.dry_run):
+        clients = build_clients(request, request.context or spec.context or None, connector)
+        return Bootstrapper(request, fleet, clients).run()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -16,7 +16,8 @@ from fleetstrap.errors import ClusterError, ToolMissingError
 from fleetstrap.redact import redact
 
 FIELD_MANAGER = "fleetstrap"
-Outcome = Literal["created", "configured", "unchanged"]
+# The last three only from the dry-run client: it compares against the cluster, or could not.
+Outcome = Literal["created", "configured", "unchanged", "would create", "would configure", "not compared"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,9 @@ class KubeClient(Protocol):
 
     def can_i(self, verb: str, group: str, resource: str, namespace: str = "") -> bool: ...
 
-
-def obj_ref(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace") or ""
-    return f"{obj.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
+    def namespaced(self, api_version: str, kind: str) -> bool:
+        """Whether the cluster serves the kind per namespace; ClusterError when it does not serve it."""
+        ...
 
 
 class OfficialClient:
@@ -98,6 +97,9 @@ class OfficialClient:
             return dyn.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError as exc:
             raise ClusterError(f"the cluster does not serve {kind} ({api_version})") from exc
+
+    def namespaced(self, api_version: str, kind: str) -> bool:
+        return bool(self._resource(api_version, kind).namespaced)
 
     def version(self) -> str:
         try:
@@ -202,3 +204,83 @@ def _why(exc: BaseException) -> str:
 
 def connect(kubeconfig: Path | None, context: str | None) -> KubeClient:
     return OfficialClient(kubeconfig, context)
+
+
+@dataclass
+class DryRunJournal:
+    """What a dry run recorded: the objects it would apply (secrets redacted) and their diffs to the cluster."""
+
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    diffs: list[str] = field(default_factory=list)
+    offline: str = ""  # why there is no cluster to compare with ("" when there is one)
+
+
+class RecordingClient:
+    """The dry-run KubeClient: reads go to the cluster when one answers, writes are only recorded.
+
+    Without a cluster it answers as the oldest supported cluster would (so the objects are still schema-checked
+    for it) and every object is recorded as "not compared"."""
+
+    def __init__(self, inner: KubeClient | None, journal: DryRunJournal) -> None:
+        self.inner = inner
+        self.journal = journal
+
+    def version(self) -> str:
+        from fleetstrap.pins import pin
+
+        return self.inner.version() if self.inner else pin("kubernetes_min_version")
+
+    def can_i(self, verb: str, group: str, resource: str, namespace: str = "") -> bool:
+        return self.inner.can_i(verb, group, resource, namespace) if self.inner else True
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
+        return self.inner.get(api_version, kind, name, namespace) if self.inner else None
+
+    def list(self, api_version: str, kind: str, namespace: str = "") -> list[dict[str, Any]]:
+        return self.inner.list(api_version, kind, namespace) if self.inner else []
+
+    def namespaced(self, api_version: str, kind: str) -> bool:
+        return self.inner.namespaced(api_version, kind) if self.inner else True
+
+    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "") -> Applied:
+        from fleetstrap.bootstrap.objects import redacted
+
+        shown = redacted(obj)
+        self.journal.objects.append(shown)
+        meta = obj.get("metadata") or {}
+        kind, api_version, name = str(obj.get("kind")), str(obj.get("apiVersion")), str(meta.get("name", ""))
+        if self.inner is None:
+            return Applied(kind, str(meta.get("namespace") or ""), name, "not compared")
+        try:
+            namespace = str(meta.get("namespace") or default_namespace) if self.inner.namespaced(
+                api_version, kind) else ""
+            live = self.inner.get(api_version, kind, name, namespace)
+        except ClusterError:  # the kind is not served yet: its CRD is part of this same install
+            namespace, live = str(meta.get("namespace") or default_namespace), None
+        if live is None:
+            return Applied(kind, namespace, name, "would create")
+        diff = build_diff(redacted(_project(live, obj)), shown, f"{kind} {namespace + '/' if namespace else ''}{name}")
+        if not diff:
+            return Applied(kind, namespace, name, "unchanged")
+        self.journal.diffs.append(diff)
+        return Applied(kind, namespace, name, "would configure")
+
+
+def _project(live: Any, wanted: Any) -> Any:
+    """The live object cut down to the fields fleetstrap sets (server defaults and status are not changes)."""
+    if isinstance(wanted, Mapping) and isinstance(live, Mapping):
+        return {k: _project(live[k], v) for k, v in wanted.items() if k in live}
+    if isinstance(wanted, list) and isinstance(live, list) and len(wanted) == len(live):
+        return [_project(lv, wv) for lv, wv in zip(live, wanted, strict=True)]
+    return live
+
+
+def build_diff(live: Mapping[str, Any], wanted: Mapping[str, Any], ref: str) -> str:
+    """A unified diff (YAML) from what the cluster has to what would be applied; "" when they agree."""
+    import difflib
+
+    import yaml
+
+    before = yaml.safe_dump(dict(live), sort_keys=True).splitlines(keepends=True)
+    after = yaml.safe_dump(dict(wanted), sort_keys=True).splitlines(keepends=True)
+    return "".join(difflib.unified_diff(before, after, f"{ref} (cluster)", f"{ref} (fleetstrap)"))

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from fleetstrap import output
+from fleetstrap.cache import cache_dir
 from fleetstrap.errors import ClusterError, RemoteError, UserError
 
 GITHUB_BASE = "https://github.com"
@@ -32,16 +33,6 @@ class Manifest:
     text: str
     source: str  # "flux CLI", "cache", or the URL
     sha256: str
-
-
-def cache_dir(explicit: Path | None = None) -> Path:
-    if explicit is not None:
-        return explicit
-    env = os.environ.get("FLEETSTRAP_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "fleetstrap"
 
 
 def _base(base_url: str | None, default: str) -> str:
@@ -117,10 +108,16 @@ def flux_cli_version(flux: str) -> str | None:
     return m.group(1) if m else None
 
 
-def flux_components(
-    version: str, *, pinned_sha256: str = "", base_url: str | None = None, cache: Path | None = None,
-    use_cli: bool = True,
-) -> Manifest:
+@dataclass(frozen=True)
+class Downloads:
+    """Where the pinned install manifests come from (a mirror in tests and air-gapped sites) and are cached."""
+
+    base_url: str | None = None
+    cache_dir: Path | None = None
+    use_flux_cli: bool = True
+
+
+def flux_components(version: str, downloads: Downloads = Downloads(), *, pinned_sha256: str = "") -> Manifest:
     """The Flux components manifest for exactly `version`.
 
     The flux CLI is used only when it is that version (its embedded manifests are then authoritative);
@@ -128,7 +125,7 @@ def flux_components(
     checksums file, and cached by version.
     """
     ver = version.removeprefix("v")
-    flux = shutil.which("flux") if use_cli else None
+    flux = shutil.which("flux") if downloads.use_flux_cli else None
     if flux and flux_cli_version(flux) == ver:
         try:
             out = subprocess.run([flux, "install", "--export"], capture_output=True, text=True, timeout=120,
@@ -136,8 +133,8 @@ def flux_components(
         except (OSError, subprocess.SubprocessError) as exc:
             raise ClusterError("`flux install --export` failed") from exc
         return Manifest(out.stdout, "flux CLI", hashlib.sha256(out.stdout.encode()).hexdigest())
-    url, sums_url = flux_urls(ver, base_url)
-    path = cache_dir(cache) / "manifests" / f"flux-v{ver}-install.yaml"
+    url, sums_url = flux_urls(ver, downloads.base_url)
+    path = (downloads.cache_dir or cache_dir()) / "manifests" / f"flux-v{ver}-install.yaml"
     expected = pinned_sha256.lower() or None
     cached = _cached(path, expected)
     if cached is not None:
@@ -152,15 +149,13 @@ def flux_components(
     return Manifest(data.decode(), url, digest)
 
 
-def argocd_install(
-    version: str, *, pinned_sha256: str = "", base_url: str | None = None, cache: Path | None = None,
-) -> Manifest:
+def argocd_install(version: str, downloads: Downloads = Downloads(), *, pinned_sha256: str = "") -> Manifest:
     """Argo CD's install.yaml at a pinned tag. Argo CD publishes no checksum for it: without a pin the first
     download's sha256 is recorded next to the cache and every later use must match it (trust on first use)."""
     if not version.startswith("v") or version in {"stable", "latest"}:
         raise UserError(f"argocd_version must be a release tag like v3.5.1, not {version!r}")
-    url = argocd_url(version, base_url)
-    root = cache_dir(cache) / "manifests"
+    url = argocd_url(version, downloads.base_url)
+    root = (downloads.cache_dir or cache_dir()) / "manifests"
     path = root / f"argocd-{version}-install.yaml"
     record = root / f"argocd-{version}-install.yaml.sha256"
     expected = pinned_sha256.lower() or (record.read_text().strip() if record.is_file() else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
+import importlib.util
 import os
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -13,10 +13,13 @@ from typing import Any
 
 import yaml
 
+from fleetstrap.cache import cache_dir
+from fleetstrap.validate import CRD_SCHEMAS_ENV
+from fleetstrap.validate.schemas import CoreSchemas, CrdSchemas, is_core_group, split_api_version, supported_versions
+
 FLUX_NS = "flux-system"
 ARGOCD_NS = "argocd"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "fleetstrap"}
-CRD_SCHEMAS_ENV = "FLEETSTRAP_CRD_SCHEMAS"
 
 
 def _b64(text: str) -> str:
@@ -68,7 +71,7 @@ def to_yaml(objs: Iterable[Mapping[str, Any]]) -> str:
     return "".join("---\n" + yaml.safe_dump(dict(o), sort_keys=False) for o in objs)
 
 
-# ---------------------------------------------------------------- validation
+# ---------------------------------------------------------------- validation (validate's schemas, one validator)
 
 
 def crd_schema_dir(explicit: Path | None = None) -> Path | None:
@@ -78,79 +81,59 @@ def crd_schema_dir(explicit: Path | None = None) -> Path | None:
     return Path(env) if env else None
 
 
+def _core_installed() -> bool:
+    return importlib.util.find_spec("kubernetes_validate") is not None
+
+
 @cache
-def _crd_validator(path: Path) -> Any:
-    import jsonschema
-
-    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
-        # Go RE2 inline flags at the start (one schema has `^(?i)...`) are not valid Python regex.
-        if patrn.startswith("^(?i)"):
-            patrn = "(?i)^" + patrn[5:]
-        yield from jsonschema.Draft7Validator.VALIDATORS["pattern"](validator, patrn, instance, schema)
-
-    cls = jsonschema.validators.extend(jsonschema.Draft7Validator, {"pattern": pattern})
-    return cls(json.loads(path.read_text(encoding="utf-8")))
+def _crds(root: Path) -> CrdSchemas:
+    # Offline and catalog-free: bootstrap checks against the schemas it was given, nothing fetched.
+    return CrdSchemas((str(root),), cache_dir("schemas"), offline=True, catalog=None)
 
 
-def _core_version(kube_version: str) -> str:
-    from kubernetes_validate.utils import all_versions
-
-    def key(v: str) -> tuple[int, ...]:
-        return tuple(int(p) for p in v.split(".")[:2])
-
-    versions = sorted({".".join(v.split(".")[:2]) for v in all_versions()}, key=key)
-    mm = ".".join(kube_version.split(".")[:2])
-    if mm in versions:
-        return mm
+@cache
+def _core(kube_version: str) -> CoreSchemas:
+    versions = supported_versions()
+    want = tuple(int(p) for p in kube_version.split(".")[:2])
     # Clusters outside the bundled schema range are checked against the nearest schemas we have.
-    return versions[-1] if key(mm) > key(versions[-1]) else versions[0]
+    usable = [v for v in versions if tuple(int(p) for p in v.split(".")[:2]) <= want] or versions[:1]
+    return CoreSchemas(usable[-1])
 
 
 def validate_object(obj: Mapping[str, Any], kube_version: str, crd_schemas: Path | None = None) -> str | None:
-    """A problem with the object, or None. Core kinds: kubernetes-validate strict; CRD kinds: the CRD schemas."""
-    ref = f"{obj.get('kind')} {(obj.get('metadata') or {}).get('name')}"
+    """A problem with the object, or None. Core kinds: kubernetes-validate's strict schemas; CRD kinds: the CRD
+    schemas (`crd_schemas`, else $FLEETSTRAP_CRD_SCHEMAS) — the same validators `fleetstrap validate` uses."""
+    kind = str(obj.get("kind"))
+    ref = f"{kind} {(obj.get('metadata') or {}).get('name')}"
     if not (obj.get("metadata") or {}).get("name"):
-        return f"{obj.get('kind')} has no metadata.name"
+        return f"{kind} has no metadata.name"
     api_version = str(obj.get("apiVersion", ""))
-    group, _, version = api_version.rpartition("/")
-    if group and "." in group and not group.endswith(".k8s.io"):
+    group, _ = split_api_version(api_version)
+    if is_core_group(group):
+        if not _core_installed():
+            return None  # the caller reports the object as unchecked
+        validator = _core(kube_version).validator(api_version, kind)
+    else:
         root = crd_schema_dir(crd_schemas)
         if root is None:
             return None  # no schemas configured: the caller reports the object as unchecked
-        path = root / group / f"{str(obj.get('kind')).lower()}_{version}.json"
-        if not path.is_file():
-            return f"{ref}: no schema for {obj.get('kind')} {api_version}"
-        errors = sorted(_crd_validator(path).iter_errors(dict(obj)), key=lambda e: list(e.path))
-        if errors:
-            e = errors[0]
-            return f"{ref}: {'.'.join(str(p) for p in e.path) or '(root)'}: {e.message[:200]}"
+        validator = _crds(root).validator(api_version, kind)
+    if validator is None:
+        return f"{ref}: no schema for {kind} {api_version}"
+    errors = sorted(validator(dict(obj)), key=lambda e: [str(p) for p in e[0]])
+    if not errors:
         return None
-    try:
-        import kubernetes_validate
-    except ImportError:
-        return None
-    try:
-        kubernetes_validate.validate(dict(obj), _core_version(kube_version), strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        where = ".".join(str(p) for p in exc.path) or "(root)"
-        return f"{ref}: {where}: {str(exc.message)[:200]}"
-    except kubernetes_validate.SchemaNotFoundError:
-        return f"{ref}: no schema for {obj.get('kind')} {api_version}"
-    return None
+    path, message = errors[0]
+    return f"{ref}: {'.'.join(str(p) for p in path) or '(root)'}: {message[:200]}"
 
 
 def unchecked_kinds(objs: Iterable[Mapping[str, Any]], crd_schemas: Path | None = None) -> list[str]:
     """Kinds that could not be checked here (no CRD schemas configured, or kubernetes-validate missing)."""
     out: list[str] = []
     have_crd = crd_schema_dir(crd_schemas) is not None
-    try:
-        import kubernetes_validate  # noqa: F401
-        have_core = True
-    except ImportError:
-        have_core = False
+    have_core = _core_installed()
     for o in objs:
-        group = str(o.get("apiVersion", "")).rpartition("/")[0]
-        is_crd = bool(group) and "." in group and not group.endswith(".k8s.io")
+        is_crd = not is_core_group(split_api_version(str(o.get("apiVersion", "")))[0])
         if (is_crd and not have_crd) or (not is_crd and not have_core):
             kind = str(o.get("kind"))
             if kind not in out:

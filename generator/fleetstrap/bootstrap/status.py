@@ -9,11 +9,13 @@ from typing import Any
 
 import yaml
 
-from fleetstrap.bootstrap import fleetrepo
+from fleetstrap import gitrepo
+from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap.kube import KubeClient, connect
 from fleetstrap.bootstrap.wait import ready_condition
 from fleetstrap.errors import FleetstrapError
-from fleetstrap.repo import component_name
+from fleetstrap.publish.auth import remote_of
+from fleetstrap.repo import component_name, load_fleet_answers
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def _argocd_state(client: KubeClient) -> tuple[str, str]:
     return str((st.get("sync") or {}).get("revision") or ""), f"{root['metadata']['name']}: {sync}/{health}"
 
 
-def _cluster_states(fleet: fleetrepo.FleetInfo, req: StatusRequest,
+def _cluster_states(fleet: FleetAnswers, req: StatusRequest,
                     connector: Callable[[Path | None, str | None], KubeClient]) -> tuple[ClusterState, ...]:
     out = []
     for spec in fleet.clusters:
@@ -108,17 +110,18 @@ def _cluster_states(fleet: fleetrepo.FleetInfo, req: StatusRequest,
 
 def fleet_status(request: StatusRequest,
                  connector: Callable[[Path | None, str | None], KubeClient] = connect) -> StatusReport:
-    fleet = fleetrepo.load_fleet(request.root)
+    fleet = load_fleet_answers(request.root)
     if request.cluster:
         fleet.cluster(request.cluster)  # unknown names are a user error
     try:
-        pushed = fleetrepo.remote_head(request.root, request.remote, fleet.branch) or ""
+        remote = remote_of(request.root, request.remote)
+        pushed = (gitrepo.remote_head(request.root, remote, fleet.branch) if remote else None) or ""
     except FleetstrapError:
         pushed = ""
     return StatusReport(
         components=build_components(request.root),
         branch=fleet.branch,
-        local_commit=fleetrepo.head_sha(request.root) or "",
+        local_commit=gitrepo.head_sha(request.root) or "",
         pushed_commit=pushed,
         clusters=_cluster_states(fleet, request, connector),
     )

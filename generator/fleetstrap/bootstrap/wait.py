@@ -114,3 +114,25 @@ def wait_ready(client: KubeClient, targets: Sequence[Target], *, what: str, time
             raise ClusterError(f"timed out after {timeout:g}s waiting for {what}: {detail}",
                                hint="fix the cause shown, then rerun bootstrap (it resumes where it stopped)")
         time.sleep(interval)
+
+
+class Waiter:
+    """Waits for targets on the cluster (`wait_ready` with the run's timeout and poll interval)."""
+
+    def __init__(self, client: KubeClient, *, timeout: float, interval: float) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.interval = interval
+
+    def wait(self, targets: Sequence[Target], what: str) -> None:
+        wait_ready(self.client, targets, what=what, timeout=self.timeout, interval=self.interval)
+
+
+class RecordingWaiter:
+    """The dry-run Waiter: records what it would wait for."""
+
+    def __init__(self) -> None:
+        self.waited: list[str] = []
+
+    def wait(self, targets: Sequence[Target], what: str) -> None:
+        self.waited.append(f"{what}: {', '.join(t.ref for t in targets)}")

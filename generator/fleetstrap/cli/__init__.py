@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from fleetstrap import __version__
-from fleetstrap.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USER, FleetstrapError
+from fleetstrap.errors import FleetstrapError, exit_code_for
 
 # name -> (module, attribute, one-line help). The help is here so listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -90,22 +90,21 @@ def run(args: list[str]) -> int:
                 cli.main(args=args, prog_name="fleetstrap", standalone_mode=False)
         return 0
     except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+        return exit_code_for(exc)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         _err("interrupted")
-        return EXIT_INTERRUPTED
+        return exit_code_for(exc)
     except click.ClickException as exc:
-        # Usage errors are user errors: one line, exit 1.
         _err(exc.format_message())
-        return EXIT_USER
+        return exit_code_for(exc)
     except FleetstrapError as exc:
         _err(exc.message, exc.hint)
-        return exc.exit_code
+        return exit_code_for(exc)
     except Exception as exc:
         if os.environ.get("FLEETSTRAP_DEBUG"):
             raise
         _err(f"internal error ({type(exc).__name__}): {_safe(exc)}; rerun with FLEETSTRAP_DEBUG=1 and report it")
-        return EXIT_BUG
+        return exit_code_for(exc)
 
 
 def _err(message: str, hint: str | None = None) -> None:
@@ -131,8 +130,6 @@ def _tracer(args: list[str]) -> Any:
     endpoint = endpoint or os.environ.get("FLEETSTRAP_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if not endpoint:
         return None
-    try:
-        from fleetstrap.telemetry import command_tracer
-    except ImportError:
-        return None
+    from fleetstrap.telemetry import command_tracer  # imports no OpenTelemetry code itself
+
     return command_tracer(endpoint, args)

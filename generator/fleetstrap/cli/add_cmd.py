@@ -30,9 +30,9 @@ def add_service_cmd(name: str, root: Path, commit: bool, service_dir: Path | Non
     In a split-layout fleet the source, chart and workflows go to the service's own repository and the
     fleet gets only the wiring (chart pulled from OCI).
     """
-    from fleetstrap.add import add_service
+    from fleetstrap.add import AddTarget, add_service
 
-    report = add_service(root, name, commit=commit, service_dir=service_dir)
+    report = add_service(AddTarget(root, commit=commit), name, service_dir=service_dir)
     output.success(f"added {report.component}: {len(report.files)} files ({report.seconds:.1f}s)")
     if report.service_repo:
         output.info(f"  service repository: {report.service_repo}")
@@ -49,9 +49,9 @@ def add_service_cmd(name: str, root: Path, commit: bool, service_dir: Path | Non
 @_commit_option
 def add_cluster_cmd(name: str, environment: str, context: str, server: str, root: Path, commit: bool) -> None:
     """Add cluster NAME serving ENVIRONMENT."""
-    from fleetstrap.add import add_cluster
+    from fleetstrap.add import AddTarget, add_cluster
 
-    report = add_cluster(root, name, environment, context=context, server=server, commit=commit)
+    report = add_cluster(AddTarget(root, commit=commit), name, environment, context=context, server=server)
     output.success(f"added {report.component}: {len(report.files)} files ({report.seconds:.1f}s)")
     if report.commit:
         output.info(f"  committed {report.commit[:12]}")
@@ -64,9 +64,9 @@ def add_cluster_cmd(name: str, environment: str, context: str, server: str, root
 @_commit_option
 def add_monitoring_cmd(notifications: str | None, root: Path, commit: bool) -> None:
     """Switch monitoring on: metrics stack, scrape configs, alert rules, dashboards, notifications."""
-    from fleetstrap.add import add_monitoring
+    from fleetstrap.add import AddTarget, add_monitoring
 
-    report = add_monitoring(root, notifications=notifications, commit=commit)
+    report = add_monitoring(AddTarget(root, commit=commit), notifications)
     output.success(f"added {report.component}: {len(report.files)} files ({report.seconds:.1f}s)")
     if report.commit:
         output.info(f"  committed {report.commit[:12]}")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from fleetstrap import output
+
+if TYPE_CHECKING:
+    from fleetstrap.bootstrap import BootstrapReport
 
 _repo_option = click.option("-C", "--repo", "root", type=click.Path(path_type=Path, file_okay=False),
                             default=".", show_default=True, help="The fleet repo.")
@@ -55,16 +58,7 @@ def bootstrap(cluster: str, root: Path, context: str | None, kubeconfig: Path | 
         output.data_json(dataclasses.asdict(report))
         return
     if report.dry_run:
-        for text in report.objects:
-            output.data(text)
-        for c in report.changes:
-            if c.what == "file" and c.changed:
-                output.info(f"would {'create' if c.outcome == 'created' else 'update'} {c.ref}")
-        if any(c.what == "file" and c.changed for c in report.changes):
-            output.info(f"would commit and push these to {report.revision.split('@')[0]}")
-        if report.unchecked:
-            output.warn(f"not schema-checked (no schemas available): {', '.join(report.unchecked)}")
-        output.success(f"dry run for {report.cluster}: {len(report.objects)} object(s); nothing was changed")
+        _print_dry_run(report)
         return
     for note in report.notes:
         output.info(note)
@@ -74,6 +68,31 @@ def bootstrap(cluster: str, root: Path, context: str | None, kubeconfig: Path | 
                        f"in sync at {report.revision}")
     else:
         output.success(f"{report.cluster} already bootstrapped: nothing changed, in sync at {report.revision}")
+
+
+def _print_dry_run(report: BootstrapReport) -> None:
+    """Every object it would apply, the diffs to the cluster (or why there is none), the repo changes."""
+    for text in report.objects:
+        output.data(text)
+    for diff in report.diffs:
+        output.data(diff)
+    if report.offline:
+        output.warn(f"no cluster reachable ({report.offline}): {len(report.objects)} object(s) not compared "
+                    "with the cluster")
+    else:
+        counts: dict[str, int] = {}
+        for c in report.changes:
+            if c.what == "apply":
+                counts[c.outcome] = counts.get(c.outcome, 0) + 1
+        output.info("against the cluster: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
+    for c in report.changes:
+        if c.what == "file" and c.changed:
+            output.info(f"would {'create' if c.outcome == 'created' else 'update'} {c.ref}")
+    if any(c.what == "file" and c.changed for c in report.changes):
+        output.info(f"would commit and push these to {report.revision.split('@')[0]}")
+    if report.unchecked:
+        output.warn(f"not schema-checked (no schemas available): {', '.join(report.unchecked)}")
+    output.success(f"dry run for {report.cluster}: {len(report.objects)} object(s); nothing was changed")
 
 
 @click.command()

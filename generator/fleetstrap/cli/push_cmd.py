@@ -65,7 +65,7 @@ def push(path: Path, owner: str | None, repo_name: str | None, private: bool, gi
          required_approvals: int, no_branch_protection: bool, print_keys: bool, max_rate_limit_wait: float,
          api_delay: float | None, dry_run: bool, as_json: bool) -> None:
     """Commit PATH and publish it: create or reuse the GitHub repo, deploy keys, secrets, protection."""
-    from fleetstrap.publish import PushRequest, push_repo
+    from fleetstrap.publish import ApiSettings, PushRequest, push_repo
 
     request = PushRequest(
         path=path, owner=owner, repo=repo_name, private=private, github_url=github_url, remote=remote,
@@ -74,10 +74,11 @@ def push(path: Path, owner: str | None, repo_name: str | None, private: bool, gi
         variables=_pairs(variables, "--var"), environments=environments or None, reviewers=reviewers,
         reviewer_environments=reviewer_envs, required_approvals=required_approvals,
         protect_branch=not no_branch_protection, print_private_keys=print_keys,
-        max_rate_limit_wait=max_rate_limit_wait,
+        api=ApiSettings(max_rate_limit_wait=max_rate_limit_wait),
     )
     if api_delay is not None:
-        request = replace(request, seconds_between_requests=api_delay, seconds_between_writes=api_delay)
+        request = replace(request, api=replace(request.api, seconds_between_requests=api_delay,
+                                               seconds_between_writes=api_delay))
     report = push_repo(request)
     if as_json:
         output.data_json({

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .github_api import ApiSettings
+
 DEFAULT_ENVIRONMENTS = ("staging", "production")
 
 
@@ -36,9 +38,7 @@ class PushRequest:
     required_approvals: int = 0  # pull request reviews required on main (0: none)
     protect_branch: bool = True  # the `fleetstrap <branch>` ruleset (deploy keys and admins bypass it)
     print_private_keys: bool = False
-    seconds_between_requests: float = 0.25
-    seconds_between_writes: float = 1.0
-    max_rate_limit_wait: float = 60.0
+    api: ApiSettings = field(default_factory=ApiSettings)  # request pacing and the rate-limit bound
 
 
 @dataclass(frozen=True)
@@ -62,4 +62,4 @@ def push_repo(request: PushRequest) -> PushReport:
     return run(request)
 
 
-__all__ = ["DEFAULT_ENVIRONMENTS", "PushReport", "PushRequest", "push_repo"]
+__all__ = ["DEFAULT_ENVIRONMENTS", "ApiSettings", "PushReport", "PushRequest", "push_repo"]

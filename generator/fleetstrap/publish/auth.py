@@ -7,9 +7,12 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from fleetstrap import gitrepo
 from fleetstrap.errors import RemoteError, UserError
+from fleetstrap.gitrepo import Remote
 from fleetstrap.redact import register_secret
 
 
@@ -93,6 +96,17 @@ def git_env(url: str, token: Token | None, *, ssh_key: str | None = None,
     if ssh_key or known_hosts:
         env["GIT_SSH_COMMAND"] = build_ssh_command(ssh_key, known_hosts)
     return env
+
+
+def remote_of(root: Path, name: str) -> Remote | None:
+    """The repo's remote `name` with push's auth for its URL (bootstrap, status); None when there is none."""
+    url = gitrepo.remote_url(root, name)
+    if url is None:
+        return None
+    token = None
+    if url.startswith(("https://", "http://")):
+        token = resolve_token(None, host=urlsplit(url).hostname or "github.com")
+    return Remote(name, url, git_env(url, token))
 
 
 def build_ssh_command(ssh_key: str | None, known_hosts: str | None) -> str:

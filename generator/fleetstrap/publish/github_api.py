@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from fleetstrap import output
-from fleetstrap.errors import RemoteError
+from fleetstrap.errors import GitHubError
 from fleetstrap.redact import redact
 
 from .auth import Token
@@ -33,7 +33,9 @@ def api_base_for(github_url: str) -> str:
 
 @dataclass(frozen=True)
 class ApiSettings:
-    github_url: str = "https://github.com"
+    """How push paces its GitHub calls (PyGithub's own defaults; tests pass 0) and how long it waits out a rate
+    limit before giving up."""
+
     seconds_between_requests: float = 0.25  # PyGithub's defaults; tests pass 0
     seconds_between_writes: float = 1.0
     max_rate_limit_wait: float = 60.0
@@ -47,12 +49,12 @@ class Me:
 
 
 class GitHubApi:
-    def __init__(self, token: Token, settings: ApiSettings) -> None:
+    def __init__(self, token: Token, github_url: str, settings: ApiSettings) -> None:
         from github import Auth, Github
 
         self.token = token
         self.settings = settings
-        self.base = api_base_for(settings.github_url)
+        self.base = api_base_for(github_url)
         # retry=None: PyGithub would otherwise sleep until a rate limit resets, unbounded.
         self.gh = Github(auth=Auth.Token(token.value), base_url=self.base, timeout=settings.timeout,
                          retry=None, seconds_between_requests=settings.seconds_between_requests,
@@ -71,15 +73,15 @@ class GitHubApi:
                     return None
                 wait = _rate_limit_wait(exc)
                 if wait is None:
-                    raise RemoteError(self._explain(what, exc)) from None
+                    raise GitHubError(self._explain(what, exc), status=exc.status) from None
                 if wait > self.settings.max_rate_limit_wait:
-                    raise RemoteError(
+                    raise GitHubError(
                         f"GitHub API rate limit exceeded during {what}; it resets in {int(wait)}s, "
                         f"more than the {int(self.settings.max_rate_limit_wait)}s fleetstrap waits",
                         hint="rerun later; nothing is lost, push is idempotent") from None
                 output.warn(f"GitHub API rate limit hit during {what}; waiting {wait:.0f}s for the reset")
                 time.sleep(wait)
-        raise RemoteError(f"GitHub API rate limit still exceeded during {what} after waiting")
+        raise GitHubError(f"GitHub API rate limit still exceeded during {what} after waiting")
 
     def _explain(self, what: str, exc: Any) -> str:
         data = exc.data if isinstance(exc.data, dict) else {}
@@ -124,7 +126,7 @@ class GitHubApi:
         return result
 
     def owner_type(self, owner: str) -> str | None:
-        data = self.raw(f"GET /users/{owner}", "GET", f"/users/{quote(owner)}", missing_ok=True)
+        data = self.user(owner)
         return None if data is None else str(data.get("type"))
 
     def get_repo(self, owner: str, name: str) -> dict[str, Any] | None:
@@ -152,7 +154,35 @@ class GitHubApi:
         return self.call("GET actions/variables",
                          lambda: {v.name: v.value for v in repo.get_variables()}) or {}
 
+    def environment(self, owner: str, name: str, env: str) -> dict[str, Any] | None:
+        path = f"/repos/{quote(owner)}/{quote(name)}/environments/{quote(env, safe='')}"
+        return self.raw(f"GET environments/{env}", "GET", path, missing_ok=True)
+
+    def classic_protection(self, owner: str, name: str, branch: str) -> dict[str, Any] | None:
+        path = f"/repos/{quote(owner)}/{quote(name)}/branches/{quote(branch)}/protection"
+        return self.raw(f"GET {path}", "GET", path, missing_ok=True)
+
+    def user(self, login: str) -> dict[str, Any] | None:
+        return self.raw(f"GET /users/{login}", "GET", f"/users/{quote(login)}", missing_ok=True)
+
+    def team(self, org: str, slug: str) -> dict[str, Any] | None:
+        return self.raw(f"GET /orgs/{org}/teams/{slug}", "GET", f"/orgs/{quote(org)}/teams/{quote(slug)}",
+                        missing_ok=True)
+
+    def check_can_read(self, owner: str, name: str, area: str) -> None:
+        """GET a cheap endpoint of `area` (actions/secrets/public-key, actions/variables); raises GitHubError."""
+        path = f"/repos/{quote(owner)}/{quote(name)}/{area}"
+        self.raw(f"GET {path}", "GET", path)
+
     # ---------------------------------------------------------------- writes
+    def put_environment(self, owner: str, name: str, env: str, body: dict[str, Any]) -> None:
+        path = f"/repos/{quote(owner)}/{quote(name)}/environments/{quote(env, safe='')}"
+        self.raw(f"PUT environments/{env}", "PUT", path, body)
+
+    def delete_classic_protection(self, owner: str, name: str, branch: str) -> None:
+        path = f"/repos/{quote(owner)}/{quote(name)}/branches/{quote(branch)}/protection"
+        self.raw(f"DELETE {path}", "DELETE", path)
+
     def create_repo(self, owner: str, name: str, *, org: bool, private: bool) -> dict[str, Any]:
         body = {"name": name, "private": private, "auto_init": False,
                 "description": "GitOps fleet repository (generated by fleetstrap)"}

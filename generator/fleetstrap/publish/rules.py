@@ -29,6 +29,11 @@ def ruleset_name(branch: str) -> str:
     return f"fleetstrap {branch}"
 
 
+def ruleset_branch(name: str) -> str:
+    """The branch a fleetstrap ruleset protects (its name is `ruleset_name(branch)`)."""
+    return name.removeprefix("fleetstrap ")
+
+
 def build_ruleset(branch: str, default_branch: str | None, checks: tuple[str, ...] | list[str],
                   approvals: int) -> dict[str, Any]:
     """The request body of the fleetstrap ruleset for `branch`."""

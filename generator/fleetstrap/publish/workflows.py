@@ -30,34 +30,6 @@ class WorkflowNeeds:
     path_filtered: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
-@dataclass(frozen=True)
-class FleetInfo:
-    owner: str
-    fleet_name: str
-    clusters: tuple[str, ...]
-    image_automation: bool
-    environments: tuple[str, ...]
-    answers: tuple[tuple[str, Any], ...]
-
-    def answer(self, key: str) -> Any:
-        return dict(self.answers).get(key)
-
-
-def read_fleet(root: Path) -> FleetInfo:
-    """The fleet's answers, read and validated by the one reader of answers files (fleetstrap.repo)."""
-    from fleetstrap.repo import load_fleet_answers
-
-    a = load_fleet_answers(root)
-    return FleetInfo(
-        owner=a.owner,
-        fleet_name=a.fleet_name,
-        clusters=tuple(c.name for c in a.clusters),
-        image_automation=a.image_automation,
-        environments=a.environments,
-        answers=tuple(sorted(a.to_mapping().items())),
-    )
-
-
 def _triggers(doc: dict[Any, Any]) -> set[str]:
     # YAML 1.1 reads the key `on` as True.
     on = doc.get("on", doc.get(True))

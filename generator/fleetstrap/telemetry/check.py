@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fleetstrap.errors import ToolMissingError
-from fleetstrap.telemetry.settings import build_settings
+from fleetstrap.telemetry.settings import build_settings, otel_installed
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,9 @@ class CheckResult:
 def check_endpoint(endpoint: str, *, protocol: str | None = None, timeout_s: float | None = None) -> CheckResult:
     """Send one span named `fleetstrap telemetry check` and wait for the collector's answer."""
     settings = build_settings(endpoint, protocol=protocol, timeout_s=timeout_s)
-    try:
-        from fleetstrap.telemetry import sdk
-    except ImportError as exc:
-        raise ToolMissingError("the OpenTelemetry SDK is not installed",
-                               hint="pip install 'fleetstrap[otel]'") from exc
+    if not otel_installed():
+        raise ToolMissingError("the OpenTelemetry SDK is not installed", hint="pip install 'fleetstrap[otel]'")
+    from fleetstrap.telemetry import sdk
     with sdk.capture_sdk_logs():
         provider, buffer = sdk.build_tracer_provider(sdk.build_resource(), sampled=True)
         tracer = provider.get_tracer(sdk.SCOPE)

@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
-import click
-
 from fleetstrap import output
 from fleetstrap import trace as facade
 from fleetstrap.errors import (
@@ -17,11 +15,11 @@ from fleetstrap.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USER,
-    FleetstrapError,
     UserError,
+    exit_code_for,
 )
 from fleetstrap.telemetry.attributes import build_safe_args, build_safe_value
-from fleetstrap.telemetry.settings import ExportSettings, build_settings
+from fleetstrap.telemetry.settings import ExportSettings, build_settings, otel_installed
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -45,21 +43,6 @@ def command_tracer(endpoint: str, args: Sequence[str]) -> Tracer:
     return tracer
 
 
-def build_exit_code(exc: BaseException | None) -> int:
-    """The exit code cli.run() gives for this exception (kept in step with its except clauses)."""
-    if exc is None:
-        return EXIT_OK
-    if isinstance(exc, click.exceptions.Exit):
-        return int(exc.exit_code)
-    if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
-        return EXIT_INTERRUPTED
-    if isinstance(exc, click.ClickException):
-        return EXIT_USER
-    if isinstance(exc, FleetstrapError):
-        return exc.exit_code
-    return EXIT_BUG
-
-
 def build_exit_class(code: int) -> str:
     return EXIT_CLASSES.get(code, "error")
 
@@ -68,16 +51,16 @@ def build_exit_class(code: int) -> str:
 def traced_command(endpoint: str, command: str, safe_args: str) -> Iterator[None]:
     try:
         settings = build_settings(endpoint)
-        from fleetstrap.telemetry import sdk  # the SDK import itself may fail: extra not installed
-    except ImportError:
-        output.warn("telemetry: the OTLP endpoint is set but the OpenTelemetry SDK is not installed "
-                    "(pip install 'fleetstrap[otel]'); no trace sent")
-        yield
-        return
     except UserError as exc:
         output.warn(f"telemetry: {exc.message}; no trace sent")
         yield
         return
+    if not otel_installed():
+        output.warn("telemetry: the OTLP endpoint is set but the OpenTelemetry SDK is not installed "
+                    "(pip install 'fleetstrap[otel]'); no trace sent")
+        yield
+        return
+    from fleetstrap.telemetry import sdk
     with sdk.capture_sdk_logs():
         try:
             resource = sdk.build_resource()
@@ -115,7 +98,7 @@ def traced_command(endpoint: str, command: str, safe_args: str) -> Iterator[None
                     raise
                 finally:
                     facade.install(None)
-                    code = build_exit_code(failure)
+                    code = exit_code_for(failure)
                     if failure is not None and code != EXIT_OK:
                         sdk.mark_failed(root, failure)
                     outcome = "ok" if code == EXIT_OK else "error"

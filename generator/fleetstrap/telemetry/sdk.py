@@ -6,6 +6,7 @@ per signal, no background threads, and the export result is known (so a failure 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -119,28 +120,17 @@ def build_meter_provider(resource: Resource) -> tuple[MeterProvider, InMemoryMet
     return MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False), reader
 
 
-def _span_exporter(settings: ExportSettings) -> Any:
+def _exporter(settings: ExportSettings, signal: str) -> Any:
+    """The OTLP exporter of `signal` ("trace" or "metric") for the configured protocol."""
     headers = dict(settings.headers)
+    url = settings.traces_url if signal == "trace" else settings.metrics_url
+    name = "OTLPSpanExporter" if signal == "trace" else "OTLPMetricExporter"
     if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-
-        return GrpcSpanExporter(endpoint=settings.traces_url, insecure=settings.insecure, headers=headers,
-                                timeout=settings.timeout_s)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(endpoint=settings.traces_url, headers=headers, timeout=settings.timeout_s)
-
-
-def _metric_exporter(settings: ExportSettings) -> Any:
-    headers = dict(settings.headers)
-    if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
-
-        return GrpcMetricExporter(endpoint=settings.metrics_url, insecure=settings.insecure, headers=headers,
-                                  timeout=settings.timeout_s)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    return OTLPMetricExporter(endpoint=settings.metrics_url, headers=headers, timeout=settings.timeout_s)
+        grpc = importlib.import_module(f"opentelemetry.exporter.otlp.proto.grpc.{signal}_exporter")
+        return getattr(grpc, name)(endpoint=url, insecure=settings.insecure, headers=headers,
+                                   timeout=settings.timeout_s)
+    http = importlib.import_module(f"opentelemetry.exporter.otlp.proto.http.{signal}_exporter")
+    return getattr(http, name)(endpoint=url, headers=headers, timeout=settings.timeout_s)
 
 
 def export_spans(settings: ExportSettings, spans: Sequence[ReadableSpan]) -> ExportResult:
@@ -148,7 +138,7 @@ def export_spans(settings: ExportSettings, spans: Sequence[ReadableSpan]) -> Exp
     with capture_sdk_logs() as logs:
         start = time.perf_counter()
         try:
-            exporter = _span_exporter(settings)
+            exporter = _exporter(settings, "trace")
             try:
                 ok = exporter.export(spans) == SpanExportResult.SUCCESS
             finally:
@@ -167,7 +157,7 @@ def export_metrics(settings: ExportSettings, reader: InMemoryMetricReader) -> Ex
     with capture_sdk_logs() as logs:
         start = time.perf_counter()
         try:
-            exporter = _metric_exporter(settings)
+            exporter = _exporter(settings, "metric")
             try:
                 ok = exporter.export(data, timeout_millis=settings.timeout_s * 1000) == MetricExportResult.SUCCESS
             finally:

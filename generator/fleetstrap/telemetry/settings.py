@@ -109,3 +109,14 @@ def _register_userinfo(endpoint: str) -> None:
     parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
     if parts.password:
         register_secret(parts.password)
+
+
+def otel_installed() -> bool:
+    """Whether the `otel` extra is installed (checked without importing it, so a broken sdk.py still fails)."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(m) is not None
+                   for m in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"))
+    except ImportError:  # the `opentelemetry` namespace itself is absent
+        return False

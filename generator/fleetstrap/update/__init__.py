@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 import yaml
 
-from fleetstrap import output, trace
-from fleetstrap.errors import ConflictError, FindingsError, NotAFleetRepoError, TemplateError, UserError
+from fleetstrap import copier_adapter, output, trace
+from fleetstrap.copier_adapter import Conflict
+from fleetstrap.errors import ConflictError, FindingsError, NotAFleetRepoError, UserError
+from fleetstrap.init import run_gate
 from fleetstrap.plan import Component
 from fleetstrap.render import TemplateSource, plain_data
 from fleetstrap.repo import FleetRepo, RepoComponent, load_fleet
@@ -34,7 +36,6 @@ from fleetstrap.update.source import (
 )
 from fleetstrap.update.workspace import FileChange, Workspace
 
-Conflict = Literal["inline", "rej"]
 __all__ = [
     "CheckReport",
     "ComponentCheck",
@@ -200,29 +201,6 @@ def _set_src_path(ws: Workspace, answers_file: str, url: str) -> None:
     ws.write(answers_file, "".join(lines))
 
 
-def _copier_update(ws: Workspace, component: Component, source: TemplateSource, conflict: Conflict,
-                   data: Mapping[str, Any] | None) -> None:
-    from copier import run_update  # lazy: slow import
-    from copier.errors import UserMessageError
-
-    try:
-        run_update(
-            str(ws.path),
-            data=plain_data(dict(data or {})),
-            answers_file=component.answers_file,
-            vcs_ref=source.ref,
-            defaults=True,
-            overwrite=True,
-            quiet=True,
-            unsafe=True,  # our own template; its _migrations and tasks need it
-            conflict=conflict,
-        )
-    except UserMessageError as exc:
-        raise UserError(f"cannot update {component.name}: {str(exc).splitlines()[0]}") from exc
-    except Exception as exc:  # copier raises many types; anything else is a template or data bug
-        raise TemplateError(f"updating {component.name} failed: {type(exc).__name__}: {exc}") from exc
-
-
 def _protect_and_find_conflicts(ws: Workspace, prev: str) -> tuple[str, ...]:
     """Put bot-owned lines back as they were at `prev`; return conflicted paths among the changes."""
     conflicts: list[str] = []
@@ -285,8 +263,9 @@ def _update_one(ws: Workspace, component: Component, source: ResolvedSource, con
     if bump is not None:  # same rendering at both versions: copier's merge would only change _commit
         _bump_commit(ws, component.answers_file, bump)
     else:
+        target = copier_adapter.Target(ws.path, component.answers_file, plain_data(dict(data or {})), component.name)
         with trace.stage("update", component=component.name):
-            _copier_update(ws, component, source.template_source(), conflict, data)
+            copier_adapter.update(target, source.template_source().ref, conflict=conflict)
     if source.record_url != source.local:
         _set_src_path(ws, component.answers_file, source.record_url)
     conflicts = _protect_and_find_conflicts(ws, prepared)
@@ -312,16 +291,6 @@ def _run_migrations(ws: Workspace, migrations: Sequence[Migration], updated: Seq
             if changed:
                 ran.append(m.description)
     return tuple(ran)
-
-
-def _run_gate(root: Path) -> None:
-    """The offline validation gate, when this build has it (another module owns it)."""
-    try:
-        from fleetstrap.validate import gate
-    except ImportError:
-        return
-    with trace.stage("validate"):
-        gate(root)
 
 
 def _versions_message(updated: Sequence[ComponentUpdate], target: str) -> str:
@@ -400,7 +369,7 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
             hint="resolve the <<<<<<< markers (or .rej files), then validate and commit",
         )
     if request.validate:
-        _run_gate(root)
+        run_gate(root)
     sha = None
     if request.commit:
         from fleetstrap.gitrepo import ensure_commit

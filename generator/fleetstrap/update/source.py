@@ -20,8 +20,8 @@ from pathlib import Path, PurePosixPath
 
 from packaging.version import InvalidVersion, Version
 
-from fleetstrap import output
-from fleetstrap.errors import RemoteError, UserError
+from fleetstrap import gitrepo, output
+from fleetstrap.errors import GitError, RemoteError, UserError
 from fleetstrap.redact import redact
 from fleetstrap.render import TemplateSource, ensure_template_mirror, ensure_template_release
 
@@ -43,41 +43,15 @@ class ResolvedSource:
         return TemplateSource(self.local, self.ref)
 
 
-def git_env() -> dict[str, str]:
-    """A fixed identity and no system config or prompts: scratch repos must not depend on the machine."""
-    return {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "fleetstrap",
-        "GIT_AUTHOR_EMAIL": "fleetstrap@localhost",
-        "GIT_COMMITTER_NAME": "fleetstrap",
-        "GIT_COMMITTER_EMAIL": "fleetstrap@localhost",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_TERMINAL_PROMPT": "0",
-    }
-
-
 def git(cwd: Path, *args: str, check: bool = True, text_input: str | None = None) -> str:
-    res = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false", *args],
-        cwd=cwd, env=git_env(), capture_output=True, text=True, check=False, input=text_input,
-    )
-    if check and res.returncode != 0:
-        raise UserError(f"git {args[0]} failed in {cwd}: {_last_line(res.stderr)}")
-    return res.stdout
-
-
-def _last_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return redact(lines[-1]) if lines else ""
+    """git in a scratch repo of update (no hooks, no signing: the user's config must not change a merge)."""
+    return gitrepo.run(cwd, "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false", *args,
+                       env=gitrepo.scratch_env(), check=check, text_input=text_input)
 
 
 def rev_commit(repo: Path, ref: str) -> str | None:
     """The commit a ref (tag, branch, sha, or a `git describe` string) names in `repo`, or None."""
-    res = subprocess.run(
-        ["git", "rev-parse", "--verify", "-q", f"{ref}^{{commit}}"],
-        cwd=repo, env=git_env(), capture_output=True, text=True, check=False,
-    )
-    return res.stdout.strip() or None if res.returncode == 0 else None
+    return git(repo, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False).strip() or None
 
 
 def parse_version(ref: str) -> Version | None:
@@ -142,10 +116,10 @@ def ensure_source(template: str | None, to: str | None, workdir: Path,
         repo, record = local, str(local)
     else:
         repo = workdir / "template"
-        res = subprocess.run(["git", "clone", "-q", "--no-checkout", template, str(repo)],
-                             env=git_env(), capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            raise RemoteError(f"cannot clone template repo {label}: {_last_line(res.stderr) or 'git clone failed'}")
+        try:
+            git(workdir, "clone", "-q", "--no-checkout", template, str(repo))
+        except GitError as exc:
+            raise GitError(f"cannot clone template repo {label}: {exc}") from exc
         record = template
     if to:
         ref, sha = _resolve_ref(repo, to, label)

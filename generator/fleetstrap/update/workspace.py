@@ -8,11 +8,11 @@ the user's repo would need a commit between each. In the workspace every compone
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetstrap.update.source import git, git_env
+from fleetstrap import gitrepo
+from fleetstrap.update.source import git
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,7 @@ class Workspace:
         return git(self.path, "diff", "--no-color", "--no-renames", "--no-ext-diff", since, until)
 
     def show_bytes(self, rev: str, rel: str) -> bytes | None:
-        res = subprocess.run(["git", "cat-file", "blob", f"{rev}:{rel}"], cwd=self.path, env=git_env(),
-                             capture_output=True, check=False)
-        return res.stdout if res.returncode == 0 else None
+        return gitrepo.read_blob(self.path, rev, rel, gitrepo.scratch_env())
 
     def show(self, rev: str, rel: str) -> str | None:
         """Text of a file at a revision; None when absent there or not UTF-8 text."""

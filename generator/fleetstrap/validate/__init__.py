@@ -10,11 +10,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from fleetstrap.cache import cache_dir
 from fleetstrap.errors import FindingsError, UserError
 from fleetstrap.validate.context import Context, schema_check
 from fleetstrap.validate.loader import build_repo_files, load_file
 from fleetstrap.validate.model import CHECKS, Doc, Finding, Report, ValidateOptions
-from fleetstrap.validate.schemas import CoreSchemas, CrdSchemas, default_cache_dir
+from fleetstrap.validate.schemas import CoreSchemas, CrdSchemas
 
 __all__ = ["CHECKS", "Finding", "FindingsError", "Report", "ValidateOptions", "gate", "validate_repo"]
 
@@ -51,7 +52,7 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
         file_docs, problems = load_file(root, rel)
         docs.extend(file_docs)
         yaml_findings.extend(problems)
-    crds = CrdSchemas(options.schema_locations, options.cache_dir or default_cache_dir(), options.offline,
+    crds = CrdSchemas(options.schema_locations, options.cache_dir or cache_dir("schemas"), options.offline,
                       options.catalog_url)
     for doc in docs:
         if doc.is_object and doc.data["kind"] == "CustomResourceDefinition":

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from fleetstrap.errors import NotAFleetRepoError
+from fleetstrap.repo import load_fleet_answers
 from fleetstrap.validate.context import Context
 from fleetstrap.validate.loader import line_of
 from fleetstrap.validate.model import Doc
@@ -133,15 +135,11 @@ def normalize_git_url(url: str) -> str:
 
 def own_repo_urls(root: Path) -> set[str] | None:
     """This repo's own git URLs (fleetstrap answers), or None when unknown (then every source counts as ours)."""
-    answers = root / ".fleetstrap" / "answers" / "fleet.yml"
     try:
-        import yaml
-
-        data = yaml.safe_load(answers.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        url = load_fleet_answers(root).git_url
+    except NotAFleetRepoError:
         return None
-    url = data.get("git_url") if isinstance(data, dict) else None
-    return {normalize_git_url(url)} if isinstance(url, str) and url else None
+    return {normalize_git_url(url)} if url else None
 
 
 def _is_own(ctx: Context, url: Any) -> bool:

@@ -314,8 +314,12 @@ class CrdSchemas:
         try:
             with urllib.request.urlopen(url, timeout=5) as resp:
                 body = resp.read()
-        except urllib.error.HTTPError:
-            return None  # 404: the catalog has no such kind
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None  # the catalog has no such kind
+            # Any other status (rate limit, server error) says nothing about the kind: a network failure.
+            self.network_failures += 1
+            return None
         except (urllib.error.URLError, OSError, TimeoutError):
             # Offline or blocked: remember it so one run pays the timeout once.
             self._unreachable.add(host)
@@ -343,10 +347,3 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def default_cache_dir() -> Path:
-    if own := os.environ.get("FLEETSTRAP_CACHE_DIR"):
-        return Path(own) / "schemas"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "fleetstrap" / "schemas"
