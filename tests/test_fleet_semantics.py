@@ -102,7 +102,7 @@ def _gateway(fleet: RenderedFleet) -> dict[str, Any]:
 
 
 def test_spanmetrics_names_are_pinned_not_defaulted(fleet: RenderedFleet) -> None:
-    spanmetrics = _gateway(fleet)["connectors"]["spanmetrics"]
+    spanmetrics = _gateway(fleet)["connectors"]["span_metrics"]
     # traces.span.metrics + ms -> traces_span_metrics_duration_milliseconds_bucket, what rules and dashboards read.
     assert spanmetrics["namespace"] == "traces.span.metrics"
     assert spanmetrics["histogram"]["unit"] == "ms"

@@ -184,7 +184,7 @@ def test_monitoring_hooks_follow_the_answer(fleet: RenderedFleet) -> None:
     assert ("prometheus" in config["exporters"]) is fleet.answers.monitoring
     traces = config["service"]["pipelines"]["traces"]
     assert traces["processors"][0] == "memory_limiter" and traces["processors"][-1] == "batch"
-    assert "k8sattributes" in traces["processors"]
+    assert "k8s_attributes" in traces["processors"]
     assert config["exporters"]["otlp_grpc/backend"]["endpoint"] == fleet.answers.otlp_endpoint
 
 

@@ -565,4 +565,4 @@ def test_gateway_collector_feeds_the_servicemonitor() -> None:
     config = matching[0]["spec"]["config"]
     exporter = config["exporters"]["prometheus"]
     assert exporter["endpoint"].endswith(":8889")
-    assert "spanmetrics" in config.get("connectors", {}), "gateway lacks the spanmetrics connector"
+    assert "span_metrics" in config.get("connectors", {}), "gateway lacks the span_metrics connector"

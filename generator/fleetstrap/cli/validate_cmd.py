@@ -23,8 +23,11 @@ from fleetstrap.validate.model import CHECKS, DEFAULT_KUBERNETES_VERSION
 @click.option("--fast", is_flag=True, help="Skip the slow external tools (helm, actionlint, hadolint).")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Where fetched schemas are cached.")
+@click.option("--otelcol", default=None, envvar="FLEETSTRAP_OTELCOL", metavar="BINARY",
+              help="OpenTelemetry Collector binary whose `validate` loads every collector config "
+                   "(default: otelcol-contrib or otelcol on PATH).")
 def validate(path: Path, fmt: str, disabled: tuple[str, ...], kubernetes_version: str, locations: tuple[str, ...],
-             strict: bool, offline: bool, fast: bool, cache_dir: Path | None) -> None:
+             strict: bool, offline: bool, fast: bool, cache_dir: Path | None, otelcol: str | None) -> None:
     """Check a GitOps repo offline, the way the cluster would."""
     import json
 
@@ -36,7 +39,8 @@ def validate(path: Path, fmt: str, disabled: tuple[str, ...], kubernetes_version
     if not path.is_dir():
         raise UserError(f"not a directory: {path}")
     options = ValidateOptions(kubernetes_version=kubernetes_version, disabled=frozenset(disabled), strict=strict,
-                              schema_locations=locations, cache_dir=cache_dir, offline=offline, fast=fast)
+                              schema_locations=locations, cache_dir=cache_dir, offline=offline, fast=fast,
+                              otelcol=otelcol)
     with output.progress("validating"):
         report = validate_repo(path, options)
     if fmt == "json":

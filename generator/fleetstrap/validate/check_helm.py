@@ -231,6 +231,7 @@ def _check_chart(ctx: Context, engine: _Engine, chart: str, vs: ValuesSet,
             continue  # helm never applies these
         file = prefix + name.split("/", 1)[1] if "/" in name else prefix + name
         docs, problems = load_text(text, file)
+        ctx.rendered.extend(docs)
         for p in problems:
             add("error", file, None, f"rendered output: {p.message}")
         if ctx.options.enabled("schema"):

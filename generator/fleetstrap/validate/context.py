@@ -29,6 +29,8 @@ class Context:
     objects_checked: int = 0
     # (kind, name, path, message) of schema errors already reported, so built/rendered copies stay quiet.
     reported: set[tuple[str, str, str, str]] = field(default_factory=set)
+    # Objects the helm check rendered from the repo's charts, for checks of their content (otel).
+    rendered: list[Doc] = field(default_factory=list)
 
     @property
     def objects(self) -> list[Doc]:

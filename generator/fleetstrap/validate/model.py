@@ -27,6 +27,8 @@ class ValidateOptions:
     fast: bool = False
     # The public CRDs catalog (URL template); None never asks it.
     catalog_url: str | None = CATALOG_URL
+    # OpenTelemetry Collector binary whose `validate` also loads each collector config (None: look on PATH).
+    otelcol: str | None = None
 
     def enabled(self, check: str) -> bool:
         if check in self.disabled:
