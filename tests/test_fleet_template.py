@@ -25,6 +25,7 @@ from fleetstrap.pins import pin
 from support import k8s
 from support.fleet import RenderedFleet, render_blueprint
 from support.parity import appset_params, canonical, go_template, merge_values
+from support.update_workflow import check_update_workflow
 
 BLUEPRINTS = [b.name for b in list_blueprints()]
 GOLDEN = ("starter", "dual-engine")
@@ -169,6 +170,13 @@ def test_fleet_workflow_passes_actionlint_and_schema(fleet: RenderedFleet) -> No
     assert "concurrency" in flow
     uses = [s["uses"] for s in flow["jobs"]["validate"]["steps"] if "uses" in s]
     assert uses == [pin("gha_checkout"), pin("gha_upload_sarif")]
+
+
+def test_fleet_update_workflow_opens_pull_requests_with_least_privilege(fleet: RenderedFleet) -> None:
+    check_update_workflow(fleet.root / ".github/workflows/fleetstrap-update.yml")
+    readme = (fleet.root / "README.md").read_text(encoding="utf-8")
+    assert "## Template updates" in readme and "FLEETSTRAP_APP_CLIENT_ID" in readme
+    assert "do not trigger other workflows" in readme
 
 
 def test_monitoring_hooks_follow_the_answer(fleet: RenderedFleet) -> None:

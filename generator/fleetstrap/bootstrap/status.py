@@ -40,6 +40,8 @@ class ClusterState:
     reachable: bool
     revision: str
     state: str  # Ready / Synced+Healthy / the reason it is not
+    # Flux: every Kustomization and HelmRelease on the cluster, ("Kind ns/name", "Ready" or why not).
+    objects: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,25 @@ def build_components(root: Path) -> tuple[ComponentState, ...]:
             data = {}
         version = str(data.get("_commit") or "unknown")
         out.append(ComponentState(component_name(data) or path.stem, version))
+    return tuple(out)
+
+
+FLUX_RECONCILED = (("kustomize.toolkit.fluxcd.io/v1", "Kustomization"), ("helm.toolkit.fluxcd.io/v2", "HelmRelease"))
+
+
+def flux_object_states(client: KubeClient) -> tuple[tuple[str, str], ...]:
+    """("Kind ns/name", "Ready" or "Ready=<status> <reason>: <message>") of every Kustomization and HelmRelease."""
+    out = []
+    for api_version, kind in FLUX_RECONCILED:
+        try:
+            found = client.list(api_version, kind)
+        except FleetstrapError:
+            continue  # kind not served: that controller is not installed
+        for obj in sorted(found, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])):
+            status, why = ready_condition(obj)
+            meta = obj["metadata"]
+            out.append((f"{kind} {meta.get('namespace', '')}/{meta['name']}",
+                        "Ready" if status == "True" else f"Ready={status} {why}"))
     return tuple(out)
 
 
@@ -101,10 +122,11 @@ def _cluster_states(fleet: FleetAnswers, req: StatusRequest,
                 client = connector(req.kubeconfig, context)
                 client.version()
                 revision, state = _flux_state(client) if engine == "flux" else _argocd_state(client)
+                objects = flux_object_states(client) if engine == "flux" and revision else ()
             except FleetstrapError as exc:
                 out.append(ClusterState(spec.name, engine, False, "", f"unreachable: {exc}"))
                 continue
-            out.append(ClusterState(spec.name, engine, True, revision, state))
+            out.append(ClusterState(spec.name, engine, True, revision, state, objects))
     return tuple(out)
 
 

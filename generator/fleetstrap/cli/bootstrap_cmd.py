@@ -115,3 +115,6 @@ def status(cluster: str | None, root: Path, context: str | None, kubeconfig: Pat
                  [(c.name, c.template_version) for c in report.components])
     output.table("clusters", ["cluster", "engine", "revision", "state"],
                  [(c.name, c.engine, c.revision or "-", c.state) for c in report.clusters])
+    for c in report.clusters:
+        if c.objects:
+            output.table(f"{c.name}: Flux objects", ["object", "state"], list(c.objects))

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Build, or start, the real control plane the cluster tests use (all from the Go module proxy).
+
+  python scripts/controlplane.py build [--flux] # etcd, kube-apiserver, -controller-manager, -scheduler, kwok;
+                                                # --flux: also the Flux controllers of the pinned release
+  python scripts/controlplane.py up [--flux] [--kubeconfig FILE]
+                                                # start it; writes a kubeconfig with its own context and
+                                                # runs until Ctrl-C, then stops every process it started
+
+The builds are cached under the user cache directory (tests/support/tools.py), so a second run is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "generator")]
+
+from fleetstrap.pins import pin  # noqa: E402
+from support import cluster_tools  # noqa: E402
+from support.controlplane import CONTEXT, ControlPlane, FluxControllers  # noqa: E402
+
+
+def build(with_flux: bool) -> int:
+    started = time.monotonic()
+    bins, kwok, flux = cluster_tools.build_all(pin("flux_version"), with_flux=with_flux)
+    print(f"kubernetes v{cluster_tools.KUBERNETES_VERSION}: {bins}")
+    print(f"kwok {cluster_tools.KWOK_VERSION}: {kwok.binary}")
+    for name, path in flux.binaries.items():
+        print(f"{name}: {path}")
+    print(f"built or found in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def up(kubeconfig: Path | None, with_flux: bool) -> int:
+    bins, kwok = cluster_tools.build_kubernetes(), cluster_tools.build_kwok()
+    workdir = Path(tempfile.mkdtemp(prefix="fleetstrap-controlplane-"))
+    started = time.monotonic()
+    plane = ControlPlane(workdir, bins, kwok)
+    plane.start()
+    try:
+        if with_flux:
+            flux = cluster_tools.build_flux(pin("flux_version"))
+            plane.apply_files(flux.crd_files())
+            plane.kubectl("create", "namespace", "flux-system")
+            FluxControllers(plane, flux).start()
+        if kubeconfig is not None:
+            plane.write_kubeconfig(kubeconfig)
+        print(f"control plane {plane.version()} up in {time.monotonic() - started:.1f}s (context {CONTEXT})")
+        print(f"  export KUBECONFIG={kubeconfig or plane.kubeconfig}")
+        print(f"  logs: {plane.processes.logs}")
+        print("Ctrl-C stops it.")
+        while True:
+            plane.processes.check_running()
+            time.sleep(2)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        plane.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    builder = sub.add_parser("build", help="build every binary (cached)")
+    builder.add_argument("--flux", action="store_true", help="also build the Flux controllers")
+    start = sub.add_parser("up", help="start a control plane until Ctrl-C")
+    start.add_argument("--kubeconfig", type=Path, help="also write the kubeconfig here")
+    start.add_argument("--flux", action="store_true", help="also install Flux CRDs and run the Flux controllers")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        return build(args.flux)
+    return up(args.kubeconfig, args.flux)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
