@@ -273,11 +273,25 @@ def error_classes() -> dict[str, str]:
             if isinstance(obj, type) and issubclass(obj, errors.FleetstrapError) and obj is not errors.FleetstrapError}
 
 
+def _subclasses(trees: list[ast.Module], known: set[str]) -> dict[str, str]:
+    """Error classes defined outside fleetstrap.errors (UpdateConflictError) -> the documented class they extend."""
+    to_base = {name: name for name in known}
+    changed = True
+    while changed:
+        changed = False
+        for node in (n for t in trees for n in ast.walk(t) if isinstance(n, ast.ClassDef)):
+            bases = [b.id for b in node.bases if isinstance(b, ast.Name) and b.id in to_base]
+            if bases and node.name not in to_base:
+                to_base[node.name] = to_base[bases[0]]
+                changed = True
+    return to_base
+
+
 def raised_errors() -> list[Raised]:
-    classes = error_classes()
+    parsed = [(path, ast.parse(path.read_text(encoding="utf-8"))) for path in sorted(PKG.rglob("*.py"))]
+    classes = _subclasses([t for _, t in parsed], set(error_classes()))
     found = []
-    for path in sorted(PKG.rglob("*.py")):
-        tree_ = ast.parse(path.read_text(encoding="utf-8"))
+    for path, tree_ in parsed:
         for node in ast.walk(tree_):
             if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
                 continue
@@ -287,7 +301,7 @@ def raised_errors() -> list[Raised]:
                 continue
             args = node.exc.args
             hint = next((k.value for k in node.exc.keywords if k.arg == "hint"), None)
-            found.append(Raised(name, _text(args[0] if args else None), _text(hint),
+            found.append(Raised(classes[name], _text(args[0] if args else None), _text(hint),
                                 f"{path.relative_to(ROOT / 'generator').as_posix()}:{node.lineno}"))
     return found
 

@@ -150,8 +150,8 @@ def test_error_messages_read_from_the_source() -> None:
     assert len(raised) > 100
     by_class = {r.cls for r in raised}
     assert {"AnswersError", "RemoteError", "ClusterError", "ConflictError"} <= by_class
-    conflict = [r for r in raised if r.cls == "ConflictError" and "update left" in r.message]
-    assert conflict and conflict[0].hint.startswith("resolve the <<<<<<< markers")
+    # raised through a subclass defined beside its use (update's UpdateConflictError): listed under ConflictError
+    assert [r for r in raised if r.cls == "ConflictError" and r.where.startswith("fleetstrap/update/")]
 
 
 @pytest.mark.slow

@@ -240,7 +240,7 @@ def test_readme_installs_from_pypi_and_keeps_the_source_commands() -> None:
 
 def test_a_shared_include_counts_for_the_units_including_it(project: Path) -> None:
     shared = project / "templates" / "shared" / "snippet.yml.jinja"
-    shared.parent.mkdir()
+    shared.parent.mkdir(exist_ok=True)
     shared.write_text("# v1\n")
     readme = next((project / "templates" / "units" / "service").rglob("README.md.jinja"))
     readme.write_text(readme.read_text() + '{% include "shared/snippet.yml.jinja" %}\n')
