@@ -50,7 +50,8 @@ def update(path: Path, components: tuple[str, ...], to: str | None, template: st
         from fleetstrap.update.pr import PrRequest
 
         _update_pr(PrRequest(root=path, to=to, template=template, template_index=template_index,
-                             remote_name=remote_name, github_url=github_url, token_env=token_env), api_delay)
+                             remote_name=remote_name, github_url=github_url, token_env=token_env,
+                             changelog=changelog.markdown_for), api_delay)
         return
 
     report = update_fleet(UpdateRequest(
