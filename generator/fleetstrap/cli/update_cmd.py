@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fleetstrap import output
+from fleetstrap import changelog, output
 
 if TYPE_CHECKING:
     from fleetstrap.update.pr import PrRequest
@@ -50,7 +50,8 @@ def update(path: Path, components: tuple[str, ...], to: str | None, template: st
         from fleetstrap.update.pr import PrRequest
 
         _update_pr(PrRequest(root=path, to=to, template=template, template_index=template_index,
-                             remote_name=remote_name, github_url=github_url, token_env=token_env), api_delay)
+                             remote_name=remote_name, github_url=github_url, token_env=token_env,
+                             changelog=changelog.markdown_for), api_delay)
         return
 
     report = update_fleet(UpdateRequest(
@@ -68,10 +69,12 @@ def update(path: Path, components: tuple[str, ...], to: str | None, template: st
                 output.data(u.diff)
         for c in report.conflicts:
             output.warn(f"would conflict: {c}")
+        _show_changelog([(u.name, u.from_version) for u in report.updated], report.target, pretend=True)
         output.info(f"pretend: {len(report.files)} file(s) would change; nothing was written")
         return
     for u in report.updated:
         output.success(f"{u.name}: {u.from_version or '-'} -> {u.to_version} ({len(u.files)} file(s))")
+    _show_changelog([(u.name, u.from_version) for u in report.updated], report.target, pretend=False)
     if report.migrations:
         output.info("migrations: " + "; ".join(report.migrations))
     if report.commit:
@@ -113,9 +116,21 @@ def check_update(path: Path, to: str | None, template: str | None, fmt: str) -> 
     from fleetstrap.update import check_updates, require_no_updates
 
     report = check_updates(path, template=template, to=to)
+    notes = changelog.notes_for([(c.name, c.current) for c in report.components if c.update_available],
+                                report.target)
     if fmt == "json":
-        output.data_json(report.to_json())
+        output.data_json({**report.to_json(), "changelog": changelog.to_json(notes)})
     else:
         output.table(f"templates: {report.template}", ["component", "current", "available", "status"],
                      [(c.name, c.current, c.available, c.status) for c in report.components])
+        if notes:
+            output.data(f"\nWhat changes up to {report.target} (CHANGELOG.md):\n{changelog.format_text(notes)}")
     require_no_updates(report)
+
+
+def _show_changelog(components: list[tuple[str, str]], target: str, *, pretend: bool) -> None:
+    """The changelog entries of the versions crossed, from the installed package (offline)."""
+    notes = changelog.notes_for([(name, old) for name, old in components if name != "migrations"], target)
+    if notes:
+        output.info(("would bring" if pretend else "brings") + f" (CHANGELOG.md, up to {target}):\n"
+                    + changelog.format_text(notes))
