@@ -34,7 +34,8 @@ def check_update_workflow(path: Path) -> None:
     (job,) = flow["jobs"].values()
     assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
     steps = job["steps"]
-    assert [s["uses"] for s in steps if "uses" in s] == [action_pins()[name].ref for name in ("gha_create_app_token", "gha_checkout")]
+    expected = [action_pins()[name].ref for name in ("gha_create_app_token", "gha_checkout")]
+    assert [s["uses"] for s in steps if "uses" in s] == expected
     app = steps[0]
     assert app["if"] == "vars.FLEETSTRAP_APP_CLIENT_ID != ''"
     assert app["with"] == {"client-id": "${{ vars.FLEETSTRAP_APP_CLIENT_ID }}",
