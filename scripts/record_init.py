@@ -42,12 +42,16 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Ingress domain", ("Enter",)),
     ("TLS issuer", ("Enter",)),
     ("Monitoring", ("n",)),
+    ("Dependency updates", ("Enter",)),
 )
 DONE = "[fleetstrap exited "
 
 
 def _tmux(socket: str, *args: str) -> str:
-    return subprocess.run(["tmux", "-L", socket, *args], check=True, capture_output=True, text=True).stdout
+    res = subprocess.run(["tmux", "-L", socket, *args], check=False, capture_output=True, text=True)
+    if res.returncode != 0:  # tmux's own reason, not only the exit status
+        raise SystemExit(f"record_init: tmux {args[0]} failed ({res.returncode}): {res.stderr.strip()}")
+    return res.stdout
 
 
 def _wait(socket: str, text: str, timeout: float = 120.0) -> str:
