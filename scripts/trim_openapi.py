@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fake_github" / "openapi-subset.json"
 
-# (method, path) of every REST operation fleetstrap push (via PyGithub) may call.
+# (method, path) of every REST operation fleetstrap push and update --pr (via PyGithub) may call.
 OPERATIONS: tuple[tuple[str, str], ...] = (
     ("get", "/user"),
     ("get", "/users/{username}"),
@@ -52,6 +52,12 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("get", "/repos/{owner}/{repo}/environments/{environment_name}"),
     ("put", "/repos/{owner}/{repo}/environments/{environment_name}"),
     ("get", "/orgs/{org}/teams/{team_slug}"),
+    # fleetstrap update --pr: the update pull request, its label, the comment on a superseded one.
+    ("get", "/repos/{owner}/{repo}/pulls"),
+    ("post", "/repos/{owner}/{repo}/pulls"),
+    ("patch", "/repos/{owner}/{repo}/pulls/{pull_number}"),
+    ("post", "/repos/{owner}/{repo}/issues/{issue_number}/labels"),
+    ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
 )
 
 # Annotations only; dropping them keeps the committed file small. Never applied to property names.

@@ -30,11 +30,10 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def crd_schemas() -> Path:
-    """The CRD schema catalog (kubeconform layout); CI points FLEETSTRAP_CRD_SCHEMAS at ../shared/schemas/crds."""
-    location = os.environ.get("FLEETSTRAP_CRD_SCHEMAS")
-    if not location or not Path(location).is_dir():
-        pytest.skip("FLEETSTRAP_CRD_SCHEMAS is not set to a CRD schema directory (see .ci/run)")
-    return Path(location)
+    """The CRD schemas bundled in the package (kubeconform layout), or $FLEETSTRAP_CRD_SCHEMAS when set."""
+    from validate_fixture import crd_schemas as location
+
+    return Path(location())
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ class ReceivedSpan:
     events: tuple[tuple[str, dict[str, AttrValue]], ...]
     status_code: int  # 0 unset, 1 ok, 2 error
     resource: dict[str, AttrValue]
+    kind: int = 0  # SpanKind: 1 internal, 2 server, 3 client
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Store:
                 events=tuple((e.name, _attrs(e.attributes)) for e in span.events),
                 status_code=span.status.code,
                 resource=_attrs(rs.resource.attributes),
+                kind=span.kind,
             )
             for rs in request.resource_spans
             for ss in rs.scope_spans

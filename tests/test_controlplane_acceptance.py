@@ -10,7 +10,6 @@ family must be rejected, which proves the check can fail.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from fleetstrap.pins import pin
 from support import cluster_tools, k8s
 from support.controlplane import ControlPlane
 from support.fleet import render_blueprint
+from validate_fixture import crd_schemas as crd_schema_location
 
 pytestmark = pytest.mark.xdist_group("controlplane")
 
@@ -48,11 +48,12 @@ def crds(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) 
     files = list(cluster_tools.flux_modules(pin("flux_version")).crd_files())
     for spec in cluster_tools.crd_modules():
         files += cluster_tools.module_crd_files(spec)
-    schemas = os.environ.get(k8s.CRD_SCHEMAS_ENV)
-    if schemas and Path(schemas).is_dir():
-        extra = tmp_path_factory.mktemp("crds") / "opentelemetry.yaml"
-        extra.write_text(yaml.safe_dump_all(cluster_tools.otel_crds_from_schemas(Path(schemas))), encoding="utf-8")
-        files.append(extra)
+    # The operator's module is not on the proxy: its CRDs are rebuilt from the schemas validate uses
+    # ($FLEETSTRAP_CRD_SCHEMAS, else the bundled set), never silently left out.
+    extra = tmp_path_factory.mktemp("crds") / "opentelemetry.yaml"
+    extra.write_text(yaml.safe_dump_all(cluster_tools.otel_crds_from_schemas(Path(crd_schema_location()))),
+                     encoding="utf-8")
+    files.append(extra)
     control_plane.apply_files(files, manager=MANAGER)
     installed: dict[str, list[str]] = {}
     names = []

@@ -21,10 +21,11 @@ import pytest
 import yaml
 
 from fleetstrap.blueprints import list_blueprints
-from fleetstrap.pins import pin
+from fleetstrap.pins import action_pins, pin
 from support import k8s
 from support.fleet import RenderedFleet, render_blueprint
 from support.parity import appset_params, canonical, go_template, merge_values
+from support.update_workflow import check_update_workflow
 
 BLUEPRINTS = [b.name for b in list_blueprints()]
 GOLDEN = ("starter", "dual-engine")
@@ -168,7 +169,15 @@ def test_fleet_workflow_passes_actionlint_and_schema(fleet: RenderedFleet) -> No
     assert flow["permissions"] == {"contents": "read"}
     assert "concurrency" in flow
     uses = [s["uses"] for s in flow["jobs"]["validate"]["steps"] if "uses" in s]
-    assert uses == [pin("gha_checkout"), pin("gha_upload_sarif")]
+    actions = action_pins()
+    assert uses == [actions["gha_checkout"].ref, actions["gha_upload_sarif"].ref]
+
+
+def test_fleet_update_workflow_opens_pull_requests_with_least_privilege(fleet: RenderedFleet) -> None:
+    check_update_workflow(fleet.root / ".github/workflows/fleetstrap-update.yml")
+    readme = (fleet.root / "README.md").read_text(encoding="utf-8")
+    assert "## Template updates" in readme and "FLEETSTRAP_APP_CLIENT_ID" in readme
+    assert "do not trigger other workflows" in readme
 
 
 def test_monitoring_hooks_follow_the_answer(fleet: RenderedFleet) -> None:

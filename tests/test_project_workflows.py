@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -21,7 +25,7 @@ def _tool(name: str) -> str:
 
 
 def test_there_are_workflows() -> None:
-    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "e2e-kind.yml"}
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "e2e-kind.yml", "release.yml"}
 
 
 def _actionlint(*files: str) -> subprocess.CompletedProcess[str]:
@@ -40,6 +44,55 @@ def test_actionlint_and_schema() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+# ---------------------------------------------------------------- the release workflow
+
+RELEASE = ROOT / ".github" / "workflows" / "release.yml"
+_PINNED = re.compile(r"^\s*-?\s*uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}) # v\d+(\.\d+)*\s*$")
+
+
+def _release() -> dict[Any, Any]:
+    data = yaml.safe_load(RELEASE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_release_workflow_is_zizmor_clean() -> None:
+    res = subprocess.run([_tool("zizmor"), "--offline", "--persona", "pedantic", "--format", "json",
+                          str(RELEASE)], capture_output=True, text=True, cwd=ROOT)
+    findings = json.loads(res.stdout or "[]")
+    assert findings == [], [(f["ident"], f["determinations"]["severity"]) for f in findings]
+
+
+def test_release_actions_pinned_by_commit_with_version_comment() -> None:
+    uses = [ln for ln in RELEASE.read_text(encoding="utf-8").splitlines() if "uses:" in ln]
+    assert uses
+    for ln in uses:
+        assert _PINNED.match(ln), f"not pinned to a full commit SHA with a version comment: {ln.strip()}"
+    actions = {m.group("action") for ln in uses if (m := _PINNED.match(ln))}
+    assert "pypa/gh-action-pypi-publish" in actions
+
+
+def test_release_trusted_publishing_only_where_needed() -> None:
+    wf = _release()
+    assert wf[True] == {"push": {"tags": ["v*"]}}  # YAML 1.1 reads the key `on` as True
+    assert wf["permissions"] == {}
+    jobs = wf["jobs"]
+    with_token = [name for name, job in jobs.items() if job.get("permissions", {}).get("id-token") == "write"]
+    assert with_token == ["publish"]
+    assert jobs["publish"]["permissions"] == {"id-token": "write"}
+    assert jobs["publish"]["environment"]["name"] == "pypi"
+    step = next(s for s in jobs["publish"]["steps"] if s["uses"].startswith("pypa/gh-action-pypi-publish@"))
+    assert step["with"] == {"attestations": True}  # no password: OIDC, no stored token
+    assert "secrets." not in RELEASE.read_text(encoding="utf-8")
+    assert jobs["publish"]["needs"] == "build" and jobs["github-release"]["needs"] == "publish"
+
+
+def test_release_build_runs_the_version_check_and_the_smoke_script() -> None:
+    runs = "\n".join(s.get("run", "") for s in _release()["jobs"]["build"]["steps"])
+    assert 'scripts/release_check.py "$GITHUB_REF_NAME"' in runs
+    assert "twine check --strict dist/*" in runs
+    assert "scripts/smoke_test.py" in runs and "--expect-version" in runs
+    assert (ROOT / "scripts" / "smoke_test.py").is_file() and (ROOT / "scripts" / "release_check.py").is_file()
 def test_actionlint_runs_shellcheck(tmp_path: Path) -> None:
     """The check above can fail on shell problems: SC2129 (repeated redirects) is found in a run step."""
     bad = tmp_path / "bad.yml"

@@ -41,6 +41,7 @@ def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
             ("Ingress domain", ENTER),
             ("TLS issuer", ENTER),
             ("Monitoring", "n"),
+            ("Dependency updates", DOWN + ENTER),        # dependabot -> renovate
         ]
         for prompt, keys in steps:
             child.expect(prompt)
@@ -62,6 +63,8 @@ def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
     assert recorded["otlp_endpoint"].startswith("tempo.")
     assert recorded["image_automation"] is True
     assert recorded["progressive_delivery"] is True
+    assert recorded["dependency_bot"] == "renovate"
+    assert (dest / "renovate.json").is_file() and not (dest / ".github/dependabot.yml").exists()
 
 
 def test_invalid_keystrokes_are_rejected_as_you_type(tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from fleetstrap.answers import build_answers
 from fleetstrap.cli import run
 from fleetstrap.errors import NotAFleetRepoError
-from fleetstrap.plan import build_fleet_component
-from fleetstrap.render import TemplateSource
+from fleetstrap.plan import build_fleet_component, build_service_repo_component
+from fleetstrap.render import TemplateSource, render_component
 from fleetstrap.repo import load_fleet
 from fleetstrap.update import UpdateRequest, apply_answers_change, update_fleet
 from fleetstrap.update.migrations import Migration, build_api_version_rename
@@ -247,3 +248,24 @@ def test_bundled_copier_yml_is_understood_by_the_unchanged_unit_shortcut() -> No
     docs = list(yaml.load_all((templates_dir() / "copier.yml").read_text(), Loader=_CopierConfigLoader))
     settings = [d for d in docs if isinstance(d, dict) and "_subdirectory" in d]
     assert [str(d["_subdirectory"]).replace(" ", "") for d in settings] == ["units/{{unit}}"]
+
+
+def test_split_layout_service_repo_updates_like_a_fleet(template: Path, tmp_path: Path) -> None:
+    """A split-layout service repo (answers at its root) is updated by the same command, in its own repo."""
+    root = tmp_path / "alpha"
+    answers = build_answers({"owner": "acme", "services": ["alpha"], "repo_layout": "split", "secrets": "none",
+                             "tls_issuer": "selfsigned"})
+    git(tmp_path, "init", "-q", "-b", "main", str(root))
+    render_component(build_service_repo_component(answers, "alpha"), root, TemplateSource(str(template), "v1.0.0"))
+    edit(root, VALUES, lambda t: t.replace("replicaCount: 1", "replicaCount: 2"))
+    commit_all(root, "service repo")
+    assert [c.name for c in load_fleet(root).components] == ["service-repo/alpha"]
+
+    assert run(["check-update", str(root), "--template", str(template)]) == 2
+    assert update(root, template, "--commit") == 0
+
+    values = (root / VALUES).read_text()
+    assert "memory: 256Mi" in values and "replicaCount: 2" in values
+    assert load_fleet(root).component("service-repo/alpha").template_version == "v2.0.0"
+    assert "_commit: v2.0.0" in (root / ".copier-answers.yml").read_text()
+    assert status(root) == []

@@ -46,7 +46,7 @@ def _build_wheel(work: Path, version: str, *, change_template: bool, links: Path
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for name in ("generator", "templates", "blueprints"):
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, src / name)
     init = src / "generator/fleetstrap/__init__.py"

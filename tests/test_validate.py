@@ -17,8 +17,6 @@ from fleetstrap.validate import ValidateOptions, gate, validate_repo
 from fleetstrap.validate.schemas import compile_schema
 from validate_fixture import copy_fleet, crd_schemas, write_fleet
 
-needs_crds = pytest.mark.skipif(crd_schemas() is None, reason="FLEETSTRAP_CRD_SCHEMAS not set (CRD schemas dir)")
-
 WIDGET_CRD = """\
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -83,7 +81,6 @@ FAST_OFFLINE = ValidateOptions(offline=True, catalog_url=None, fast=True)
 # --- CLI and formats ---------------------------------------------------------------------------------------
 
 
-@needs_crds
 def test_cli_clean_repo_exits_zero(clean_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(_cli_args(str(clean_repo), "--format", "json")) == 0
     out = json.loads(capsys.readouterr().out)
@@ -240,7 +237,6 @@ def test_go_case_insensitive_pattern(engine: str, monkeypatch: pytest.MonkeyPatc
     assert validate("nope") != []
 
 
-@needs_crds
 def test_prometheus_rule_with_go_pattern(tmp_path: Path) -> None:
     (tmp_path / "rule.yaml").write_text(
         "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: r\nspec:\n  groups:\n"
@@ -297,7 +293,6 @@ spec:
 HELM_STYLE_TEMPLATE = "{{- if .Values.enabled }}\napiVersion: v1\nkind: ConfigMap\n{{- end }}\n"
 
 
-@needs_crds
 def test_go_templates_inside_yaml_strings_are_still_validated(tmp_path: Path) -> None:
     """An ApplicationSet with goTemplate strings is YAML: it is schema-checked; a template *of* YAML is not."""
     (tmp_path / "appset.yaml").write_text(GO_TEMPLATED_APPSET)

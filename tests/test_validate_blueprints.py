@@ -10,8 +10,6 @@ from fleetstrap.validate.check_otel import NO_COLLECTOR_NOTE
 from support.fleet import render_blueprint
 from validate_fixture import crd_schemas
 
-pytestmark = pytest.mark.skipif(crd_schemas() is None, reason="FLEETSTRAP_CRD_SCHEMAS not set (CRD schemas dir)")
-
 
 def _names() -> list[str]:
     return sorted(getattr(b, "name", b) for b in list_blueprints())

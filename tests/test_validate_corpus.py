@@ -11,8 +11,6 @@ from fleetstrap.validate import Report, ValidateOptions, validate_repo
 from fleetstrap.validate.check_otel import NO_COLLECTOR_NOTE
 from validate_fixture import copy_fleet, crd_schemas, write_fleet
 
-pytestmark = pytest.mark.skipif(crd_schemas() is None, reason="FLEETSTRAP_CRD_SCHEMAS not set (CRD schemas dir)")
-
 
 def _options(tmp: Path) -> ValidateOptions:
     return ValidateOptions(schema_locations=(str(crd_schemas()),), offline=True, catalog_url=None,

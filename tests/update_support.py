@@ -147,6 +147,13 @@ def write_version(template: Path, files: Mapping[str, Mapping[str, str]], tag: s
     _git(template, "tag", tag)
 
 
+def write_two_versions(template: Path) -> Path:
+    """The template repo with V1 tagged v1.0.0 and build_v2() tagged v2.0.0."""
+    write_version(template, V1, "v1.0.0")
+    write_version(template, build_v2(), "v2.0.0")
+    return template
+
+
 def variant(base: Mapping[str, Mapping[str, str]], unit: str, rel: str, old: str, new: str
             ) -> dict[str, dict[str, str]]:
     """A copy of `base` with one text replacement in one file (must apply)."""

@@ -463,6 +463,9 @@ def copy_fleet(src: Path, dst: Path) -> Path:
     return dst
 
 
-def crd_schemas() -> str | None:
+def crd_schemas() -> str:
+    """$FLEETSTRAP_CRD_SCHEMAS when it names a directory, else the CRD schemas bundled in the package."""
+    from fleetstrap.validate.schemas import bundled_schema_dir
+
     value = os.environ.get(CRD_SCHEMAS_ENV)
-    return value if value and Path(value).is_dir() else None
+    return value if value and Path(value).is_dir() else str(bundled_schema_dir())

@@ -26,6 +26,7 @@ SECRETS = ("sealed-secrets", "external-secrets", "sops", "none")
 TLS_ISSUERS = ("letsencrypt-prod", "letsencrypt-staging", "selfsigned", "none")
 NOTIFICATIONS = ("none", "slack", "github", "webhook")
 REPO_LAYOUTS = ("monorepo", "split")
+DEPENDENCY_BOTS = ("dependabot", "renovate", "none")
 IN_CLUSTER = "https://kubernetes.default.svc"
 
 
@@ -63,6 +64,8 @@ QUESTIONS: tuple[Question, ...] = (
     Question("notifications", "Alert destination", choices=NOTIFICATIONS),
     Question("repo_layout", "Service source in the fleet repo (monorepo) or its own repo (split)",
              choices=REPO_LAYOUTS),
+    Question("dependency_bot", "Dependency updates (actions, crates, base images)", choices=DEPENDENCY_BOTS),
+    Question("verify_signatures", "Flux verifies the cosign signatures of service charts (split layout)", kind="bool"),
     Question("branch", "Branch the cluster syncs from"),
     Question("git_url", "Git URL the cluster pulls from"),
 )
@@ -70,7 +73,7 @@ QUESTION_BY_KEY = {q.key: q for q in QUESTIONS}
 # The answers every unit of the template receives (the rest only go to the fleet unit: FleetAnswers.fleet_data).
 SHARED_KEYS = ("owner", "fleet_name", "git_url", "branch", "engine", "environments", "registry", "image_automation",
                "progressive_delivery", "telemetry_backend", "otlp_endpoint", "collector_mode", "ingress_domain",
-               "tls_issuer", "monitoring", "repo_layout")
+               "tls_issuer", "monitoring", "repo_layout", "dependency_bot", "verify_signatures")
 # `services` is kept by fleetstrap (init's first service, then `add service`); accepted in answers files.
 KNOWN_KEYS = frozenset(QUESTION_BY_KEY) | {"services"}
 
@@ -113,6 +116,8 @@ class FleetAnswers:
     monitoring: bool = False
     notifications: str = "none"
     repo_layout: str = "monorepo"
+    dependency_bot: str = "dependabot"
+    verify_signatures: bool = False
     branch: str = "main"
     git_url: str = ""
 
@@ -371,6 +376,8 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
         monitoring=_bool(data, "monitoring", d["monitoring"]),
         notifications=_choice(data, "notifications", d["notifications"], NOTIFICATIONS),
         repo_layout=_choice(data, "repo_layout", d["repo_layout"], REPO_LAYOUTS),
+        dependency_bot=_choice(data, "dependency_bot", d["dependency_bot"], DEPENDENCY_BOTS),
+        verify_signatures=_bool(data, "verify_signatures", d["verify_signatures"]),
         branch=branch,
         git_url=_str(data, "git_url", default_git_url(owner, fleet_name)),
     )

@@ -113,6 +113,9 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
         a["notifications"] = ask(questionary.select(
             _label("notifications"), choices=_choices("notifications"),
             default=a.get("notifications", DEFAULTS["notifications"])))
+    a["dependency_bot"] = ask(questionary.select(
+        _label("dependency_bot"), choices=_choices("dependency_bot"),
+        default=a.get("dependency_bot", DEFAULTS["dependency_bot"])))
     return a
 
 

@@ -7,6 +7,7 @@ the unit and the answers. That is all `update`, `add` and `status` need to know 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from fleetstrap.errors import AnswersError, NotAFleetRepoError
 from fleetstrap.plan import ANSWERS_DIR, Component
 
 UNITS = ("fleet", "cluster", "service", "monitoring")
+SERVICE_REPO_ANSWERS = ".copier-answers.yml"  # split layout: a service repo's answers, at its root
 # Which answer names the instance of a unit (None: the unit has one instance).
 _INSTANCE_KEY = {"fleet": None, "cluster": "cluster_name", "service": "service_name", "monitoring": None}
 
@@ -108,6 +110,23 @@ def load_fleet_answers(root: Path) -> FleetAnswers:
         raise NotAFleetRepoError(f"{rel}: {exc.message}") from exc
 
 
+def _load_service_repo(root: Path) -> FleetRepo:
+    """Split layout: a service's own repository, one component whose answers sit at the repo root."""
+    raw = _read_answers(root, root / SERVICE_REPO_ANSWERS)
+    if raw.get("unit") != "service" or not raw.get("service_name"):
+        raise NotAFleetRepoError(f"{root} is not a repo made by fleetstrap ({SERVICE_REPO_ANSWERS} is not a "
+                                 "fleetstrap service's)",
+                                 hint="run fleetstrap inside a repo created by `fleetstrap init`")
+    rc = build_repo_component(SERVICE_REPO_ANSWERS, raw)
+    rc = dataclasses.replace(rc, name=f"service-repo/{raw['service_name']}")  # as plan names it
+    known = {k: v for k, v in raw.items() if k in KNOWN_KEYS}
+    try:
+        answers = build_answers({**known, "services": [str(raw["service_name"])]})
+    except AnswersError as exc:
+        raise NotAFleetRepoError(f"{SERVICE_REPO_ANSWERS}: {exc.message}") from exc
+    return FleetRepo(root, (rc,), answers)
+
+
 def load_fleet(root: Path) -> FleetRepo:
     """Read every component of the fleet repo at `root`. Raises NotAFleetRepoError for other repos."""
     root = root.resolve()
@@ -115,6 +134,8 @@ def load_fleet(root: Path) -> FleetRepo:
         raise NotAFleetRepoError(f"{root} is not a directory")
     answers_dir = root / ANSWERS_DIR
     files = sorted(answers_dir.glob("*.yml")) if answers_dir.is_dir() else []
+    if not files and (root / SERVICE_REPO_ANSWERS).is_file():
+        return _load_service_repo(root)
     if not files:
         raise NotAFleetRepoError(
             f"{root} is not a fleet repo made by fleetstrap (no {ANSWERS_DIR}/*.yml)",

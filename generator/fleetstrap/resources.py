@@ -26,3 +26,9 @@ def templates_dir() -> Path:
 
 def blueprints_dir() -> Path:
     return _data_root("blueprints")
+
+
+def changelog_file() -> Path:
+    """CHANGELOG.md: shipped in the wheel beside the templates, or at the root of a source checkout."""
+    bundled = _PKG / "_data" / "CHANGELOG.md"
+    return bundled if bundled.is_file() else _PKG.parent.parent / "CHANGELOG.md"

@@ -69,6 +69,8 @@ class FakeRepo:
     protection: dict[str, Any] | None = None
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
     rulesets: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> ruleset as POSTed/PUT
+    # number -> {number, id, title, body, head, base, draft, state, labels: [str], comments: [str]}
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
     plan_gated: bool = False  # a private repo on a free plan: no protection, no rulesets (403)
     secret_key: PrivateKey = field(default_factory=PrivateKey.generate)
 
@@ -533,6 +535,90 @@ def _put_env(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenInfo) ->
     return 200, _env_obj(gh, r, name), {}
 
 
+# ---------------------------------------------------------------- pull requests (update --pr)
+def _pr_obj(gh: FakeGitHub, r: FakeRepo, pr: dict[str, Any], schema: str) -> dict[str, Any]:
+    full = f"{r.owner}/{r.name}"
+
+    def ref(branch: str) -> dict[str, Any]:
+        base = gh.spec.synth(gh.spec.schema(schema))["head"]
+        return base | {"ref": branch, "label": f"{r.owner}:{branch}", "sha": r.head(branch) or "0" * 40,
+                       "user": gh.user_obj(r.owner)}
+
+    labels = [gh._obj("label", id=i + 1, name=name, url=f"{gh.api}/repos/{full}/labels/{name}", description="",
+                      color="ededed") | {"default": False} for i, name in enumerate(pr["labels"])]
+    return gh._obj(schema, id=pr["id"], number=pr["number"], title=pr["title"], body=pr["body"],
+                   state=pr["state"], draft=pr["draft"], locked=False, merged_at=None, closed_at=None,
+                   html_url=f"{gh.url}/{full}/pull/{pr['number']}", url=f"{gh.api}/repos/{full}/pulls/{pr['number']}",
+                   head=ref(pr["head"]), base=ref(pr["base"]), labels=labels, user=gh.user_obj(r.owner))
+
+
+def _get_pulls(gh: FakeGitHub, p: dict[str, str], q: dict[str, list[str]], b: Any, t: TokenInfo) -> Any:
+    r = _repo_or_404(gh, p)
+    if r is None:
+        return _err(404, "Not Found")
+    state = (q.get("state") or ["open"])[0]
+    head = (q.get("head") or [""])[0]
+    out = [pr for pr in r.pulls.values() if state in ("all", pr["state"])
+           and (not head or head == f"{r.owner}:{pr['head']}")]
+    return 200, [_pr_obj(gh, r, pr, "pull-request-simple") for pr in sorted(out, key=lambda x: -x["number"])], {}
+
+
+def _post_pull(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenInfo) -> Any:
+    r = _repo_or_404(gh, p)
+    if r is None:
+        return _err(404, "Not Found")
+    head, base = str(b["head"]), str(b["base"])
+    if r.head(head) is None or r.head(base) is None:
+        return 422, {"message": "Validation Failed", "documentation_url": _DOCS,
+                     "errors": [{"resource": "PullRequest", "field": "head", "code": "invalid"}]}, {}
+    if any(pr["head"] == head and pr["state"] == "open" for pr in r.pulls.values()):
+        return 422, {"message": "Validation Failed", "documentation_url": _DOCS,
+                     "errors": [{"resource": "PullRequest", "code": "custom",
+                                 "message": f"A pull request already exists for {r.owner}:{head}."}]}, {}
+    number = len(r.pulls) + 1
+    r.pulls[number] = {"number": number, "id": next(gh._ids), "title": b["title"], "body": b.get("body") or "",
+                       "head": head, "base": base, "draft": bool(b.get("draft", False)), "state": "open",
+                       "labels": [], "comments": []}
+    return 201, _pr_obj(gh, r, r.pulls[number], "pull-request"), {}
+
+
+def _patch_pull(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenInfo) -> Any:
+    r = _repo_or_404(gh, p)
+    pr = r.pulls.get(int(p["pull_number"])) if r is not None else None
+    if r is None or pr is None:
+        return _err(404, "Not Found")
+    for k in ("title", "body", "state"):
+        if k in b:
+            pr[k] = b[k]
+    return 200, _pr_obj(gh, r, pr, "pull-request"), {}
+
+
+def _post_labels(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenInfo) -> Any:
+    r = _repo_or_404(gh, p)
+    pr = r.pulls.get(int(p["issue_number"])) if r is not None else None
+    if r is None or pr is None:
+        return _err(404, "Not Found")
+    names = b.get("labels", []) if isinstance(b, dict) else b
+    for name in names:
+        if isinstance(name, str) and name not in pr["labels"]:
+            pr["labels"].append(name)
+    return 200, [gh._obj("label", id=i + 1, name=n) | {"default": False} for i, n in enumerate(pr["labels"])], {}
+
+
+def _post_comment(gh: FakeGitHub, p: dict[str, str], q: Any, b: Any, t: TokenInfo) -> Any:
+    r = _repo_or_404(gh, p)
+    pr = r.pulls.get(int(p["issue_number"])) if r is not None else None
+    if r is None or pr is None:
+        return _err(404, "Not Found")
+    pr["comments"].append(str(b["body"]))
+    full = f"{r.owner}/{r.name}"
+    cid = next(gh._ids)
+    return 201, gh._obj("issue-comment", id=cid, body=b["body"], user=gh.user_obj(r.owner),
+                        html_url=f"{gh.url}/{full}/pull/{pr['number']}#issuecomment-{cid}",
+                        issue_url=f"{gh.api}/repos/{full}/issues/{pr['number']}",
+                        url=f"{gh.api}/repos/{full}/issues/comments/{cid}"), {}
+
+
 _ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/user"): _get_user,
     ("GET", "/users/{username}"): _get_users,
@@ -559,6 +645,11 @@ _ROUTES: dict[tuple[str, str], Any] = {
     ("PUT", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"): _put_ruleset,
     ("GET", "/repos/{owner}/{repo}/environments/{environment_name}"): _get_env,
     ("PUT", "/repos/{owner}/{repo}/environments/{environment_name}"): _put_env,
+    ("GET", "/repos/{owner}/{repo}/pulls"): _get_pulls,
+    ("POST", "/repos/{owner}/{repo}/pulls"): _post_pull,
+    ("PATCH", "/repos/{owner}/{repo}/pulls/{pull_number}"): _patch_pull,
+    ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/labels"): _post_labels,
+    ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"): _post_comment,
 }
 
 

@@ -342,8 +342,13 @@ def crd_from_json_schemas(group: str, plural: str, kind: str, versions: dict[str
 
     def structural(node: object) -> object:
         if isinstance(node, dict):
-            return {k: structural(v) for k, v in node.items()
-                    if k != "$schema" and not (k == "additionalProperties" and v is False)}
+            out = {k: structural(v) for k, v in node.items()
+                   if k != "$schema" and not (k == "additionalProperties" and v is False)}
+            # The bundled compact schemas keep int-or-string only as its canonical anyOf; a structural
+            # schema needs the marker back (a node without `type` is otherwise refused).
+            if "type" not in out and out.get("anyOf") == [{"type": "integer"}, {"type": "string"}]:
+                out["x-kubernetes-int-or-string"] = True
+            return out
         if isinstance(node, list):
             return [structural(v) for v in node]
         return node

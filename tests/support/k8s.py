@@ -70,8 +70,11 @@ def outdated_api(doc: Mapping[str, Any]) -> str | None:
 
 
 def crd_schema_dir() -> Path | None:
+    """$FLEETSTRAP_CRD_SCHEMAS when set, else the CRD schemas bundled in the package."""
+    from fleetstrap.validate.schemas import bundled_schema_dir
+
     location = os.environ.get(CRD_SCHEMAS_ENV)
-    return Path(location) if location and Path(location).is_dir() else None
+    return Path(location) if location and Path(location).is_dir() else bundled_schema_dir()
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:

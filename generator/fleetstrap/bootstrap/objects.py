@@ -78,7 +78,11 @@ def crd_schema_dir(explicit: Path | None = None) -> Path | None:
     if explicit is not None:
         return explicit
     env = os.environ.get(CRD_SCHEMAS_ENV)
-    return Path(env) if env else None
+    if env:
+        return Path(env)
+    from fleetstrap.validate.schemas import bundled_schema_dir  # the CRD schemas shipped in the package
+
+    return bundled_schema_dir()
 
 
 def _core_installed() -> bool:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from fleetstrap import output
+from fleetstrap import changelog, output
+
+if TYPE_CHECKING:
+    from fleetstrap.update.pr import PrRequest
 
 
 @click.command()
@@ -23,10 +27,32 @@ from fleetstrap import output
 @click.option("--pretend", "--diff", "pretend", is_flag=True, help="Show the diff per component; change nothing.")
 @click.option("--commit", is_flag=True, help="Commit the result (message names the versions).")
 @click.option("--no-validate", is_flag=True, help="Skip the validate gate after updating.")
+@click.option("--pr", is_flag=True,
+              help="Update every component on the branch fleetstrap/update-v<to>, push it and open a pull request "
+                   "(GitHub; other remotes: the branch only). Idempotent; conflicts give a draft and exit 2.")
+@click.option("--remote-name", default="origin", show_default=True, help="With --pr: the git remote to push to.")
+@click.option("--github-url", default="https://github.com", show_default=True,
+              help="With --pr: the GitHub (Enterprise) the remote must be on for a pull request.")
+@click.option("--token-env", metavar="NAME",
+              help="With --pr: environment variable holding the token (default: GH_TOKEN, GITHUB_TOKEN, gh).")
+@click.option("--api-delay", type=float, default=None, hidden=True,
+              help="Seconds between GitHub API calls (PyGithub's pacing; tests use 0).")
 def update(path: Path, components: tuple[str, ...], to: str | None, template: str | None,
-           template_index: str | None, conflict: str, pretend: bool, commit: bool, no_validate: bool) -> None:
+           template_index: str | None, conflict: str, pretend: bool, commit: bool, no_validate: bool,
+           pr: bool, remote_name: str, github_url: str, token_env: str | None, api_delay: float | None) -> None:
     """Update components to newer templates with a 3-way merge that keeps your edits."""
     from fleetstrap.update import UpdateRequest, update_fleet
+
+    if pr:
+        if components or pretend or commit or conflict != "inline":
+            raise click.UsageError("--pr updates every component with inline conflicts and commits on its own "
+                                   "branch: drop --component/--pretend/--commit/--conflict")
+        from fleetstrap.update.pr import PrRequest
+
+        _update_pr(PrRequest(root=path, to=to, template=template, template_index=template_index,
+                             remote_name=remote_name, github_url=github_url, token_env=token_env,
+                             changelog=changelog.markdown_for), api_delay)
+        return
 
     report = update_fleet(UpdateRequest(
         root=path, components=components, to=to, template=template, template_index=template_index,
@@ -43,10 +69,12 @@ def update(path: Path, components: tuple[str, ...], to: str | None, template: st
                 output.data(u.diff)
         for c in report.conflicts:
             output.warn(f"would conflict: {c}")
+        _show_changelog([(u.name, u.from_version) for u in report.updated], report.target, pretend=True)
         output.info(f"pretend: {len(report.files)} file(s) would change; nothing was written")
         return
     for u in report.updated:
         output.success(f"{u.name}: {u.from_version or '-'} -> {u.to_version} ({len(u.files)} file(s))")
+    _show_changelog([(u.name, u.from_version) for u in report.updated], report.target, pretend=False)
     if report.migrations:
         output.info("migrations: " + "; ".join(report.migrations))
     if report.commit:
@@ -55,6 +83,27 @@ def update(path: Path, components: tuple[str, ...], to: str | None, template: st
         output.info("nothing changed")
     else:
         output.info(f"{len(report.files)} file(s) changed; review with git diff")
+
+
+def _update_pr(request: PrRequest, api_delay: float | None) -> None:
+    from dataclasses import replace
+
+    from fleetstrap.update.pr import open_update_pr
+
+    if api_delay is not None:
+        request = replace(request, api=replace(request.api, seconds_between_requests=api_delay,
+                                               seconds_between_writes=api_delay))
+    report = open_update_pr(request)
+    if report.action == "up-to-date":
+        output.success(f"up to date with templates {report.target}: no branch, no pull request")
+    elif report.action == "exists":
+        output.success(f"{report.branch} is already up for {report.target}" + (f": {report.url}" if report.url else ""))
+    elif report.action == "closed":
+        output.info(f"the pull request for {report.target} was closed or merged ({report.url}); leaving it so")
+    elif report.action == "opened":
+        output.success(f"pull request for templates {report.target}: {report.url}")
+    else:
+        output.success(f"pushed {report.branch}")
 
 
 @click.command("check-update")
@@ -67,9 +116,21 @@ def check_update(path: Path, to: str | None, template: str | None, fmt: str) -> 
     from fleetstrap.update import check_updates, require_no_updates
 
     report = check_updates(path, template=template, to=to)
+    notes = changelog.notes_for([(c.name, c.current) for c in report.components if c.update_available],
+                                report.target)
     if fmt == "json":
-        output.data_json(report.to_json())
+        output.data_json({**report.to_json(), "changelog": changelog.to_json(notes)})
     else:
         output.table(f"templates: {report.template}", ["component", "current", "available", "status"],
                      [(c.name, c.current, c.available, c.status) for c in report.components])
+        if notes:
+            output.data(f"\nWhat changes up to {report.target} (CHANGELOG.md):\n{changelog.format_text(notes)}")
     require_no_updates(report)
+
+
+def _show_changelog(components: list[tuple[str, str]], target: str, *, pretend: bool) -> None:
+    """The changelog entries of the versions crossed, from the installed package (offline)."""
+    notes = changelog.notes_for([(name, old) for name, old in components if name != "migrations"], target)
+    if notes:
+        output.info(("would bring" if pretend else "brings") + f" (CHANGELOG.md, up to {target}):\n"
+                    + changelog.format_text(notes))

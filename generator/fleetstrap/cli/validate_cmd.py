@@ -17,7 +17,9 @@ from fleetstrap.validate.model import CHECKS, DEFAULT_KUBERNETES_VERSION
 @click.option("--kubernetes-version", default=DEFAULT_KUBERNETES_VERSION, show_default=True,
               help="Kubernetes minor version for the core schemas.")
 @click.option("--schema-location", "locations", multiple=True,
-              help="CRD schemas: a directory ({group}/{kind}_{version}.json) or a URL/path template (repeatable).")
+              help="CRD schemas: a directory ({group}/{kind}_{version}.json) or a URL/path template (repeatable). "
+                   "Looked up first, then $FLEETSTRAP_CRD_SCHEMAS, the repo's CRDs, the bundled schemas, the "
+                   "online catalog.")
 @click.option("--strict", is_flag=True, help="Objects without a schema are errors.")
 @click.option("--offline", is_flag=True, help="Never fetch schemas over the network (the cache is still used).")
 @click.option("--fast", is_flag=True, help="Skip the slow external tools (helm, actionlint, hadolint).")

@@ -228,6 +228,42 @@ class GitHubApi:
         else:
             self.raw("POST actions/variables", "POST", base, {"name": var, "value": value})
 
+    # ---------------------------------------------------------------- pull requests (update --pr)
+    def pulls(self, owner: str, name: str, *, state: str = "open", head: str | None = None) -> list[dict[str, Any]]:
+        """One page (100) of pull requests, newest first; `head` is `owner:branch`."""
+        path = f"/repos/{quote(owner)}/{quote(name)}/pulls"
+        params: dict[str, Any] = {"state": state, "per_page": 100}
+        if head:
+            params["head"] = head
+
+        def run() -> list[dict[str, Any]]:
+            _, data = self.requester.requestJsonAndCheck("GET", f"{self.base}{path}", parameters=params)
+            return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+        return self.call(f"GET {path}", run) or []
+
+    def create_pull(self, owner: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        path = f"/repos/{quote(owner)}/{quote(name)}/pulls"
+        data = self.raw(f"POST {path}", "POST", path, body)
+        assert data is not None
+        return data
+
+    def update_pull(self, owner: str, name: str, number: int, body: dict[str, Any]) -> None:
+        path = f"/repos/{quote(owner)}/{quote(name)}/pulls/{number}"
+        self.raw(f"PATCH {path}", "PATCH", path, body)
+
+    def add_labels(self, owner: str, name: str, number: int, labels: list[str]) -> None:
+        path = f"/repos/{quote(owner)}/{quote(name)}/issues/{number}/labels"
+
+        def run() -> None:
+            self.requester.requestJsonAndCheck("POST", f"{self.base}{path}", input={"labels": labels})
+
+        self.call(f"POST {path}", run)
+
+    def comment(self, owner: str, name: str, number: int, text: str) -> None:
+        path = f"/repos/{quote(owner)}/{quote(name)}/issues/{number}/comments"
+        self.raw(f"POST {path}", "POST", path, {"body": text})
+
 
 def _rate_limit_wait(exc: Any) -> float | None:
     """Seconds to wait when the error is a rate limit (403/429 with reset or retry-after), else None."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +24,7 @@ from fleetstrap.init import run_gate
 from fleetstrap.plan import Component
 from fleetstrap.render import TemplateSource, plain_data
 from fleetstrap.repo import FleetRepo, RepoComponent, load_fleet
+from fleetstrap.update.merge import RenderJob, Renders, Tree, merge_component, render_all
 from fleetstrap.update.migrations import MIGRATIONS, Migration
 from fleetstrap.update.protect import has_conflict_markers, protect_file
 from fleetstrap.update.source import (
@@ -40,9 +41,11 @@ __all__ = [
     "CheckReport",
     "ComponentCheck",
     "ComponentUpdate",
+    "UpdateConflictError",
     "UpdateReport",
     "UpdateRequest",
     "apply_answers_change",
+    "build_commit_message",
     "check_updates",
     "update_fleet",
 ]
@@ -276,6 +279,73 @@ def _update_one(ws: Workspace, component: Component, source: ResolvedSource, con
                            ws.diff(prev, done) if with_diff and files else "")
 
 
+def _merge_all(ws: Workspace, todo: Sequence[RepoComponent], source: ResolvedSource, scratch: Path, *,
+               with_diff: bool) -> list[ComponentUpdate]:
+    """Every component at once (update/merge.py): shared template clones, renders over the cores, then the
+    3-way merge per component in order, bot-owned lines put back, conflicts found."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    tree = Tree(ws.path)
+    by_unit: dict[tuple[str, str], str | None] = {}
+    for rc in todo:
+        key = (rc.unit, rc.template_version)
+        if key not in by_unit:
+            by_unit[key] = _unit_unchanged(source, rc.unit, rc.template_version)
+    bumps = {rc.name: by_unit[(rc.unit, rc.template_version)] for rc in todo}
+    jobs = [RenderJob(rc.component(), rc.template_version) for rc in todo if bumps[rc.name] is None]
+    renders = render_all(source.local, source.ref, jobs, scratch)
+    try:
+        return _merge_in_order(ws, todo, source, bumps, renders, tree, scratch, with_diff=with_diff)
+    finally:
+        renders.close()  # stops the render pool early on errors and Ctrl-C
+
+
+def _merge_in_order(ws: Workspace, todo: Sequence[RepoComponent], source: ResolvedSource,
+                    bumps: Mapping[str, str | None], renders: Generator[Renders, None, None], tree: Tree,
+                    scratch: Path, *, with_diff: bool) -> list[ComponentUpdate]:
+    out: list[ComponentUpdate] = []
+    for i, rc in enumerate(todo, 1):
+        output.step(f"[{i}/{len(todo)}] {rc.name}: {rc.template_version} -> {source.ref}")
+        prev = ws.commit("prepare") if with_diff else ""
+        answers_before = ws.read(rc.answers_file)
+        bump = bumps[rc.name]
+        if bump is not None:  # nothing this unit renders from changed: only the version moves
+            before: dict[str, bytes | None] = {}
+            _bump_commit(ws, rc.answers_file, bump)
+        else:
+            with trace.stage("update", component=rc.name):
+                r = next(renders)
+                before = {} if r.identical else merge_component(r, tree, scratch)
+                ws.write(rc.answers_file, r.new_answers)
+        _set_src_path(ws, rc.answers_file, source.record_url)
+        conflicts = []
+        for rel, prior in before.items():
+            old_text, new_text = _text(prior), _text(tree.get(rel))
+            if (prior is not None and old_text is None) or (new_text is None and tree.get(rel) is not None):
+                continue  # binary: nothing of ours to protect
+            kept = protect_file(rel, old_text, new_text)
+            if kept != new_text:
+                ws.write(rel, kept)
+            if kept is not None and has_conflict_markers(kept) and not has_conflict_markers(old_text or ""):
+                conflicts.append(rel)
+        changed = [rel for rel, prior in before.items() if tree.get(rel) != prior]
+        if ws.read(rc.answers_file) != answers_before:
+            changed.append(rc.answers_file)
+        diff = ""
+        if with_diff:
+            done = ws.commit(f"update {rc.name}")
+            diff = ws.diff(prev, done) if changed else ""
+        out.append(ComponentUpdate(rc.name, rc.template_version, source.ref, tuple(sorted(changed)),
+                                   tuple(sorted(conflicts)), diff))
+    return out
+
+
+def _text(data: bytes | None) -> str | None:
+    try:
+        return data.decode("utf-8") if data is not None else None
+    except UnicodeDecodeError:
+        return None
+
+
 def _recorded_commit(ws: Workspace, answers_file: str) -> str:
     raw = yaml.safe_load(ws.read(answers_file) or "") or {}
     return str(raw.get("_commit", "")) if isinstance(raw, dict) else ""
@@ -293,7 +363,7 @@ def _run_migrations(ws: Workspace, migrations: Sequence[Migration], updated: Seq
     return tuple(ran)
 
 
-def _versions_message(updated: Sequence[ComponentUpdate], target: str) -> str:
+def build_commit_message(updated: Sequence[ComponentUpdate], target: str) -> str:
     olds = sorted({u.from_version for u in updated})
     lines = [f"fleetstrap update: templates {', '.join(olds)} -> {target}", ""]
     lines += [f"- {u.name}: {u.from_version} -> {u.to_version}" for u in updated]
@@ -308,6 +378,14 @@ def _apply_to_repo(ws: Workspace, root: Path) -> list[FileChange]:
         ws.restore(root, changes)
         raise
     return changes
+
+
+class UpdateConflictError(ConflictError):
+    """Conflicts remain (exit 2); the merge result was written, and `report` says what changed."""
+
+    def __init__(self, message: str, *, report: UpdateReport, hint: str | None = None) -> None:
+        super().__init__(message, paths=report.conflicts, hint=hint)
+        self.report = report
 
 
 def update_fleet(request: UpdateRequest) -> UpdateReport:
@@ -342,10 +420,13 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
                                 seconds=time.perf_counter() - start)
         ws = Workspace.create(root, tmp / "ws")
         updated: list[ComponentUpdate] = []
-        for i, rc in enumerate(todo, 1):
-            output.step(f"[{i}/{len(todo)}] {rc.name}: {rc.template_version} -> {source.ref}")
-            updated.append(_update_one(ws, rc.component(), source, request.conflict, None,
-                                       with_diff=request.pretend))
+        if request.conflict == "inline":
+            updated += _merge_all(ws, todo, source, tmp / "render", with_diff=request.pretend)
+        else:  # .rej files are git apply's: copier itself, component by component
+            for i, rc in enumerate(todo, 1):
+                output.step(f"[{i}/{len(todo)}] {rc.name}: {rc.template_version} -> {source.ref}")
+                updated.append(_update_one(ws, rc.component(), source, request.conflict, None,
+                                           with_diff=request.pretend))
         before_migrations = ws.commit("components")
         ran = _run_migrations(ws, request.migrations, updated, source.ref)
         after_migrations = ws.commit("migrations")
@@ -363,9 +444,9 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
             _apply_to_repo(ws, root)
         trace.event("files changed", count=len(all_changes))
     if conflicts:
-        raise ConflictError(
+        raise UpdateConflictError(
             f"update left {len(conflicts)} conflicted file(s): {', '.join(conflicts)}",
-            paths=conflicts,
+            report=_timed(report, start),
             hint="resolve the <<<<<<< markers (or .rej files), then validate and commit",
         )
     if request.validate:
@@ -374,7 +455,7 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
     if request.commit:
         from fleetstrap.gitrepo import ensure_commit
 
-        sha = ensure_commit(root, _versions_message(updated, source.ref), branch=repo.answers.branch)
+        sha = ensure_commit(root, build_commit_message(updated, source.ref), branch=repo.answers.branch)
     return _timed(UpdateReport(report.root, report.template, report.target, report.updated, report.up_to_date,
                                report.files, (), ran, sha, False), start)
 

@@ -23,18 +23,32 @@ CRD_SCHEMAS_ENV = "FLEETSTRAP_CRD_SCHEMAS"
 
 
 def _run_schema(ctx: Context) -> None:
-    schema_check(ctx, ctx.docs)
+    schema_check(ctx, ctx.manifests)
+
+
+def _lazy(module: str, name: str) -> Callable[[Context], None]:
+    """A check imported only when it runs (a schemas-only run starts without the others' imports)."""
+    def run(ctx: Context) -> None:
+        import importlib
+
+        getattr(importlib.import_module(f"fleetstrap.validate.{module}"), name)(ctx)
+
+    return run
 
 
 def _checks() -> list[tuple[str, Callable[[Context], None]]]:
-    from fleetstrap.validate.check_helm import run_helm
-    from fleetstrap.validate.check_kustomize import run_kustomize
-    from fleetstrap.validate.check_otel import run_otel
-    from fleetstrap.validate.check_tools import run_dockerfiles, run_workflows
-    from fleetstrap.validate.check_xref import run_xref
+    return [("schema", _run_schema), ("kustomize", _lazy("check_kustomize", "run_kustomize")),
+            ("helm", _lazy("check_helm", "run_helm")), ("xref", _lazy("check_xref", "run_xref")),
+            ("otel", _lazy("check_otel", "run_otel")), ("workflows", _lazy("check_tools", "run_workflows")),
+            ("dockerfile", _lazy("check_tools", "run_dockerfiles"))]
 
-    return [("schema", _run_schema), ("kustomize", run_kustomize), ("helm", run_helm), ("xref", run_xref),
-            ("otel", run_otel), ("workflows", run_workflows), ("dockerfile", run_dockerfiles)]
+
+def schema_locations(options: ValidateOptions) -> tuple[str, ...]:
+    """`--schema-location`s first, then $FLEETSTRAP_CRD_SCHEMAS (the same for `validate` and the init/add/update
+    gate); the repo's CRDs, the bundled schemas and the online catalog follow them in CrdSchemas."""
+    env = os.environ.get(CRD_SCHEMAS_ENV)
+    extra = tuple(p for p in (env or "").split(os.pathsep) if p and p not in options.schema_locations)
+    return (*options.schema_locations, *extra)
 
 
 def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
@@ -52,12 +66,17 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
         file_docs, problems = load_file(root, rel)
         docs.extend(file_docs)
         yaml_findings.extend(problems)
-    crds = CrdSchemas(options.schema_locations, options.cache_dir or cache_dir("schemas"), options.offline,
-                      options.catalog_url)
+    crds = CrdSchemas(schema_locations(options), options.cache_dir or cache_dir("schemas"), options.offline,
+                      options.catalog_url, options.bundled_schemas)
     for doc in docs:
         if doc.is_object and doc.data["kind"] == "CustomResourceDefinition":
             crds.add_crd(doc.data)
     ctx = Context(root, options, files, docs, CoreSchemas(options.kubernetes_version), crds)
+    if files.kustomize_roots:
+        from fleetstrap.validate.check_kustomize import kustomizations, patch_files
+
+        found = patch_files(root, kustomizations(ctx))
+        ctx.patch_files = frozenset(p.file for patches in found.values() for p in patches)
     if options.enabled("yaml"):
         ctx.findings.extend(yaml_findings)
     for name, run in _checks():
@@ -72,8 +91,7 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
 def gate(root: Path, options: ValidateOptions | None = None) -> None:
     """Fail fast (FindingsError, exit 2) when a freshly written repo has errors; warnings pass."""
     if options is None:
-        env = os.environ.get(CRD_SCHEMAS_ENV)
-        options = ValidateOptions(fast=True, offline=True, schema_locations=(env,) if env else ())
+        options = ValidateOptions(fast=True, offline=True)
     report = validate_repo(root, options)
     if report.errors:
         first = report.errors[0]

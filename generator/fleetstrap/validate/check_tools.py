@@ -1,4 +1,4 @@
-"""External linters, each run once over all its files: check-jsonschema + actionlint, hadolint."""
+"""External linters, each run once over all its files: check-jsonschema + actionlint + zizmor, hadolint."""
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ def run_workflows(ctx: Context) -> None:
             ctx.add("workflows", severity, str(item.get("filepath")), item.get("line"), f"{message} [{kind}]")
     else:
         ctx.note("workflows: actionlint not installed, only the JSON schema is checked")
+    run_zizmor(ctx, files)
     checker = find_tool("check-jsonschema")
     if not checker:
         ctx.note("workflows: skipped schema check (check-jsonschema not installed)")
@@ -75,6 +76,41 @@ def run_workflows(ctx: Context) -> None:
         segs = _segments(str(best.get("path", "$")))
         line = line_of(docs[file], segs) if file in docs else None
         ctx.add("workflows", "error", file, line, str(best.get("message")), path=segs)
+
+
+# zizmor's severities: high and medium findings are security problems (an unpinned action, a token left in
+# the checkout, an injectable expression); low and informational ones are worth seeing but must not fail a PR.
+_ZIZMOR_SEVERITY: dict[str, Severity] = {"high": "error", "medium": "error", "low": "warning",
+                                         "informational": "warning"}
+
+
+def run_zizmor(ctx: Context, files: list[str]) -> None:
+    """GitHub Actions security audits (zizmor), offline and with its regular persona (few false positives).
+
+    Findings a workflow waives with an inline `# zizmor: ignore[<id>]` comment are not reported by zizmor.
+    """
+    zizmor = find_tool("zizmor")
+    if not zizmor:
+        ctx.note("workflows: zizmor not installed, security audits skipped")
+        return
+    proc = _run([zizmor, "--offline", "--persona", "regular", "--format", "json", "--no-progress", *files], ctx.root)
+    findings = _json(proc.stdout)
+    if not isinstance(findings, list):
+        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        ctx.note(f"workflows: zizmor failed, security audits skipped ({last})")
+        return
+    for item in findings:
+        severity = _ZIZMOR_SEVERITY.get(str(item["determinations"]["severity"]).lower(), "warning")
+        primary = next((loc for loc in item.get("locations", []) if loc["symbolic"].get("kind") == "Primary"),
+                       (item.get("locations") or [None])[0])
+        file, line, note = "", None, ""
+        if primary is not None:
+            key = primary["symbolic"].get("key", {})
+            file = str(key.get("Local", {}).get("verbatim_path", ""))
+            line = int(primary["concrete"]["location"]["start_point"]["row"]) + 1
+            note = str(primary["symbolic"].get("annotation") or "")
+        message = f"{item['desc']}{f' ({note})' if note else ''} [{item['ident']}]"
+        ctx.add("workflows", severity, file, line, message)
 
 
 def run_dockerfiles(ctx: Context) -> None:

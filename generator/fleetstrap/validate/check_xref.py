@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 import re
@@ -29,9 +30,20 @@ class Obj:
     namespace: str | None
 
 
+# What `flux bootstrap` creates in the cluster and many repos never commit (gotk-sync.yaml is often absent).
+BOOTSTRAP_OBJECTS: frozenset[tuple[str, str, str]] = frozenset({
+    ("GitRepository", "flux-system", "flux-system"), ("OCIRepository", "flux-system", "flux-system"),
+    ("Kustomization", "flux-system", "flux-system"),
+})
+_ARTIFACT_GENERATOR = ("ArtifactGenerator", "source.extensions.fluxcd.io")
+
+
 class Index:
     def __init__(self, docs: list[Doc], generated_config_maps: set[str]) -> None:
         self.by_kind: dict[str, list[Obj]] = {}
+        # (kind, namespace, name) the cluster will have although no file of the repo declares them.
+        self.implied: dict[tuple[str, str | None, str], str] = {
+            key: "created by `flux bootstrap`" for key in BOOTSTRAP_OBJECTS}
         for doc in docs:
             d = doc.data
             if not doc.is_object or not isinstance(d.get("metadata"), dict):
@@ -44,16 +56,55 @@ class Index:
             obj = Obj(doc, d["kind"], group, name, ns if isinstance(ns, str) else None)
             self.by_kind.setdefault(obj.kind, []).append(obj)
         self.generated_config_maps = generated_config_maps
+        # An ArtifactGenerator produces one ExternalArtifact per spec.artifacts[] entry, in its namespace.
+        for gen in self.of(*_ARTIFACT_GENERATOR):
+            for art in _get(gen.doc.data, "spec", "artifacts") or []:
+                if isinstance(art, dict) and isinstance(art.get("name"), str):
+                    self.implied[("ExternalArtifact", gen.namespace, art["name"])] = f"ArtifactGenerator {gen.name}"
 
     def of(self, kind: str, group: str | None = None) -> list[Obj]:
         return [o for o in self.by_kind.get(kind, []) if group is None or o.group == group]
 
-    def has(self, kind: str, name: str, namespace: str | None) -> bool:
+    def has(self, kind: str, name: str, namespace: str | None, group: str | None = None) -> bool:
         if kind == "ConfigMap" and name in self.generated_config_maps:
             return True
+        if any(k == kind and n == name and _same_ns(namespace, ns) for (k, ns, n) in self.implied):
+            return True
         # Namespaces are compared only when both sides state one (kustomize may set them later).
-        return any(o.name == name and (namespace is None or o.namespace is None or o.namespace == namespace)
-                   for o in self.by_kind.get(kind, []))
+        return any(o.name == name and _same_ns(namespace, o.namespace) for o in self.of(kind, group))
+
+    def names(self, kind: str, namespace: str | None, group: str | None = None) -> list[str]:
+        """Names of `kind` the repo (or bootstrap, or a generator) provides in that namespace."""
+        out = [o.name for o in self.of(kind, group) if _same_ns(namespace, o.namespace)]
+        out += [n for (k, ns, n) in self.implied if k == kind and _same_ns(namespace, ns)]
+        if kind == "ConfigMap":
+            out += sorted(self.generated_config_maps)
+        return out
+
+    def owns(self, kind: str, namespace: str | None, group: str | None = None) -> bool:
+        """Whether the repo declares objects of `kind` in that namespace: then it is the only author there,
+        and a reference it cannot resolve would certainly fail in the cluster."""
+        if kind == "ConfigMap" and self.generated_config_maps:
+            return True
+        return any(_same_ns(namespace, o.namespace) for o in self.of(kind, group))
+
+
+def _same_ns(a: str | None, b: str | None) -> bool:
+    return a is None or b is None or a == b
+
+
+def unresolved(index: Index, kind: str, name: str, namespace: str | None,
+               group: str | None = None) -> tuple[str, str]:
+    """(severity, message) for a reference the repo cannot resolve. An error when the repo authors that kind
+    in that namespace (or the name is a near miss of one it has); else a warning that says why it may exist."""
+    where = f"{namespace}/{name}" if namespace else name
+    close = difflib.get_close_matches(name, index.names(kind, namespace, group), n=1, cutoff=0.75)
+    if close:
+        return "error", f"{kind} {where} is not defined in the repo (did you mean {close[0]!r}?)"
+    if index.owns(kind, namespace, group):
+        return "error", f"{kind} {where} is not defined in the repo"
+    return "warning", (f"{kind} {where} is not defined in the repo; fine only if another tool or controller "
+                       "creates it in the cluster")
 
 
 def _get(data: Any, *keys: str | int) -> Any:
@@ -94,7 +145,7 @@ def generated_config_maps(ctx: Context) -> dict[str, list[tuple[str, dict[str, s
 
 def run_xref(ctx: Context) -> None:
     gens = generated_config_maps(ctx)
-    index = Index(ctx.docs, set(gens))
+    index = Index(ctx.manifests, set(gens))
     _flux(ctx, index)
     _image_setters(ctx, index)
     _argo(ctx, index)
@@ -113,8 +164,8 @@ def _ref(ctx: Context, index: Index, obj: Obj, ref: Any, path: tuple[str | int, 
         return None
     ns = ref.get("namespace") if isinstance(ref.get("namespace"), str) else obj.namespace
     if not index.has(kind, ref["name"], ns):
-        where = f"{ns}/{ref['name']}" if ns else ref["name"]
-        _add(ctx, obj, (*path, "name"), f"{kind} {where} is not defined in the repo")
+        severity, message = unresolved(index, kind, ref["name"], ns)
+        _add(ctx, obj, (*path, "name"), message, severity)
     return kind
 
 
@@ -150,6 +201,21 @@ def _is_own(ctx: Context, url: Any) -> bool:
     return own is None or normalize_git_url(url) in own
 
 
+def _source_is_own(ctx: Context, key: tuple[Any, Any], git_urls: dict[tuple[Any, Any], Any]) -> bool:
+    """Whether a Flux GitRepository is this repo, so that paths in it must exist here. Without fleetstrap's
+    answers, the bootstrap source (flux-system) is this repo, and so is any source with the same URL; a source
+    with another URL, or one the repo does not declare, is someone else's repo (a tenant's, say)."""
+    url = git_urls.get(key)
+    if own_repo_urls(ctx.root) is not None:
+        return _is_own(ctx, url)
+    if key[0] == "flux-system":
+        return True
+    boot = git_urls.get(("flux-system", "flux-system")) or git_urls.get(("flux-system", None))
+    if not isinstance(url, str) or not isinstance(boot, str):
+        return False
+    return _templated(url) or normalize_git_url(url) == normalize_git_url(boot)
+
+
 def _flux(ctx: Context, index: Index) -> None:
     sources = ("GitRepository", "OCIRepository", "Bucket", "ExternalArtifact")
     git_urls: dict[tuple[Any, Any], Any] = {
@@ -159,8 +225,8 @@ def _flux(ctx: Context, index: Index) -> None:
         kind = _ref(ctx, index, ks, spec.get("sourceRef"), ("spec", "sourceRef"), sources)
         path = spec.get("path")
         ref: dict[str, Any] = spec["sourceRef"] if isinstance(spec.get("sourceRef"), dict) else {}
-        url = git_urls.get((ref.get("name"), ref.get("namespace") or ks.namespace))
-        if kind == "GitRepository" and isinstance(path, str) and _is_own(ctx, url) \
+        key = (ref.get("name"), ref.get("namespace") or ks.namespace)
+        if kind == "GitRepository" and isinstance(path, str) and _source_is_own(ctx, key, git_urls) \
                 and not _rel_dir(ctx.root, path).is_dir():
             _add(ctx, ks, ("spec", "path"), f"path {path!r} does not exist in the repo")
         _depends_on(ctx, index, ks)
@@ -174,7 +240,8 @@ def _flux(ctx: Context, index: Index) -> None:
             if kind in ("GitRepository", "Bucket") and isinstance(chart, str) \
                     and not (_rel_dir(ctx.root, chart) / "Chart.yaml").is_file():
                 _add(ctx, hr, ("spec", "chart", "spec", "chart"), f"chart path {chart!r} has no Chart.yaml")
-        _ref(ctx, index, hr, spec.get("chartRef"), ("spec", "chartRef"), ("OCIRepository", "HelmChart"))
+        _ref(ctx, index, hr, spec.get("chartRef"), ("spec", "chartRef"),
+             ("OCIRepository", "HelmChart", "ExternalArtifact"))
         for i, vf in enumerate(spec.get("valuesFrom") or []):
             if isinstance(vf, dict) and vf.get("kind") == "ConfigMap" and not vf.get("optional"):
                 _ref(ctx, index, hr, vf, ("spec", "valuesFrom", i), ("ConfigMap",))
@@ -194,10 +261,9 @@ def _depends_on(ctx: Context, index: Index, obj: Obj) -> None:
     for i, dep in enumerate(_get(obj.doc.data, "spec", "dependsOn") or []):
         if isinstance(dep, dict) and isinstance(dep.get("name"), str):
             ns = dep.get("namespace") if isinstance(dep.get("namespace"), str) else obj.namespace
-            if not any(o.name == dep["name"] and (ns is None or o.namespace is None or o.namespace == ns)
-                       for o in index.of(obj.kind, obj.group)):
-                _add(ctx, obj, ("spec", "dependsOn", i, "name"),
-                     f"dependsOn {obj.kind} {dep['name']!r} is not defined in the repo")
+            if not index.has(obj.kind, dep["name"], ns, obj.group):
+                severity, message = unresolved(index, obj.kind, dep["name"], ns, obj.group)
+                _add(ctx, obj, ("spec", "dependsOn", i, "name"), f"dependsOn: {message}", severity)
 
 
 def _cycles(ctx: Context, objs: list[Obj]) -> None:
@@ -282,7 +348,14 @@ def _app_spec(ctx: Context, obj: Obj, projects: dict[str, Obj], spec: Any, base:
         return
     project = spec.get("project")
     if isinstance(project, str) and not _templated(project) and project != "default" and project not in projects:
-        _add(ctx, obj, (*base, "project"), f"AppProject {project!r} is not defined in the repo")
+        close = difflib.get_close_matches(project, list(projects), n=1, cutoff=0.75)
+        if projects or close:
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            _add(ctx, obj, (*base, "project"), f"AppProject {project!r} is not defined in the repo{hint}")
+        else:
+            # No AppProject in the repo at all: Argo CD's own install or another repo manages them.
+            _add(ctx, obj, (*base, "project"), f"AppProject {project!r} is not defined in the repo; fine only if "
+                 "it is created in the cluster another way", "warning")
     sources: list[tuple[tuple[str | int, ...], Any]] = []
     if isinstance(spec.get("source"), dict):
         sources.append(((*base, "source"), spec["source"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,19 @@ class Context:
     objects_checked: int = 0
     # (kind, name, path, message) of schema errors already reported, so built/rendered copies stay quiet.
     reported: set[tuple[str, str, str, str]] = field(default_factory=set)
+    # Kustomize patch files: fragments, checked only through the build output they change.
+    patch_files: frozenset[str] = frozenset()
     # Objects the helm check rendered from the repo's charts, for checks of their content (otel).
     rendered: list[Doc] = field(default_factory=list)
 
     @property
     def objects(self) -> list[Doc]:
         return [d for d in self.docs if d.is_object]
+
+    @property
+    def manifests(self) -> list[Doc]:
+        """The documents that stand on their own (every document but kustomize patches)."""
+        return [d for d in self.docs if d.file not in self.patch_files]
 
     def add(self, check: str, severity: Severity, file: str, line: int | None, message: str, *,
             doc: Doc | None = None, path: list[str | int] | tuple[str | int, ...] = ()) -> None:
@@ -53,9 +61,15 @@ def is_cluster_object(data: Any) -> bool:
     return group not in NON_CLUSTER_GROUPS and not data["kind"].endswith("List")
 
 
-def schema_check(ctx: Context, docs: list[Doc], *, attribute_to: str | None = None) -> None:
+# Where in the repo an error of built output comes from: (file, line) of the patch that set the path, or None.
+Locate = Callable[[dict[str, Any], list[str | int]], "tuple[str, int] | None"]
+
+
+def schema_check(ctx: Context, docs: list[Doc], *, attribute_to: str | None = None,
+                 locate: Locate | None = None) -> None:
     """Validate objects strictly; with `attribute_to` (built or rendered output) findings go to that file
-    and errors already reported for the same object and path are not repeated."""
+    (or, through `locate`, to the patch file that introduced them) and errors already reported for the same
+    object and path are not repeated."""
     severity_missing: Severity = "error" if ctx.options.strict else "warning"
     for doc in docs:
         data = doc.data
@@ -65,7 +79,8 @@ def schema_check(ctx: Context, docs: list[Doc], *, attribute_to: str | None = No
         api_version, kind = data["apiVersion"], data["kind"]
         group, _ = split_api_version(api_version)
         validate = ctx.core.validator(api_version, kind) if is_core_group(group) else None
-        if validate is None and not is_core_group(group):
+        if validate is None and "." in group:
+            # Also *.k8s.io groups Kubernetes does not serve itself (Gateway API) come from CRD schemas.
             validate = ctx.crds.validator(api_version, kind)
         name = str((data.get("metadata") or {}).get("name", "")) if isinstance(data.get("metadata"), dict) else ""
         file = attribute_to or doc.file
@@ -83,4 +98,6 @@ def schema_check(ctx: Context, docs: list[Doc], *, attribute_to: str | None = No
                 continue
             ctx.reported.add(key)
             line = None if attribute_to else line_of(doc, path)
-            ctx.add("schema", "error", file, line, message, doc=doc, path=path)
+            where = locate(data, list(path)) if locate else None
+            ctx.add("schema", "error", where[0] if where else file, where[1] if where else line, message,
+                    doc=doc, path=path)

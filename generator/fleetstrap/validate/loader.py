@@ -114,7 +114,114 @@ def load_file(root: Path, rel: str) -> tuple[list[Doc], list[Finding]]:
     return docs, findings
 
 
+# --- fast path --------------------------------------------------------------------------------------------
+# Most files have no finding, so they need no line numbers: a Rust parser (PyPI yaml-rs, duplicate keys are
+# errors) reads them ~10x faster than PyYAML's line-tracking loader, and the line-tracking parse runs only when
+# a finding asks for a line (LazyNode). yaml-rs reads YAML 1.2; a file with anything YAML 1.1 (PyYAML, and
+# Kubernetes' own sigs.k8s.io/yaml) reads differently (yes/no/on/off, 0755, 1e3, 1:30, merge keys, tags,
+# directives) or any file yaml-rs rejects takes the PyYAML path, so both paths give the same data.
+_YAML11_SCALAR = (
+    r"yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|="
+    r"|[-+]?0[0-7_]+|[-+]?0b[01_]+|[-+]?0x[0-9a-fA-F_]+|[-+]?\d[\d_]*(?::[0-5]?\d)+(?:\.\d*)?"
+    r"|[-+]?[\d.][\d_.]*[eE][-+]?\d+|[-+]?\d[\d_]*_[\d_.]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+)
+_YAML11_VALUE = re.compile(rf"[ \t\[{{,](?=[yYnNoO=+.\d-])(?:{_YAML11_SCALAR})(?=[ \t]*(?:$|[\]}},#:]))", re.M)
+_YAML11_KEY = re.compile(r"^(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|[-+]?\d[\d_:.eE+-]*)[ \t]*:", re.M)
+_TAG = re.compile(r"(?:^|[ \t\[{,])!", re.M)
+
+
+def _needs_pyyaml(text: str) -> bool:
+    """Whether YAML 1.1 (PyYAML) may read this text differently from YAML 1.2 (yaml-rs). Conservative: a
+    false alarm only costs speed. Literal checks first: they are much cheaper than the regexes."""
+    if "<<" in text or "\n%" in text or "\n..." in text or text.startswith(("%", "...")):
+        return True
+    # Templates (`{{ x }}` is a flow mapping used as a key: PyYAML rejects it) and explicit `? ` keys.
+    if "{{" in text or "{%" in text or "? " in text:
+        return True
+    if "!" in text and _TAG.search(text):
+        return True
+    return bool(_YAML11_VALUE.search(text) or _YAML11_KEY.search(text))
+
+
+_DOC_MARKER = re.compile(r"^---(?=[ \t]|$)", re.M)
+_CONTENT_LINE = re.compile(r"^[ \t]*[^\s#]", re.M)
+
+_yaml_rs: Any
+try:
+    import yaml_rs as _yaml_rs
+except ImportError:  # the `validate` extra installs it; without it every file takes the PyYAML path
+    _yaml_rs = None
+
+
+class LazyNode:
+    """The PyYAML node of one document, parsed (once per file, with line marks) only when a line is needed."""
+
+    __slots__ = ("_file", "_index")
+
+    def __init__(self, file: _LazyFile, index: int) -> None:
+        self._file, self._index = file, index
+
+    def get(self) -> Any:
+        nodes = self._file.nodes()
+        return nodes[self._index] if self._index < len(nodes) else None
+
+
+class _LazyFile:
+    __slots__ = ("_nodes", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._nodes: list[Any] | None = None
+
+    def nodes(self) -> list[Any]:
+        if self._nodes is None:
+            loader = _Loader(self.text)
+            out: list[Any] = []
+            try:
+                while loader.check_node():
+                    out.append(loader.get_node())
+            finally:
+                loader.dispose()
+            self._nodes = out
+        return self._nodes
+
+
+def _fast_load(text: str, rel: str) -> list[Doc] | None:
+    """Documents parsed by yaml-rs, or None when this file must take the line-tracking PyYAML path."""
+    if _yaml_rs is None or _needs_pyyaml(text):
+        return None
+    # One document per chunk (a `---` at column 0 always starts a document), so a top-level list is never
+    # mistaken for a stream of documents. Text before the first marker is a document only if it has content.
+    bounds = [m.start() for m in _DOC_MARKER.finditer(text)]
+    chunks = [(0, bounds[0] if bounds else len(text))] if not bounds or bounds[0] > 0 else []
+    chunks += [(b, bounds[i + 1] if i + 1 < len(bounds) else len(text)) for i, b in enumerate(bounds)]
+    lazy = _LazyFile(text)
+    docs: list[Doc] = []
+    index = 0
+    for begin, end in chunks:
+        marker = text.startswith("---", begin)
+        content = _CONTENT_LINE.search(text, text.find("\n", begin, end) + 1 if marker else begin, end)
+        if not marker and content is None:
+            continue  # comments or nothing before the first `---`
+        try:
+            data = _yaml_rs.loads(text[begin:end], duplicate_key_policy=_yaml_rs.DuplicateKeyPolicy.Error)
+        except Exception:  # any rejection: PyYAML decides, with its own message and line
+            return None
+        if data is not None:
+            line = text.count("\n", 0, content.start() if content else begin) + 1
+            docs.append(Doc(rel, index, line, data, LazyNode(lazy, index)))
+        index += 1
+    return docs
+
+
 def load_text(text: str, rel: str) -> tuple[list[Doc], list[Finding]]:
+    fast = _fast_load(text, rel)
+    if fast is not None:
+        return fast, []
+    return _slow_load(text, rel)
+
+
+def _slow_load(text: str, rel: str) -> tuple[list[Doc], list[Finding]]:
     docs: list[Doc] = []
     findings: list[Finding] = []
     loader = _Loader(text)
@@ -173,7 +280,7 @@ def _path_to(node: Any, target: Any) -> list[str | int] | None:
 
 def line_of(doc: Doc, parts: list[str | int] | tuple[str | int, ...]) -> int:
     """The line of the deepest node along `parts` that exists in the document."""
-    node = doc.node
+    node = doc.node.get() if isinstance(doc.node, LazyNode) else doc.node
     line = doc.line if node is None else node.start_mark.line + 1
     for part in parts:
         nxt = None

@@ -27,6 +27,8 @@ class ValidateOptions:
     fast: bool = False
     # The public CRDs catalog (URL template); None never asks it.
     catalog_url: str | None = CATALOG_URL
+    # The CRD schemas shipped in the package (off only to cross-check another source).
+    bundled_schemas: bool = True
     # OpenTelemetry Collector binary whose `validate` also loads each collector config (None: look on PATH).
     otelcol: str | None = None
 
@@ -103,7 +105,9 @@ def object_id(data: Any) -> str:
         return ""
     meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     kind = str(data.get("kind", ""))
-    name = str(meta.get("name", "")) if meta else ""
+    raw = meta.get("name") if meta else None
+    # An object without a name says so (never `HelmRelease/None`).
+    name = str(raw) if raw not in (None, "") else "(no name)"
     ns = meta.get("namespace") if meta else None
     return f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
 

@@ -122,7 +122,8 @@ async fn record_request(State(state): State<AppState>, request: Request, next: N
     let response = next.run(request).await;
     let status = response.status();
     let span = tracing::Span::current();
-    span.record("http.response.status_code", status.as_u16());
+    // As i64: tracing-opentelemetry turns unsigned fields into strings, semconv wants an int attribute.
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
     }

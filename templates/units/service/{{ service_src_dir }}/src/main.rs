@@ -65,7 +65,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &config.service_version,
         &config.environment,
     );
-    let address = SocketAddr::from(([0, 0, 0, 0], config.port));
+    let shutdown = shutdown_signal(state.clone(), config.shutdown_delay)?;
+    let address = SocketAddr::new(config.listen_address, config.port);
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -78,7 +79,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     drop(rollout);
 
     axum::serve(listener, app::router(state.clone()))
-        .with_graceful_shutdown(shutdown_signal(state, config.shutdown_delay))
+        .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")?;
     tracing::info!("HTTP server stopped");
@@ -93,38 +94,36 @@ fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGTERM (Kubernetes) or Ctrl-C: readiness fails first, then in-flight requests drain.
-async fn shutdown_signal(state: AppState, delay: Duration) {
-    let interrupt = async {
+/// Registers the SIGTERM (Kubernetes) and Ctrl-C handlers now, so a signal arriving at any moment after start
+/// drains instead of killing the process. The returned future resolves on either signal once readiness is off
+/// and `delay` has passed; the server then stops accepting and finishes the requests in flight.
+fn shutdown_signal(
+    state: AppState,
+    delay: Duration,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    #[cfg(unix)]
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for SIGINT")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
+        }
+        #[cfg(not(unix))]
         if let Err(err) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %err, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
-    state.set_ready(false);
-    tracing::info!(
-        delay_seconds = delay.as_secs(),
-        "shutdown requested; readiness off, draining"
-    );
-    // Endpoints controllers need a moment to drop this pod before the listener closes.
-    tokio::time::sleep(delay).await;
+        state.set_ready(false);
+        tracing::info!(
+            delay_seconds = delay.as_secs(),
+            "shutdown requested; readiness off, draining"
+        );
+        // Endpoints controllers need a moment to drop this pod before the listener closes.
+        tokio::time::sleep(delay).await;
+    })
 }

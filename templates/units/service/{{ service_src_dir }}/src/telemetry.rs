@@ -5,6 +5,7 @@
 
 use anyhow::Context as _;
 use axum::extract::{MatchedPath, Request};
+use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry::{global, KeyValue};
@@ -149,9 +150,20 @@ pub fn request_span(request: &Request) -> Span {
     let parent = global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(request.headers()))
     });
+    let baggage: Vec<(String, String)> = parent
+        .baggage()
+        .iter()
+        .map(|(key, (value, _))| (format!("baggage.{}", key.as_str()), value.to_string()))
+        .collect();
     // The parent must be set before anything reads the span's context (that starts the span).
     if let Err(err) = span.set_parent(parent) {
         tracing::debug!(error = %err, "incoming trace context not attached");
+    }
+    // Baggage stays in the request's context (an outgoing call made under this span carries it on) and is
+    // recorded on the span as `baggage.<key>`, as the OpenTelemetry BaggageSpanProcessor does, so traces can be
+    // queried by it. The W3C propagator already bounds it (at most 64 entries, 8192 bytes).
+    for (key, value) in baggage {
+        span.set_attribute(key, value);
     }
     record_trace_id(&span);
     span

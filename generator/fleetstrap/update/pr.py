@@ -1,0 +1,286 @@
+"""`fleetstrap update --pr`: the template update on its own branch, pushed, as a pull request.
+
+Flow: what is available (check-update) → nothing: done, no branch → the branch `fleetstrap/update-v<to>` already
+on the remote with its pull request: done, nothing written → else the update runs in a temporary git worktree
+off the default branch (the user's checkout is never touched), is committed (conflict markers included), pushed
+to that branch only, and GitHub gets a pull request (draft on conflicts) that closes the one it supersedes. Any
+other git remote gets the branch and a line saying what to open.
+
+The token reaches git only through one process's environment (publish.auth.git_env) and the API client; it is
+never written to a file, the git config, the pull request or the output.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from fleetstrap import gitrepo, output, trace
+from fleetstrap.errors import ConflictError, GitError, RemoteError, UserError
+from fleetstrap.publish.auth import Token, clean_url, git_env, has_credentials, resolve_token
+from fleetstrap.publish.github_api import ApiSettings, GitHubApi
+from fleetstrap.publish.pullrequest import PullRequestSpec, ensure_pull_request, find_pull
+from fleetstrap.redact import redact
+from fleetstrap.repo import load_fleet
+from fleetstrap.update import (
+    UpdateConflictError,
+    UpdateReport,
+    UpdateRequest,
+    build_commit_message,
+    check_updates,
+    update_fleet,
+)
+
+BRANCH_PREFIX = "fleetstrap/update-"
+LABEL = "fleetstrap"
+Action = Literal["up-to-date", "exists", "closed", "opened", "pushed"]
+# The template changelog for the versions crossed, as markdown (empty: none). fleetstrap.changelog provides it
+# once it ships; until then the section is left out.
+Changelog = Callable[[Sequence[tuple[str, str]], str], str]
+
+
+def no_changelog(components: Sequence[tuple[str, str]], target: str) -> str:  # noqa: ARG001 (the hook's shape)
+    return ""
+
+
+@dataclass(frozen=True)
+class PrRequest:
+    root: Path
+    template: str | None = None
+    to: str | None = None
+    template_index: str | None = None
+    remote_name: str = "origin"
+    github_url: str = "https://github.com"
+    token_env: str | None = None
+    api: ApiSettings = field(default_factory=ApiSettings)
+    changelog: Changelog = no_changelog
+
+
+@dataclass(frozen=True)
+class PrReport:
+    action: Action
+    target: str
+    branch: str | None = None
+    url: str | None = None  # the pull request
+    conflicts: tuple[str, ...] = ()
+    journal: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Remote:
+    url: str  # clean
+    env: dict[str, str] = field(repr=False)
+    github: tuple[str, str] | None  # (owner, name) when the remote is on the GitHub at github_url
+    token: Token | None = field(repr=False)
+
+
+def branch_for(target: str) -> str:
+    return f"{BRANCH_PREFIX}v{target.removeprefix('v')}"
+
+
+def _github_repo(url: str, github_url: str) -> tuple[str, str] | None:
+    """owner/name when `url` (https or scp-like ssh) points at the GitHub host of `github_url`."""
+    host = urlsplit(github_url).netloc.lower()
+    m = re.match(r"^(?:ssh://)?git@([^:/]+)[:/](.+)$", url)
+    if m:
+        url_host, path = m.group(1).lower(), m.group(2)
+    else:
+        parts = urlsplit(url)
+        url_host, path = parts.netloc.lower().rsplit("@", 1)[-1], parts.path
+    bits = [b for b in path.strip("/").removesuffix(".git").split("/") if b]
+    if url_host != host or len(bits) < 2:
+        return None
+    return bits[-2], bits[-1]
+
+
+def _remote(request: PrRequest, root: Path) -> Remote:
+    raw = gitrepo.remote_url(root, request.remote_name)
+    if raw is None:
+        raise UserError(f"{root} has no git remote {request.remote_name!r} to push the update branch to",
+                        hint="fleetstrap push (GitHub or any git remote) sets it up")
+    if has_credentials(raw):
+        raise UserError(f"git remote {request.remote_name} holds credentials in its URL; remove them "
+                        "(git remote set-url) and pass the token in GH_TOKEN or --token-env")
+    url = clean_url(raw)
+    https = url.startswith(("https://", "http://"))
+    github = _github_repo(url, request.github_url)
+    if github is not None:
+        token = resolve_token(request.token_env, host=urlsplit(request.github_url).netloc or "github.com")
+        if token is None:
+            raise UserError("no GitHub token to open the pull request: set GH_TOKEN or GITHUB_TOKEN, pass "
+                            "--token-env NAME, or log in with `gh auth login`")
+    else:
+        # Only an explicitly named token goes to another host: GH_TOKEN must never leak elsewhere.
+        token = resolve_token(request.token_env, allow_defaults=False) if https else None
+    return Remote(url, git_env(url, token if https else None), github, token)
+
+
+# ---------------------------------------------------------------- the pull request text
+
+
+def _statuses(wt: Path, base: str) -> dict[str, str]:
+    out = gitrepo.run(wt, "diff", "--name-status", "--no-renames", "-z", base, "HEAD")
+    parts = [p for p in out.split("\0") if p]
+    return {parts[i + 1]: parts[i][0] for i in range(0, len(parts) - 1, 2)}
+
+
+def _hunks(wt: Path, path: str) -> list[str]:
+    try:
+        lines = (wt / path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    spans, start = [], None
+    for n, line in enumerate(lines, 1):
+        if line.startswith("<<<<<<< "):
+            start = n
+        elif line.startswith(">>>>>>> ") and start is not None:
+            spans.append(f"lines {start}-{n}")
+            start = None
+    return spans
+
+
+def build_title(report: UpdateReport) -> str:
+    olds = sorted({u.from_version for u in report.updated if u.from_version})
+    return f"fleetstrap: update templates {', '.join(olds)} → {report.target}"
+
+
+def build_body(report: UpdateReport, statuses: dict[str, str], hunks: dict[str, list[str]], base: str,
+               changelog: str) -> str:
+    kinds = (("A", "added"), ("M", "changed"), ("D", "removed"))
+    comps = [u for u in report.updated if u.name != "migrations"]
+    lines = [f"Updates {len(comps)} component(s) of this repository to the fleetstrap templates "
+             f"**{report.target}** with copier's 3-way merge: changes people made are kept.", ""]
+    if report.conflicts:
+        lines += ["> [!WARNING]",
+                  f"> {len(report.conflicts)} file(s) have conflicts. They are committed with their `<<<<<<<` "
+                  "markers, so validation fails until someone resolves them on this branch; this pull request "
+                  "stays a draft until then.", "", "### Conflicts", ""]
+        lines += [f"- `{p}`" + (f": {', '.join(hunks.get(p, []))}" if hunks.get(p) else "")
+                  for p in report.conflicts]
+        lines.append("")
+    lines += ["### Components", ""]
+    for u in comps:
+        lines.append(f"- **{u.name}** `{u.from_version}` → `{u.to_version}`" + ("" if u.files else ": version only"))
+        for code, word in kinds:
+            paths = [p for p in u.files if statuses.get(p) == code]
+            if paths:
+                lines.append(f"  - {word}: " + ", ".join(f"`{p}`" for p in paths))
+    lines.append("")
+    if report.migrations:
+        lines += ["### Migrations applied", "", *[f"- {m}" for m in report.migrations], ""]
+    if changelog.strip():
+        lines += ["### Changelog", "", changelog.strip(), ""]
+    lines += [f"Bot-owned lines (image tags written by Flux image automation or Argo CD Image Updater) were kept "
+              f"as they are on `{base}`.", "",
+              "<sub>Opened by `fleetstrap update --pr`; re-runs leave it alone until a newer template version "
+              "supersedes it.</sub>"]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the flow
+
+
+def open_update_pr(request: PrRequest) -> PrReport:
+    """Raises ConflictError (exit 2) after the draft pull request (or branch) is up, when conflicts remain."""
+    root = request.root.resolve()
+    repo = load_fleet(root)
+    if gitrepo.is_dirty(root):
+        raise UserError(f"{root} has uncommitted changes; commit or stash them before updating")
+    check = check_updates(root, template=request.template, to=request.to)
+    if not check.update_available:
+        return PrReport("up-to-date", check.target)
+    branch = branch_for(check.target)
+    remote = _remote(request, root)
+    api = GitHubApi(remote.token, request.github_url, request.api) if remote.github and remote.token else None
+    base = repo.answers.branch
+    if branch == base or not branch.startswith(BRANCH_PREFIX):  # never the default branch
+        raise UserError(f"refusing to push the update to {branch}")
+    with trace.stage("update.pr.preflight"):
+        if remote.github is not None and api is not None:
+            owner, name = remote.github
+            data = api.get_repo(owner, name)
+            if data is None:
+                raise UserError(f"GitHub repository {owner}/{name} (remote {request.remote_name}) does not exist")
+            base = str(data.get("default_branch") or base)
+        remote_sha = gitrepo.remote_head(root, gitrepo.Remote(remote.url, remote.url, remote.env), branch)
+        existing = find_pull(api, *remote.github, branch) if remote.github and api else None
+    if existing is not None:
+        # Open: it already carries this version. Closed by a person: they said no to this version.
+        action: Action = "exists" if existing.state == "open" else "closed"
+        return PrReport(action, check.target, branch, existing.url)
+    if remote_sha is not None and remote.github is None:
+        return PrReport("exists", check.target, branch)
+    journal: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="fleetstrap-pr-") as tmp:
+        wt = Path(tmp) / "wt"
+        start = gitrepo.run(root, "rev-parse", "--verify", "-q", f"refs/heads/{base}^{{commit}}", check=False).strip()
+        gitrepo.run(root, "worktree", "add", "-q", "--detach", str(wt), start or "HEAD")
+        try:
+            report, conflicts = _update_and_commit(request, wt, check.target)
+            statuses = _statuses(wt, start or "HEAD")
+            hunks = {p: _hunks(wt, p) for p in conflicts}
+            lease = [f"--force-with-lease=refs/heads/{branch}:{remote_sha}"] if remote_sha else []
+            # Our branch only; with a lease when an earlier run left it without a pull request.
+            try:
+                gitrepo.run(wt, "push", *lease, "--", remote.url, f"HEAD:refs/heads/{branch}", env=remote.env,
+                            url=remote.url)
+            except GitError as exc:
+                if any(p.startswith(".github/workflows/") for p in statuses):
+                    raise RemoteError(f"{exc.message} (the update changes workflow files, which GitHub only "
+                                      "accepts from a token with the workflow scope or Workflows permission)",
+                                      hint="GITHUB_TOKEN never has it: give the fleetstrap-update workflow a "
+                                           "GitHub App (FLEETSTRAP_APP_CLIENT_ID) with Workflows: write") from None
+                raise
+            journal.append(f"pushed {branch} to {remote.url}")
+        finally:
+            gitrepo.run(root, "worktree", "remove", "--force", str(wt), check=False)
+            gitrepo.run(root, "worktree", "prune", check=False)
+    body = build_body(report, statuses, hunks, base,
+                      request.changelog([(u.name, u.from_version) for u in report.updated], report.target))
+    url = None
+    if remote.github is not None and api is not None:
+        owner, name = remote.github
+        spec = PullRequestSpec(owner, name, branch, base, build_title(report), redact(body), bool(conflicts), LABEL,
+                               BRANCH_PREFIX)
+        url = ensure_pull_request(api, spec, journal).url
+        action = "opened"
+    else:
+        output.info(f"open a pull request from {branch} into {base} on {remote.url}")
+        action = "pushed"
+    result = PrReport(action, check.target, branch, url, conflicts, tuple(journal))
+    if conflicts:
+        where = url or f"branch {branch}"
+        raise PrConflictError(f"the update left {len(conflicts)} conflicted file(s), committed with their markers "
+                              f"to {where}: {', '.join(conflicts)}", report=result)
+    return result
+
+
+class PrConflictError(ConflictError):
+    """The draft pull request (or branch) is up, and its files need a person: exit 2."""
+
+    def __init__(self, message: str, *, report: PrReport) -> None:
+        super().__init__(message, paths=report.conflicts,
+                         hint="resolve the <<<<<<< markers on the branch; validation passes again after that")
+        self.report = report
+
+
+def _update_and_commit(request: PrRequest, wt: Path, target: str) -> tuple[UpdateReport, tuple[str, ...]]:
+    update = UpdateRequest(wt, to=request.to or target, template=request.template,
+                           template_index=request.template_index, commit=True,
+                           validate=False)  # the repo's own validate workflow runs on the pull request
+    try:
+        report = update_fleet(update)
+    except UpdateConflictError as exc:
+        report = exc.report
+        message = build_commit_message(report.updated, report.target) + "\nConflicts left with markers:\n" + \
+            "".join(f"- {p}\n" for p in report.conflicts)
+        gitrepo.ensure_commit(wt, message)
+        return report, report.conflicts
+    if report.commit is None:
+        raise UserError(f"update to {target} changed nothing although check-update reported it available")
+    return report, ()

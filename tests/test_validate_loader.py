@@ -1,0 +1,64 @@
+"""The fast YAML path (yaml-rs, line numbers only on demand) reads every file exactly as the line-tracking
+PyYAML path does: same documents, indexes, start lines and findings; YAML 1.1 readings go to PyYAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from defects.realworld import REPOS
+from fleetstrap.validate import loader
+from fleetstrap.validate.model import Doc
+from validate_fixture import write_fleet
+
+pytestmark = pytest.mark.skipif(loader._yaml_rs is None, reason="yaml-rs is not installed (validate extra)")
+
+EDGE_CASES = [
+    "a: 1\n", "---\na: 1\n", "# c\n---\na: 1\n---\nb: 2\n", "---\n---\na: 1\n", "- 1\n- 2\n", "a: 1\n---\n", "",
+    "# only a comment\n", "a: 1\n---\n# c\nb: [1, 2]\n", "a: 1\na: 2\n", "x: &a {b: 1}\ny: *a\n",
+    "a: |\n  ---not a marker\n  x\n", "--- \napiVersion: v1\n", "a: [1\n", "on:\n  push: {}\n", "a: yes\n",
+    "mode: 0755\n", "t: 1:30\n", "n: 1e3\n", "n: 1_000\n", "x: .inf\n", "- no\n", "a: !!str 1\n", "k: =\n",
+    "b: &b {x: 1}\nc:\n  <<: *b\n", "%YAML 1.1\n---\na: 1\n", "a: 1\n...\n", "d: 2024-01-01\n", "s: 'yes'\n",
+    "url: http://x:8080/a\n", "v: 1.0\n", "e: ''\n", "n: ~\n", "m: {a: 1, b: [x, y]}\n", "a:\n  - b: 1\n    c: 2\n",
+]
+
+
+def _same(text: str, rel: str = "f.yaml") -> None:
+    fast_docs, fast_findings = loader.load_text(text, rel)
+    slow_docs, slow_findings = loader._slow_load(text, rel)
+
+    def key(docs: list[Doc]) -> list[tuple[int, int, object]]:
+        return [(d.index, d.line, d.data) for d in docs]
+
+    assert key(fast_docs) == key(slow_docs), text
+    assert [(f.line, f.message) for f in fast_findings] == [(f.line, f.message) for f in slow_findings], text
+
+
+@pytest.mark.parametrize("text", EDGE_CASES)
+def test_edge_cases_read_the_same(text: str) -> None:
+    _same(text)
+
+
+def test_yaml_1_1_readings_take_the_pyyaml_path() -> None:
+    for text in ("a: yes\n", "on:\n  push: {}\n", "mode: 0755\n", "n: 1e3\n", "b: &b {x: 1}\nc:\n  <<: *b\n"):
+        assert loader._fast_load(text, "f") is None, text
+    assert loader._fast_load("apiVersion: v1\nkind: ConfigMap\n", "f") is not None
+
+
+def test_fixture_repos_read_the_same(tmp_path: Path) -> None:
+    files = {rel: text for repo in REPOS for rel, text in repo.files.items() if rel.endswith(".yaml")}
+    root = write_fleet(tmp_path / "fleet")
+    files.update({p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
+                  for p in root.rglob("*.y*ml") if "templates" not in p.parts})
+    fast = 0
+    for rel, text in files.items():
+        _same(text, rel)
+        fast += loader._fast_load(text, rel) is not None
+    assert fast > len(files) // 2  # the fast path is the common one
+
+
+def test_lines_of_a_fast_document_come_from_the_lazy_parse() -> None:
+    docs, _ = loader.load_text("a: 1\n---\nkind: X\nspec:\n  replicas: two\n", "f")
+    assert isinstance(docs[1].node, loader.LazyNode)
+    assert loader.line_of(docs[1], ["spec", "replicas"]) == 5
