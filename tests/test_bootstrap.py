@@ -23,7 +23,7 @@ from bootstrap_fixtures import (
 from fleetstrap.bootstrap import BootstrapRequest, StatusRequest, bootstrap_cluster, fleet_status
 from fleetstrap.cli import run
 from fleetstrap.errors import ClusterError
-from kube_double import KubeDouble, argocd_ready, flux_never_ready, flux_ready, serve
+from kube_double import KubeDouble, Res, argocd_ready, flux_never_ready, flux_ready, serve, set_condition
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +137,24 @@ def test_rotate_keys_replaces_existing_secret(tmp_path: Path, env: dict[str, Pat
         second = double.find("Secret", "flux-system", "flux-system")
         assert second is not None and first is not None
         assert second["data"]["identity"] != first["data"]["identity"]
+
+
+def test_reconciled_objects_that_fail_are_reported_not_ready_with_their_reason(
+        tmp_path: Path, env: dict[str, Path]) -> None:
+    repo = make_fleet_repo(tmp_path)
+    double = KubeDouble()
+    double.controllers.update(flux_ready(_revision_of(repo), reads_before_ready=0))
+    failed: dict[str, Any] = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                              "metadata": {"name": "cert-manager", "namespace": "cert-manager", "generation": 1}}
+    set_condition(failed, "False", "ArtifactFailed", "HelmChart 'cert-manager/cert-manager' is not ready")
+    double.resources.append(Res("helm.toolkit.fluxcd.io", "v2", "helmreleases", "HelmRelease", True))
+    double.objects[("helm.toolkit.fluxcd.io", "helmreleases", "cert-manager", "cert-manager")] = failed
+    with serve(double):
+        double.kubeconfig(env["kubeconfig"])
+        report = bootstrap_cluster(_request(repo, env))
+    assert ("HelmRelease cert-manager/cert-manager not ready: Ready=False ArtifactFailed: "
+            "HelmChart 'cert-manager/cert-manager' is not ready") in report.notes
+    assert not any("flux-system" in n for n in report.notes)
 
 
 def test_never_ready_times_out_naming_objects_and_conditions(tmp_path: Path, env: dict[str, Path]) -> None:

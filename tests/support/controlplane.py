@@ -230,6 +230,15 @@ class ControlPlane:
             "--server-address", f"127.0.0.1:{free_port()}",
         ])
         self.wait_node_ready(timeout)
+        self.untaint_node()
+
+    def untaint_node(self) -> None:
+        """Drop the not-ready taint the API server put on the new Node: the node lifecycle controller that
+        would lift it once kwok reports Ready is off (it would evict Pods whenever a heartbeat lags)."""
+        status, body = self.request("PATCH", f"/api/v1/nodes/{NODE_NAME}", {"spec": {"taints": None}},
+                                    content_type="application/merge-patch+json")
+        if status != 200:
+            raise RuntimeError(f"untainting Node {NODE_NAME}: {status} {body}")
 
     def stop(self) -> None:
         self.processes.stop()

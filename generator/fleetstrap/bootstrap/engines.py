@@ -11,10 +11,12 @@ import yaml
 
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap import manifests, objects
+from fleetstrap.bootstrap.kube import KubeClient
 from fleetstrap.bootstrap.manifests import Downloads
 from fleetstrap.bootstrap.preflight import Preflight, sync_path
 from fleetstrap.bootstrap.ssh import public_key_openssh
-from fleetstrap.bootstrap.wait import Target, argocd_check, flux_check, workload_check
+from fleetstrap.bootstrap.status import flux_object_states
+from fleetstrap.bootstrap.wait import States, Target, argocd_check, flux_check, workload_check
 from fleetstrap.pins import pin
 
 
@@ -48,6 +50,11 @@ class Engine(Protocol):
 
     def build_sync_targets(self, sync: Sequence[Mapping[str, Any]], sha: str) -> list[Target]:
         """What must report `sha` before bootstrap is done."""
+        ...
+
+    def build_reconciled_states(self, kube: KubeClient) -> States | None:
+        """What the engine reconciles from the repo after sync (each object and why it is not ready), if it
+        can tell."""
         ...
 
     def notes(self) -> tuple[str, ...]: ...
@@ -137,6 +144,9 @@ class FluxEngine(_EngineBase, name="flux", title="Flux", workloads="Flux control
                                   flux_check(field_name, f"{branch}@sha1:{sha}")))
         return targets
 
+    def build_reconciled_states(self, kube: KubeClient) -> States | None:
+        return lambda: flux_object_states(kube)
+
     def notes(self) -> tuple[str, ...]:
         return ()
 
@@ -164,6 +174,9 @@ class ArgoCDEngine(_EngineBase, name="argocd", title="Argo CD", workloads="Argo 
         return [Target(str(o["apiVersion"]), "Application", str(o["metadata"]["name"]),
                        str(o["metadata"].get("namespace") or self.namespace), argocd_check(sha))
                 for o in sync if o.get("kind") == "Application"]
+
+    def build_reconciled_states(self, kube: KubeClient) -> States | None:  # noqa: ARG002 (protocol)
+        return None  # the root Application's health already covers what it created
 
     def notes(self) -> tuple[str, ...]:
         ns = self.namespace

@@ -19,7 +19,7 @@ from fleetstrap.bootstrap.engines import Engine, build_engines, build_workload_t
 from fleetstrap.bootstrap.kube import Applied, DryRunJournal, KubeClient, RecordingClient, connect
 from fleetstrap.bootstrap.manifests import Downloads
 from fleetstrap.bootstrap.preflight import Preflight, PreflightInput, check_preflight
-from fleetstrap.bootstrap.wait import RecordingWaiter, Target, Waiter
+from fleetstrap.bootstrap.wait import RecordingWaiter, States, Target, Waiter
 from fleetstrap.errors import ClusterError, GitError, UserError
 from fleetstrap.publish.auth import remote_of
 from fleetstrap.repo import load_fleet_answers
@@ -124,6 +124,10 @@ class RecordingGit:
 class Waits(Protocol):
     def wait(self, targets: Sequence[Target], what: str) -> None: ...
 
+    def wait_settled(self, states: States) -> list[tuple[str, str]]:
+        """Wait (bounded) until what the engine reconciles has a verdict; the objects that are not ready."""
+        ...
+
 
 @dataclass
 class Clients:
@@ -210,10 +214,21 @@ class Bootstrapper:
             self.ensure_applied(sync, engine.namespace)
         with trace.stage("wait.sync", engine=engine.name):
             self.clients.waiter.wait(engine.build_sync_targets(sync, sha), f"{engine.title} to sync {sha[:12]}")
+        self.report_unready(engine)
         self.notes.extend(engine.notes())
         return sha
 
     # ---------------------------------------------------------------- steps
+    def report_unready(self, engine: Engine) -> None:
+        """The sync object applied the revision; what it created (infrastructure, services) reconciles on its
+        own and may fail (e.g. an unreachable chart source): report it with its reason instead of hiding it."""
+        states = engine.build_reconciled_states(self.kube)
+        if states is None:
+            return
+        with trace.stage("wait.reconciled", engine=engine.name):
+            unready = self.clients.waiter.wait_settled(states)
+        self.notes.extend(f"{ref} not ready: {why}" for ref, why in unready)  # the CLI prints the notes
+
     def ensure_files(self, files: Mapping[Path, str]) -> None:
         """Write bootstrap's files into the repo when they differ."""
         for rel, text in files.items():

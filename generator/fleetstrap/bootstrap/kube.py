@@ -20,6 +20,13 @@ FIELD_MANAGER = "fleetstrap"
 Outcome = Literal["created", "configured", "unchanged", "would create", "would configure", "not compared"]
 
 
+def _content(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The object without what changes without its values changing: field ownership, resourceVersion, status."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items()
+            if k not in {"managedFields", "resourceVersion"}}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
 @dataclass(frozen=True)
 class Applied:
     kind: str
@@ -138,8 +145,12 @@ class OfficialClient:
         outcome: Outcome
         if before is None:
             outcome = "created"
-        elif before["metadata"].get("resourceVersion") == after_dict["metadata"].get("resourceVersion"):
+        elif before["metadata"].get("resourceVersion") == after_dict["metadata"].get("resourceVersion") \
+                or _content(before) == _content(after_dict):
             # The API server skips writes for no-op applies, so an unchanged resourceVersion means unchanged.
+            # A write that only moved field ownership is no change either: Flux's kustomize-controller takes
+            # sole ownership of what it applies from gotk-components.yaml, and our identical re-apply takes
+            # a share back, bumping resourceVersion at every bootstrap with every value the same.
             outcome = "unchanged"
         else:
             outcome = "configured"

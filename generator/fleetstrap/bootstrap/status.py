@@ -81,9 +81,33 @@ def flux_object_states(client: KubeClient) -> tuple[tuple[str, str], ...]:
         for obj in sorted(found, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])):
             status, why = ready_condition(obj)
             meta = obj["metadata"]
+            if status != "True" and kind == "HelmRelease":
+                why += source_failure(client, obj)
             out.append((f"{kind} {meta.get('namespace', '')}/{meta['name']}",
                         "Ready" if status == "True" else f"Ready={status} {why}"))
     return tuple(out)
+
+
+def source_failure(client: KubeClient, release: dict[str, Any]) -> str:
+    """"; <HelmChart or its HelmRepository>: why" when the release's chart source is not ready, else "".
+
+    helm-controller only says the HelmChart "is not ready"; the cause (e.g. an unreachable chart repository)
+    is on the HelmChart or, one step further, on its HelmRepository."""
+    ns_name = str((release.get("status") or {}).get("helmChart") or "")
+    if "/" not in ns_name:
+        return ""
+    namespace, name = ns_name.split("/", 1)
+    try:
+        chart = client.get("source.toolkit.fluxcd.io/v1", "HelmChart", name, namespace)
+        ref = ((chart or {}).get("spec") or {}).get("sourceRef") or {}
+        repo = (client.get("source.toolkit.fluxcd.io/v1", str(ref["kind"]), str(ref["name"]), namespace)
+                if ref.get("kind") in {"HelmRepository", "GitRepository", "Bucket"} and ref.get("name") else None)
+    except FleetstrapError:
+        return ""
+    for kind, obj in ((str(ref.get("kind", "")), repo), ("HelmChart", chart)):
+        if obj is not None and (state := ready_condition(obj))[0] == "False":
+            return f"; {kind} {namespace}/{obj['metadata']['name']}: {state[1]}"
+    return ""
 
 
 def _flux_state(client: KubeClient) -> tuple[str, str]:

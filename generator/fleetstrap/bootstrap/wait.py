@@ -116,6 +116,32 @@ def wait_ready(client: KubeClient, targets: Sequence[Target], *, what: str, time
         time.sleep(interval)
 
 
+States = Callable[[], Sequence[tuple[str, str]]]  # ("Kind ns/name", "Ready" or why not)
+
+
+def flux_settled(states: Sequence[tuple[str, str]]) -> bool:
+    """Every object was reconciled once and every HelmRelease has a verdict (installed or failed).
+
+    A Kustomization that waits for its HelmReleases' health stays Ready=Unknown until its own timeout
+    (10 minutes and more): its HelmReleases' verdicts already say how it will end."""
+    return all(why != "Ready=Unknown no Ready condition yet" and
+               not (ref.startswith("HelmRelease ") and why.startswith("Ready=Unknown")) for ref, why in states)
+
+
+def wait_settled(states: States, *, timeout: float, interval: float) -> list[tuple[str, str]]:
+    """Poll `states` until they are settled and the set of objects is stable, or until `timeout`; return the
+    objects that are not Ready. Never raises on objects that failed: the caller reports them."""
+    deadline = time.monotonic() + timeout
+    previous: Sequence[tuple[str, str]] | None = None
+    while True:
+        current = states()
+        stable = previous is not None and [r for r, _ in previous] == [r for r, _ in current]
+        if (flux_settled(current) and stable) or time.monotonic() >= deadline:
+            return [(ref, redact(why)) for ref, why in current if why != "Ready"]
+        previous = current
+        time.sleep(interval)
+
+
 class Waiter:
     """Waits for targets on the cluster (`wait_ready` with the run's timeout and poll interval)."""
 
@@ -127,6 +153,9 @@ class Waiter:
     def wait(self, targets: Sequence[Target], what: str) -> None:
         wait_ready(self.client, targets, what=what, timeout=self.timeout, interval=self.interval)
 
+    def wait_settled(self, states: States) -> list[tuple[str, str]]:
+        return wait_settled(states, timeout=self.timeout, interval=self.interval)
+
 
 class RecordingWaiter:
     """The dry-run Waiter: records what it would wait for."""
@@ -136,3 +165,7 @@ class RecordingWaiter:
 
     def wait(self, targets: Sequence[Target], what: str) -> None:
         self.waited.append(f"{what}: {', '.join(t.ref for t in targets)}")
+
+    def wait_settled(self, states: States) -> list[tuple[str, str]]:  # noqa: ARG002 (protocol)
+        self.waited.append("what the engine reconciles from the repo to settle")
+        return []
