@@ -28,6 +28,18 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_secrets() -> Iterator[None]:
+    # redact's registry lives as long as the process, which is right for one CLI run; in a test worker it would
+    # carry one test's "secrets" (e.g. an OTLP header value "fleet") into every later test's output.
+    from fleetstrap import redact
+
+    saved = set(redact._SECRETS)
+    yield
+    redact._SECRETS.clear()
+    redact._SECRETS.update(saved)
+
+
 @pytest.fixture(scope="session")
 def crd_schemas() -> Path:
     """The CRD schemas bundled in the package (kubeconform layout), or $FLEETSTRAP_CRD_SCHEMAS when set."""
