@@ -1,6 +1,6 @@
 """What fleetstrap's own telemetry costs: wall time of a cheap command with and without an OTLP endpoint.
 
-Run: /work/venv/bin/python benchmarks/telemetry_overhead.py [runs]   (prints figures; asserts nothing)
+Run: python benchmarks/telemetry_overhead.py [runs]   (prints figures; asserts nothing)
 """
 
 from __future__ import annotations

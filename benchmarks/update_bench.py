@@ -1,6 +1,6 @@
 """Update time of a 50-service fleet: nothing changed, and every component changed (v1 -> v2).
 
-    /work/venv/bin/python benchmarks/update_bench.py [--services 50]
+    python benchmarks/update_bench.py [--services 50]
 
 Uses a small template repo shaped like fleetstrap's (tests/update_support.py), so the figures measure
 the update machinery (copier's 3-way merge per component, the scratch workspace, protection), not the
