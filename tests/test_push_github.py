@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import logging
 import os
 import subprocess
 import traceback
@@ -16,6 +15,7 @@ import pytest
 
 from fake_github import FakeGitHub
 from fake_github.server import DEPLOY_KEY_USER
+from fake_github.session import fake_github, token_in_env_only
 from fake_github.spec import Spec
 from fleetstrap.cli import run
 from fleetstrap.errors import RemoteError, UserError
@@ -35,31 +35,16 @@ def spec() -> Spec:
 
 @pytest.fixture
 def gh(tmp_path: Path, spec: Spec) -> Iterator[FakeGitHub]:
-    server = FakeGitHub(tmp_path / "github", spec).start()
-    server.add_user("octo")
-    server.add_user("acme", org=True)
-    server.add_team("acme", "platform")
-    server.add_token(TOKEN, "octo")
-    yield server
-    server.stop()
-    assert server.violations == [], "requests or responses outside GitHub's OpenAPI description"
+    with fake_github(tmp_path / "github", spec, TOKEN, teams=("platform",)) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
 def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
          capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    monkeypatch.setenv("FLEETSTRAP_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("GH_TOKEN", TOKEN)
-    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     monkeypatch.setenv("REG_PW", SECRET_VALUE)
-    yield
-    # After every test: the token is in no file (repo and .git included), no log line, no output.
-    out = capsys.readouterr()
-    for needle in (TOKEN, basic_credentials(TOKEN)):
-        assert files_containing(tmp_path, [needle]) == []
-        assert needle not in caplog.text
-        assert needle not in out.out and needle not in out.err
+    with token_in_env_only(tmp_path, TOKEN, monkeypatch, caplog, capsys):
+        yield
 
 
 def _request(fleet: Path, gh: FakeGitHub, **kw: Any) -> PushRequest:

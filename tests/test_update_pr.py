@@ -3,7 +3,6 @@ HTTP) and against a plain git server on loopback (git daemon): branch, commit, p
 
 from __future__ import annotations
 
-import logging
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -13,11 +12,11 @@ import pytest
 
 from fake_github import FakeGitHub
 from fake_github.server import FakeRepo
+from fake_github.session import fake_github, token_in_env_only
 from fake_github.spec import Spec
 from fleetstrap.cli import run
-from fleetstrap.publish.auth import basic_credentials
 from fleetstrap.render import TemplateSource
-from gitservers import Server, bare_repo, files_containing, repo_log, start_git_daemon
+from gitservers import Server, bare_repo, repo_log, start_git_daemon
 from update_support import V1, build_v2, commit_all, git, head, render_fleet, status, variant, write_version
 
 TOKEN = "ghp_" + "Z3" * 18
@@ -49,29 +48,15 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def gh(tmp_path: Path, spec: Spec) -> Iterator[FakeGitHub]:
-    server = FakeGitHub(tmp_path / "github", spec).start()
-    server.add_user("acme", org=True)
-    server.add_user("octo")
-    server.add_token(TOKEN, "octo")
-    yield server
-    server.stop()
-    assert server.violations == [], "requests or responses outside GitHub's OpenAPI description"
+    with fake_github(tmp_path / "github", spec, TOKEN) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
 def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
          capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    monkeypatch.setenv("FLEETSTRAP_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("GH_TOKEN", TOKEN)
-    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
-    yield
-    # The token is in no file (repos, .git and the fake's bare repos included), no log line, no output.
-    out = capsys.readouterr()
-    for needle in (TOKEN, basic_credentials(TOKEN)):
-        assert files_containing(tmp_path, [needle]) == []
-        assert needle not in caplog.text
-        assert needle not in out.out and needle not in out.err
+    with token_in_env_only(tmp_path, TOKEN, monkeypatch, caplog, capsys):
+        yield
 
 
 def _fleet(pristine: Path, tmp_path: Path) -> Path:
