@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from support.tools import missing
+from support.tools import missing, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 KINDS = ("receivers", "processors", "exporters", "connectors", "extensions")
@@ -381,12 +381,6 @@ def running_collector(binary: Path, config: Mapping[str, Any], env: Mapping[str,
             _wait_ready(proc, ports, log, timeout)
             yield running
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=15)
+            stop_process(proc, grace=15)
             _PIDS.discard(proc.pid)
             running.captured = log.read_text(encoding="utf-8", errors="replace")

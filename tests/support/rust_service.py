@@ -37,7 +37,7 @@ import yaml
 from fleetstrap.answers import build_answers
 from fleetstrap.plan import build_service_component
 from fleetstrap.render import ensure_template_mirror, render_component
-from support.tools import build_lock, cache_key, require_command, tool_dir
+from support.tools import build_lock, cache_key, require_command, stop_process, tool_dir
 
 CARGO_HINT = "install Rust with rustup (https://rustup.rs): cargo, clippy and rustfmt"
 TARGET_LOCK = "cargo-target"
@@ -335,12 +335,6 @@ def run_service(binary: Path, env: Mapping[str, str], *, port: int | None = None
         wait_until_ready(service)
         yield service
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, grace=60)
         service.captured = log_path.read_text(encoding="utf-8", errors="replace")
         shutil.rmtree(logdir, ignore_errors=True)
