@@ -26,11 +26,11 @@ pytest.importorskip("kubernetes", reason="the `cluster` extra (kubernetes client
 
 from bootstrap_fixtures import Downloads, download_server, write_deploy_key
 from fleetstrap.bootstrap.ssh import public_key_openssh
-from fleetstrap.cli import run
 from fleetstrap.pins import pin
 from fleetstrap.publish.auth import build_ssh_command
 from gitservers import Server, bare_repo, repo_log, start_sshd
 from support import cluster_tools
+from support.commands import ok
 from support.controlplane import ControlPlane, FluxControllers, free_port
 
 pytestmark = pytest.mark.xdist_group("controlplane")
@@ -130,18 +130,6 @@ def deployment_available(plane: ControlPlane, namespace: str) -> dict[str, Any] 
 def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
 
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = run(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def ok(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[str, str]:
-    code, out, err = cli(capsys, *args)
-    assert code == 0, f"fleetstrap {args[0]} exited {code}: {err[-3000:]}"
-    return out, err
 
 
 def authorize(server: Server, *keys: Path) -> None:

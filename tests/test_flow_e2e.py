@@ -34,13 +34,13 @@ from fake_github import FakeGitHub
 from fake_github.server import DEPLOY_KEY_USER
 from fake_github.spec import Spec
 from fleetstrap import __version__
-from fleetstrap.cli import run
 from fleetstrap.pins import pin
 from fleetstrap.publish import keys
 from fleetstrap.publish.auth import basic_credentials
 from gitservers import bare_repo, files_containing, repo_log
 from kube_double import KubeDouble, argocd_ready, flux_ready, serve
 from otlp_receiver import HttpReceiver, ReceivedSpan, http_receiver
+from support.commands import cli, ok
 
 TOKEN = "ghp_" + "E2e" * 12
 OWNER = "example-org"  # the blueprints' owner: pushed into an organization the token's user belongs to
@@ -81,19 +81,6 @@ def _git(root: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
                           check=True).stdout.strip()
 
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run one command; return (exit code, stdout, stderr) of that command alone."""
-    capsys.readouterr()
-    code = run(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _ok(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[str, str]:
-    code, out, err = _cli(capsys, *args)
-    assert code == 0, f"fleetstrap {' '.join(args[:1])} exited {code}: {err[-2000:]}"
-    return out, err
 
 
 def _public_blob(private: str) -> str:
@@ -172,9 +159,9 @@ def test_starter_mission_on_flux_through_fake_github(
     kc = str(env["kubeconfig"])
 
     # 1. init from the starter blueprint; the generated repo passes the offline gate.
-    _ok(capsys, "init", "--blueprint", "starter", str(fleet))
+    ok(capsys, "init", "--blueprint", "starter", str(fleet))
     initial = _git(fleet, "rev-parse", "HEAD")
-    _ok(capsys, "validate", "--offline", "--schema-location", str(crd_schemas), str(fleet))
+    ok(capsys, "validate", "--offline", "--schema-location", str(crd_schemas), str(fleet))
 
     gh = FakeGitHub(tmp_path / "github", Spec()).start()
     try:
@@ -185,7 +172,7 @@ def test_starter_mission_on_flux_through_fake_github(
         # 2. push (traced): org repo created, the init commit published as is, the cluster's deploy key, the
         # release workflow's write key (private half only in the FLEET_DEPLOY_KEY secret), the branch ruleset.
         _traced(receiver, monkeypatch)
-        out, _ = _ok(capsys, "push", str(fleet), "--github-url", gh.url, "--api-delay", "0", "--json")
+        out, _ = ok(capsys, "push", str(fleet), "--github-url", gh.url, "--api-delay", "0", "--json")
         monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
         pushed = json.loads(out)
         repo = gh.repo(OWNER, FLEET)
@@ -225,7 +212,7 @@ def test_starter_mission_on_flux_through_fake_github(
 
         # A second push changes nothing: no commit, no API write, everything reported in place.
         writes = len(gh.writes())
-        out, _ = _ok(capsys, "push", str(fleet), "--github-url", gh.url, "--api-delay", "0", "--json")
+        out, _ = ok(capsys, "push", str(fleet), "--github-url", gh.url, "--api-delay", "0", "--json")
         again = json.loads(out)
         assert again["created"] == [] and again["updated"] == [], again
         assert {"deploy key fleetstrap-dev", "deploy key fleetstrap-release", "secret FLEET_DEPLOY_KEY",
@@ -240,7 +227,7 @@ def test_starter_mission_on_flux_through_fake_github(
         with serve(double):
             double.kubeconfig(env["kubeconfig"])
             _traced(receiver, monkeypatch)
-            out, err = _ok(capsys, *boot, "--format", "json")
+            out, err = ok(capsys, *boot, "--format", "json")
             monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
             report = json.loads(out)
             head = _git(fleet, "rev-parse", "HEAD")
@@ -277,13 +264,13 @@ def test_starter_mission_on_flux_through_fake_github(
 
             # A second bootstrap is a no-op: no commit, no object written.
             before = _rvs(double)
-            _, err = _ok(capsys, *boot)
+            _, err = ok(capsys, *boot)
             assert "already bootstrapped: nothing changed" in err
             assert _git(fleet, "rev-parse", "HEAD") == head and repo.head() == head
             assert _rvs(double) == before
 
             # status: each component's template version, the pushed commit, the cluster's sync state.
-            out, _ = _ok(capsys, "status", "-C", str(fleet), "--kubeconfig", kc, "--format", "json")
+            out, _ = ok(capsys, "status", "-C", str(fleet), "--kubeconfig", kc, "--format", "json")
             status = json.loads(out)
             assert {(c["name"], c["template_version"]) for c in status["components"]} == {
                 ("fleet", TEMPLATE_VERSION), ("cluster/dev", TEMPLATE_VERSION), ("service/hello", TEMPLATE_VERSION)}
@@ -294,19 +281,19 @@ def test_starter_mission_on_flux_through_fake_github(
             assert cluster["state"] == "GitRepository Ready; Kustomization Ready"
 
         # push after bootstrap: the remote already has bootstrap's commit; nothing to do.
-        out, _ = _ok(capsys, "push", str(fleet), "--github-url", gh.url, "--api-delay", "0", "--json")
+        out, _ = ok(capsys, "push", str(fleet), "--github-url", gh.url, "--api-delay", "0", "--json")
         assert json.loads(out)["created"] == [] and len(gh.writes()) == writes and repo.log()[0] == head
 
         # 4. templates are current: check-update exit 0, update makes no commit and touches no file.
-        out, _ = _ok(capsys, "check-update", str(fleet), "--format", "json")
+        out, _ = ok(capsys, "check-update", str(fleet), "--format", "json")
         check = json.loads(out)
         assert check["update_available"] is False
         assert {c["status"] for c in check["components"]} == {"up-to-date"}
-        _ok(capsys, "update", str(fleet), "--commit")
+        ok(capsys, "update", str(fleet), "--commit")
         assert _git(fleet, "rev-parse", "HEAD") == head and _git(fleet, "status", "--porcelain") == ""
 
         # The repo after bootstrap still passes the gate (gotk-components.yaml is part of it now).
-        _ok(capsys, "validate", "--offline", "--fast", "--schema-location", str(crd_schemas), str(fleet))
+        ok(capsys, "validate", "--offline", "--fast", "--schema-location", str(crd_schemas), str(fleet))
 
         # 5. what the release workflow's gitops job does with FLEET_DEPLOY_KEY: commit the new image tag for dev
         # and push it straight to main (the ruleset lets the deploy key through; a plain token user would not be).
@@ -327,16 +314,16 @@ def test_argocd_multi_cluster_mission_through_a_plain_git_remote(
         tmp_path: Path, env: dict[str, Path], crd_schemas: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = tmp_path / FLEET
     kc = str(env["kubeconfig"])
-    _ok(capsys, "init", "--blueprint", "argocd-multi-cluster", str(fleet))
+    ok(capsys, "init", "--blueprint", "argocd-multi-cluster", str(fleet))
     initial = _git(fleet, "rev-parse", "HEAD")
-    _ok(capsys, "validate", "--offline", "--schema-location", str(crd_schemas), str(fleet))
+    ok(capsys, "validate", "--offline", "--schema-location", str(crd_schemas), str(fleet))
 
     # push --remote: a plain git remote, no GitHub API (and no GitHub token may reach it).
     bare = bare_repo(tmp_path / "remotes", "fleet-infra.git")
     remote = bare.resolve().as_uri()
-    out, _ = _ok(capsys, "push", str(fleet), "--remote", remote, "--json")
+    out, _ = ok(capsys, "push", str(fleet), "--remote", remote, "--json")
     assert repo_log(bare) == [initial] and json.loads(out)["commit"] == initial
-    out, _ = _ok(capsys, "push", str(fleet), "--remote", remote, "--json")
+    out, _ = ok(capsys, "push", str(fleet), "--remote", remote, "--json")
     again = json.loads(out)
     assert again["created"] == [] and again["updated"] == [] and repo_log(bare) == [initial], again
 
@@ -347,7 +334,7 @@ def test_argocd_multi_cluster_mission_through_a_plain_git_remote(
             "--known-hosts", str(env["known_hosts"]), "--timeout", "10"]
     with serve(double):
         double.kubeconfig(env["kubeconfig"])
-        out, _ = _ok(capsys, *boot, "--format", "json")
+        out, _ = ok(capsys, *boot, "--format", "json")
         report = json.loads(out)
         assert report["commit"] == initial and report["engines"] == ["argocd"]
         assert repo_log(bare) == [initial]  # Argo CD needs no files in the repo: nothing committed
@@ -360,10 +347,10 @@ def test_argocd_multi_cluster_mission_through_a_plain_git_remote(
         assert secret["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "repository"
 
         before = _rvs(double)
-        _, err = _ok(capsys, *boot)
+        _, err = ok(capsys, *boot)
         assert "already bootstrapped: nothing changed" in err and _rvs(double) == before
 
-        out, _ = _ok(capsys, "status", "dev", "-C", str(fleet), "--kubeconfig", kc, "--format", "json")
+        out, _ = ok(capsys, "status", "dev", "-C", str(fleet), "--kubeconfig", kc, "--format", "json")
         status = json.loads(out)
         assert status["pushed_commit"] == initial
         assert {c["template_version"] for c in status["components"]} == {TEMPLATE_VERSION}
@@ -372,6 +359,6 @@ def test_argocd_multi_cluster_mission_through_a_plain_git_remote(
         assert (cluster["engine"], cluster["revision"], cluster["state"]) == ("argocd", initial,
                                                                              "root: Synced/Healthy")
 
-    assert _cli(capsys, "check-update", str(fleet))[0] == 0
-    _ok(capsys, "update", str(fleet), "--commit")
+    assert cli(capsys, "check-update", str(fleet))[0] == 0
+    ok(capsys, "update", str(fleet), "--commit")
     assert _git(fleet, "rev-parse", "HEAD") == initial and _git(fleet, "status", "--porcelain") == ""
