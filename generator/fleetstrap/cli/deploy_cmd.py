@@ -68,6 +68,8 @@ def _show(report: DeployReport) -> None:
         output.data(diff.rstrip("\n"))
     for line in report.journal:
         output.info(line)
+    for line in report.clusters:
+        output.success(line)
     subject = change.message.splitlines()[0]
     if report.outcome == "would commit":
         output.info(f"dry run: nothing written ({subject})")
@@ -111,13 +113,23 @@ def promote(service: str, to_env: str, from_env: str | None, version: str | None
 @click.option("--env", "env", required=True, metavar="ENV", help="The environment to roll back.")
 @click.option("--to", "to", metavar="TAG",
               help="Go back to this version (it must have run in ENV; default: the one before the current).")
+@click.option("--wait", "wait", is_flag=True,
+              help="Push the commit to the branch the clusters follow (fast-forward only), request a reconcile on "
+                   "each cluster of ENV and wait until it runs the rolled-back version.")
+@click.option("--context", default=None, help="With --wait: kubeconfig context (default: the cluster's answer).")
+@click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False), default=None, envvar="KUBECONFIG",
+              help="With --wait: kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="With --wait: seconds to wait per cluster.")
 @_options
-def rollback(service: str, env: str, to: str | None, root: Path, pr: bool, dry_run: bool, remote_name: str,
-             github_url: str, token_env: str | None, api_delay: float | None) -> None:
+def rollback(service: str, env: str, to: str | None, wait: bool, context: str | None, kubeconfig: Path | None,
+             timeout: float, root: Path, pr: bool, dry_run: bool, remote_name: str, github_url: str,
+             token_env: str | None, api_delay: float | None) -> None:
     """Roll SERVICE in ENV back to its previous version and pin the image automation in git."""
-    from fleetstrap.deploy.apply import DeployRequest
+    from fleetstrap.deploy.apply import DeployRequest, WaitOptions
 
-    _run(DeployRequest(root, "rollback", service, env, version=to, dry_run=dry_run),
+    options = WaitOptions(remote_name, kubeconfig, context, timeout) if wait else None
+    _run(DeployRequest(root, "rollback", service, env, version=to, dry_run=dry_run, wait=options),
          pr, remote_name, github_url, token_env, api_delay)
 
 

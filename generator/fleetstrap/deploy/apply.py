@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
 from fleetstrap import gitrepo, trace
+from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap.kube import KubeClient, connect
 from fleetstrap.deploy import DeployChange, build_promotion, build_resume, build_rollback
 from fleetstrap.deploy.running import running_versions
@@ -39,6 +40,17 @@ class PrTarget:
 
 
 @dataclass(frozen=True)
+class WaitOptions:
+    """rollback --wait: push the commit to the fleet branch, then wait for the environment's clusters."""
+
+    remote_name: str = "origin"
+    kubeconfig: Path | None = None
+    context: str | None = None
+    timeout: float = 300.0
+    interval: float = 2.0
+
+
+@dataclass(frozen=True)
 class DeployRequest:
     root: Path
     action: Literal["promote", "rollback", "resume"]
@@ -51,6 +63,7 @@ class DeployRequest:
     pr: PrTarget | None = None
     clusters: bool = False  # promote to production: read what the clusters run for the pull request body
     kubeconfig: Path | None = None
+    wait: WaitOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,7 @@ class DeployReport:
     branch: str | None = None
     url: str | None = None
     journal: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()  # --wait: what each cluster runs now
 
 
 class Writer(Protocol):
@@ -86,6 +100,14 @@ def run_deploy(request: DeployRequest, connector: Connector = connect) -> Deploy
     if gitrepo.is_dirty(root):
         raise DeployError(f"{root} has uncommitted changes; commit or stash them first "
                           f"({', '.join(gitrepo.dirty_paths(root)[:3])})")
+    if request.wait is not None and (request.pr is not None or request.dry_run):
+        raise DeployError("--wait waits for the commit on the branch the clusters follow: not with --pr (the "
+                          "change lands when the pull request is merged) or --dry-run")
+    if request.wait is not None:
+        branch = gitrepo.read_local(root).branch
+        if branch != answers.branch:
+            raise DeployError(f"--wait pushes to {answers.branch}, which the clusters follow; {root} is on "
+                              f"{branch or 'a detached HEAD'}")
     writer: Writer
     if request.pr is not None:
         writer = PullRequestWriter(root, request.pr, answers.branch, dry_run=request.dry_run)
@@ -98,9 +120,35 @@ def run_deploy(request: DeployRequest, connector: Connector = connect) -> Deploy
         with trace.stage("deploy.clusters"):
             where = running_versions(answers, request.service, request.kubeconfig, connector)
     change = build_change(request, state, where)
-    if change.up_to_date:
-        return DeployReport(change, "up-to-date")
-    return writer.write(change)
+    report = DeployReport(change, "up-to-date") if change.up_to_date else writer.write(change)
+    if request.wait is not None:
+        report = _push_and_wait(root, answers, report, request.wait, connector)
+    return report
+
+
+def _push_and_wait(root: Path, answers: FleetAnswers, report: DeployReport, options: WaitOptions,
+                   connector: Connector) -> DeployReport:
+    from fleetstrap.deploy.wait import WaitRequest, wait_rolled_back
+    from fleetstrap.publish.auth import remote_of
+
+    remote = remote_of(root, options.remote_name)
+    if remote is None:
+        raise DeployError(f"--wait pushes the commit, but {root} has no git remote {options.remote_name!r}")
+    sha = gitrepo.head_sha(root) or ""
+    with trace.stage("deploy.push"):
+        try:
+            gitrepo.push(root, remote, answers.branch)  # fast-forward only, never forced
+        except GitError as exc:
+            raise GitError(f"{exc.message}; the rollback is committed locally ({sha[:12]})",
+                           hint="a protected branch takes it as a pull request: rerun with --pr instead of "
+                                "--wait") from exc
+    journal = (*report.journal, f"pushed {sha[:12]} to {answers.branch} on {remote.url}")
+    change = report.change
+    with trace.stage("deploy.wait"):
+        lines = wait_rolled_back(answers, WaitRequest(change.service, change.env, change.target, sha, answers.branch,
+                                                      options.kubeconfig, options.context, options.timeout,
+                                                      options.interval), connector)
+    return replace(report, journal=journal, clusters=lines)
 
 
 def _write_files(root: Path, change: DeployChange) -> None:

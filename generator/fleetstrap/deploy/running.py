@@ -14,7 +14,7 @@ from fleetstrap.errors import FleetstrapError
 WORKLOADS = (("apps/v1", "Deployment"), ("argoproj.io/v1alpha1", "Rollout"))
 
 
-def _image_tag(workload: dict[str, Any], service: str) -> str:
+def image_tag(workload: dict[str, Any], service: str) -> str:
     containers = (((workload.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     chosen = next((c for c in containers if c.get("name") == service), containers[0] if containers else {})
     image = str(chosen.get("image") or "")
@@ -37,7 +37,7 @@ def running_versions(answers: FleetAnswers, service: str, kubeconfig: Path | Non
                 except FleetstrapError:
                     continue  # kind not served (no Argo Rollouts)
                 if obj is not None:
-                    found = f"`{_image_tag(obj, service)}` ({kind})"
+                    found = f"`{image_tag(obj, service)}` ({kind})"
                     break
         except FleetstrapError as exc:
             found = f"unreachable: {exc.message}"
