@@ -215,3 +215,26 @@ def test_paused_marker_is_no_setter_for_kyaml_and_round_trips() -> None:
     assert yaml.safe_load(paused) == yaml.safe_load(text)
     assert v.resume_markers(paused) == text
     assert v.pause_markers(paused, "x") == paused  # pausing twice changes nothing
+
+
+def test_promote_into_a_rolled_back_environment_keeps_it_pinned_to_the_promoted_version(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = fleet_repo(rendered("both", "split", True), tmp_path / "fleet")
+    for version in ("0.2.0", "0.3.0"):
+        release(root, version, by="flux")
+    _run(capsys, root, "promote", SERVICE, "--to", "staging", "--version", "0.2.0")
+    _run(capsys, root, "promote", SERVICE, "--to", "staging")
+    _run(capsys, root, "rollback", SERVICE, "--env", "staging")
+    updater = root / "argocd" / "image-updater" / f"{SERVICE}.yaml"
+    assert v.allowed_tags(updater.read_text(), "u", f"{SERVICE}-staging") == [r"regexp:^0\.2\.0$"]
+
+    _, err = _run(capsys, root, "promote", SERVICE, "--to", "staging", "--version", "0.3.0")
+
+    # The Image Updater would otherwise take its pinned 0.2.0 back; Flux's markers stay paused.
+    assert tag_of(root, "staging") == "0.3.0"
+    assert v.allowed_tags(updater.read_text(), "u", f"{SERVICE}-staging") == [r"regexp:^0\.3\.0$"]
+    assert v.is_paused(values(root, "staging").read_text())
+    assert f"fleetstrap resume {SERVICE} --env staging resumes it" in err
+    assert "split layout: every environment follows the newest hello chart released" in err
+    _run(capsys, root, "resume", SERVICE, "--env", "staging")
+    assert "fleetstrap-paused" not in updater.read_text() and not v.is_paused(values(root, "staging").read_text())

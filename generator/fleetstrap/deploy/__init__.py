@@ -151,6 +151,11 @@ def build_promotion(state: ServiceState, to_env: str, *, from_env: str | None = 
     flux, argo = _automation(state)
     paused = _paused(state, target)
     notes: list[str] = []
+    if state.answers.repo_layout == "split":
+        # The templates pin no chart version per environment in the split layout: Flux's OCIRepository
+        # (ref.semver) and Argo CD's chart source (targetRevision) take the newest released chart everywhere.
+        notes.append(f"split layout: every environment follows the newest {state.service} chart released "
+                     "(semver >=0.1.0); this promotion moves the image tag only")
     if paused:
         notes.append(f"image automation for {state.service} in {to_env} stays paused (rolled back earlier); "
                      f"{resume_command(state.service, to_env)} resumes it")

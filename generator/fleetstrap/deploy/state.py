@@ -85,14 +85,34 @@ def fleet_services(root: Path) -> tuple[FleetAnswers, tuple[str, ...]]:
     return repo.answers, tuple(names)
 
 
+def _blobs(root: Path, specs: list[str]) -> list[bytes | None]:
+    """The contents of `rev:path` specs, with one `git cat-file --batch` for all (a long history is thousands)."""
+    if not specs:
+        return []
+    out = gitrepo.run(root, "cat-file", "--batch", text_input="".join(f"{s}\n" for s in specs)).encode(
+        "utf-8", "surrogateescape")
+    blobs: list[bytes | None] = []
+    at = 0
+    for _ in specs:
+        end = out.index(b"\n", at)
+        header = out[at:end].split()
+        if len(header) != 3 or header[1] != b"blob":  # "<spec> missing": deleted at that commit
+            blobs.append(None)
+            at = end + 1
+            continue
+        size = int(header[2])
+        blobs.append(out[end + 1 : end + 1 + size])
+        at = end + 1 + size + 1
+    return blobs
+
+
 def _history(root: Path, rev: str, rel: str) -> tuple[tuple[Deployment, ...], frozenset[str]]:
     out = gitrepo.run(root, "log", "--format=%H%x1f%s%x1f%B%x1e", rev, "--", rel)
+    records = [[*r.strip("\n").split("\x1f"), "", ""][:3] for r in reversed(out.split("\x1e")) if r.strip()]
     deployments: list[Deployment] = []
     rolled: set[str] = set()
-    for record in reversed([r for r in out.split("\x1e") if r.strip()]):  # oldest first
-        sha, subject, body = [*record.strip("\n").split("\x1f"), "", ""][:3]
-        rolled.update(_TRAILER.findall(body))
-        blob = gitrepo.read_blob(root, sha, rel)
+    for (sha, subject, body), blob in zip(records, _blobs(root, [f"{r[0]}:{rel}" for r in records]), strict=True):
+        rolled.update(_TRAILER.findall(body))  # oldest first
         if blob is None:
             continue
         try:
