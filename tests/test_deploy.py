@@ -238,3 +238,46 @@ def test_promote_into_a_rolled_back_environment_keeps_it_pinned_to_the_promoted_
     assert "split layout: every environment follows the newest hello chart released" in err
     _run(capsys, root, "resume", SERVICE, "--env", "staging")
     assert "fleetstrap-paused" not in updater.read_text() and not v.is_paused(values(root, "staging").read_text())
+
+
+@pytest.fixture(scope="module")
+def flux_setters() -> Path:
+    """image-automation-controller's own Setters update (support/flux_setters.py), built from its Go module."""
+    import shutil
+
+    from fleetstrap.pins import pin
+    from support.flux_setters import build_flux_setters
+    from support.tools import missing
+
+    if shutil.which("go") is None:
+        missing("Go builds Flux's image-automation-controller Setters code from the Go module proxy")
+    return build_flux_setters(pin("flux_version"))
+
+
+def test_flux_setters_leave_a_paused_environment_alone(flux_setters: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The claim rollback's pin rests on, checked with Flux's own code: the ImageUpdateAutomation of dev
+    (update.path ./apps/dev) with the ImagePolicy selecting the rolled-back-from tag rewrites every marked tag
+    but the paused service's; after resume it rewrites that one too."""
+    from support.flux_setters import run_setters
+
+    fleet = rendered("flux", "monorepo", True)
+    root = fleet_repo(fleet, tmp_path / "fleet")
+    for version in ("0.2.0", "0.3.0"):
+        release(root, version, by="flux")
+    _run(capsys, root, "rollback", SERVICE, "--env", "dev")
+    registry = v.read_image(values(root, "dev").read_text(), "dev").repository
+    policy = [{"namespace": "flux-system", "name": SERVICE, "image": registry, "tag": "0.3.0"}]
+    generated = values(root, "staging").read_text()
+
+    # The automation of dev: nothing to do in the paused file, whatever the policy selects.
+    assert run_setters(flux_setters, root / "apps" / "dev", policy) == []
+    assert tag_of(root, "dev") == "0.2.0"
+    # The same code does rewrite a file with markers (staging's, as generated): the check is not vacuous.
+    assert run_setters(flux_setters, root / "apps" / "staging", policy) == [f"{SERVICE}/values.yaml"]
+    assert values(root, "staging").read_text() == generated.replace("tag: 0.1.0", "tag: 0.3.0", 1)
+    git(root, "checkout", "-q", "--", "apps/staging")
+
+    _run(capsys, root, "resume", SERVICE, "--env", "dev")
+    assert run_setters(flux_setters, root / "apps" / "dev", policy) == [f"{SERVICE}/values.yaml"]
+    assert tag_of(root, "dev") == "0.3.0"
