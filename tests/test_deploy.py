@@ -281,3 +281,35 @@ def test_flux_setters_leave_a_paused_environment_alone(flux_setters: Path, tmp_p
     _run(capsys, root, "resume", SERVICE, "--env", "dev")
     assert run_setters(flux_setters, root / "apps" / "dev", policy) == [f"{SERVICE}/values.yaml"]
     assert tag_of(root, "dev") == "0.3.0"
+
+
+def test_history_is_what_the_branch_ran_not_what_a_merged_branch_tried(
+        history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "merged"
+    git(history, "clone", "-q", str(history), str(root))
+    git(root, "switch", "-q", "-c", "release-0.4")
+    release(root, "0.4.0-rc.1", by="flux")  # only ever on the pull request's branch
+    release(root, "0.4.0", by="flux")
+    git(root, "switch", "-q", "main")
+    git(root, "merge", "-q", "--no-ff", "-m", "Merge pull request #7 from acme/release-0.4", "release-0.4")
+    assert tag_of(root, "dev") == "0.4.0"
+
+    code, _, err = cli(capsys, "promote", SERVICE, "--to", "staging", "--version", "0.4.0-rc.1", "-C", str(root))
+    assert code == 1 and "never ran in dev (its history: 0.1.0, 0.2.0, 0.3.0, 0.4.0)" in err
+
+    _run(capsys, root, "rollback", SERVICE, "--env", "dev")
+    assert tag_of(root, "dev") == "0.3.0"
+
+
+def test_a_split_layout_service_repository_is_not_the_place(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "hello"
+    root.mkdir()
+    (root / ".copier-answers.yml").write_text("_commit: v0.1.0\n_src_path: x\nunit: service\nservice_name: hello\n"
+                                              "owner: acme\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "service")
+
+    code, _, err = cli(capsys, "promote", SERVICE, "--to", "staging", "-C", str(root))
+
+    assert code == 1 and "is a service repository (split layout)" in err and "fleet repository" in err

@@ -18,7 +18,7 @@ from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap.kube import KubeClient, connect
 from fleetstrap.deploy import DeployChange, build_promotion, build_resume, build_rollback
 from fleetstrap.deploy.running import running_versions
-from fleetstrap.deploy.state import ServiceState, is_production, read_service_state
+from fleetstrap.deploy.state import ServiceState, check_fleet_repo, is_production, read_service_state
 from fleetstrap.errors import DeployError, GitError, UserError
 from fleetstrap.publish.github_api import ApiSettings, GitHubApi
 from fleetstrap.publish.pullrequest import PullRequestSpec, ensure_pull_request, find_pull
@@ -94,6 +94,7 @@ def build_change(request: DeployRequest, state: ServiceState,
 
 def run_deploy(request: DeployRequest, connector: Connector = connect) -> DeployReport:
     root = request.root.resolve()
+    check_fleet_repo(root)
     answers = load_fleet_answers(root)
     if not (root / ".git").exists():
         raise DeployError(f"{root} is not a git repository: promote and rollback read its history")

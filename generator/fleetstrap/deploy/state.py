@@ -13,7 +13,8 @@ from fleetstrap import gitrepo
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.deploy.values import ValuesError, read_image
 from fleetstrap.errors import DeployError
-from fleetstrap.repo import load_fleet
+from fleetstrap.plan import ANSWERS_DIR
+from fleetstrap.repo import SERVICE_REPO_ANSWERS, load_fleet
 
 # The trailer a rollback commit carries: the version it rolled away from is never picked again by a later
 # rollback that finds no --to (it was rolled back for a reason).
@@ -78,6 +79,13 @@ def is_production(answers: FleetAnswers, env: str) -> bool:
     return env in {"prod", "production"} or (len(envs) > 1 and env == envs[-1])
 
 
+def check_fleet_repo(root: Path) -> None:
+    """Refuse a split layout's service repository with the reason (load_fleet would call it no fleet repo)."""
+    if not (root / ANSWERS_DIR).is_dir() and (root / SERVICE_REPO_ANSWERS).is_file():
+        raise DeployError(f"{root} is a service repository (split layout): the environments' values live in the "
+                          "fleet repository; run this there")
+
+
 def fleet_services(root: Path) -> tuple[FleetAnswers, tuple[str, ...]]:
     repo = load_fleet(root)
     names = sorted({c.name.split("/", 1)[1] for c in repo.components if c.unit == "service"} |
@@ -107,7 +115,9 @@ def _blobs(root: Path, specs: list[str]) -> list[bytes | None]:
 
 
 def _history(root: Path, rev: str, rel: str) -> tuple[tuple[Deployment, ...], frozenset[str]]:
-    out = gitrepo.run(root, "log", "--format=%H%x1f%s%x1f%B%x1e", rev, "--", rel)
+    # --first-parent: what the branch itself held, so what the clusters following it ran. A tag changed twice on
+    # a pull request's branch ran only as its merge commit leaves it.
+    out = gitrepo.run(root, "log", "--first-parent", "--format=%H%x1f%s%x1f%B%x1e", rev, "--", rel)
     records = [[*r.strip("\n").split("\x1f"), "", ""][:3] for r in reversed(out.split("\x1e")) if r.strip()]
     deployments: list[Deployment] = []
     rolled: set[str] = set()
@@ -127,6 +137,7 @@ def _history(root: Path, rev: str, rel: str) -> tuple[tuple[Deployment, ...], fr
 def read_service_state(root: Path, service: str, rev: str = "HEAD") -> ServiceState:
     """Everything the plans need about `service`, read from the commit `rev` of the repo at `root`."""
     root = root.resolve()
+    check_fleet_repo(root)
     answers, services = fleet_services(root)
     if service not in services:
         raise DeployError(f"unknown service {service!r}; this fleet has: {', '.join(services) or 'none'}")
