@@ -313,3 +313,19 @@ def test_a_split_layout_service_repository_is_not_the_place(tmp_path: Path, caps
     code, _, err = cli(capsys, "promote", SERVICE, "--to", "staging", "-C", str(root))
 
     assert code == 1 and "is a service repository (split layout)" in err and "fleet repository" in err
+
+
+def test_a_rolled_back_fleet_still_passes_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The edited values and ImageUpdater files are what the engines get: the offline gate (schemas with the
+    Image Updater CRD, kustomize builds, helm template with the values) passes on the rolled-back fleet."""
+    pytest.importorskip("kubernetes_validate", reason="the `validate` extra is not installed")
+    root = fleet_repo(rendered("both", "split", True), tmp_path / "fleet")
+    for version in ("0.2.0", "0.3.0"):
+        release(root, version, by="flux")
+    _run(capsys, root, "promote", SERVICE, "--to", "staging")
+    _run(capsys, root, "rollback", SERVICE, "--env", "staging")
+    assert v.is_paused(values(root, "staging").read_text())
+
+    code, out, err = cli(capsys, "validate", str(root), "--offline")
+
+    assert code == 0, out + err
