@@ -53,6 +53,8 @@ class ArgoCluster:
         return Applied(str(obj["kind"]), obj["metadata"]["namespace"], obj["metadata"]["name"], "configured")
 
     def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
+        if kind == "Application" and (name, namespace) == ("root", "argocd"):
+            return {"status": {"sync": {"status": "Synced", "revision": self.synced}}}
         if kind == "Application" and (name, namespace) == (f"dev-{SERVICE}", "argocd"):
             # Multi-source (split layout): revisions, one per source (the chart's OCI digest, then git).
             return {"status": {"sync": {"status": "Synced", "revisions": ["sha256:" + "0" * 64, self.synced]},
@@ -75,9 +77,10 @@ def test_argocd_refresh_then_wait_until_the_application_runs_the_rollback(argocd
                         lambda _kc, _ctx: cluster)  # type: ignore[arg-type,return-value]
 
     assert repo_log(bare)[0] == head(root) and tag_of(root, "dev") == "0.2.0"
-    (refresh,) = cluster.applied
-    assert refresh["kind"] == "Application" and refresh["metadata"]["name"] == f"dev-{SERVICE}"
-    assert refresh["metadata"]["annotations"] == {"argocd.argoproj.io/refresh": "normal"}
+    # The root app (argocd/, with the ImageUpdater pin) and the service's Application are refreshed.
+    assert [(o["kind"], o["metadata"]["name"]) for o in cluster.applied] == [("Application", "root"),
+                                                                             ("Application", f"dev-{SERVICE}")]
+    assert all(o["metadata"]["annotations"] == {"argocd.argoproj.io/refresh": "normal"} for o in cluster.applied)
     assert report.clusters == (f"dev (argocd) runs {SERVICE} 0.2.0 at {head(root)[:12]}",)
 
 
@@ -91,6 +94,7 @@ def test_wait_times_out_naming_what_the_cluster_runs(argocd_fleet: tuple[Path, P
                    lambda _kc, _ctx: cluster)  # type: ignore[arg-type,return-value]
 
     assert "timed out" in failed.value.message
+    assert "Application argocd/root: Synced at" in failed.value.message
     assert f"Application argocd/dev-{SERVICE}: Synced at" in failed.value.message
     assert f"Deployment {SERVICE}/{SERVICE}: runs 0.3.0, waiting for 0.2.0" in failed.value.message
     assert repo_log(bare)[0] == head(root)  # the rollback itself is pushed: a rerun of --wait just waits

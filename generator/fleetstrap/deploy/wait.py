@@ -49,9 +49,12 @@ def build_reconcile_requests(engine: str, cluster: str, service: str) -> list[di
         return [{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
                  "metadata": {"name": "flux-system", "namespace": FLUX_NS,
                               "annotations": {"reconcile.fluxcd.io/requestedAt": _now()}}}]
+    # The root app-of-apps applies argocd/, with the ImageUpdater rollback pinned: the sooner it syncs, the
+    # shorter the time the updater still works from the old allowTags.
     return [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-             "metadata": {"name": f"{cluster}-{service}", "namespace": ARGOCD_NS,
-                          "annotations": {"argocd.argoproj.io/refresh": "normal"}}}]
+             "metadata": {"name": name, "namespace": ARGOCD_NS,
+                          "annotations": {"argocd.argoproj.io/refresh": "normal"}}}
+            for name in ("root", f"{cluster}-{service}")]
 
 
 def helmrelease_check(obj: Mapping[str, Any]) -> str | None:
@@ -94,8 +97,8 @@ def build_targets(engine: str, cluster: str, request: WaitRequest, workload: tup
                          flux_check("lastAppliedRevision", f"{request.branch}@sha1:{request.sha}")),
                   Target("helm.toolkit.fluxcd.io/v2", "HelmRelease", s, s, helmrelease_check)]
     else:
-        synced = [Target("argoproj.io/v1alpha1", "Application", f"{cluster}-{s}", ARGOCD_NS,
-                         argocd_app_check(request.sha))]
+        synced = [Target("argoproj.io/v1alpha1", "Application", name, ARGOCD_NS, argocd_app_check(request.sha))
+                  for name in ("root", f"{cluster}-{s}")]
     return [*synced, Target(workload[0], workload[1], s, s, running_check(s, request.tag))]
 
 
