@@ -22,7 +22,8 @@ _common = [
                  help="Commit on a fleetstrap/... branch off the default branch, push it and open a pull request "
                       "(GitHub; other remotes: the branch only). The checkout is not touched."),
     click.option("--dry-run", is_flag=True, help="Show the diff; write, commit and push nothing."),
-    click.option("--remote-name", default="origin", show_default=True, help="With --pr: the git remote to push to."),
+    click.option("--remote-name", default="origin", show_default=True,
+                 help="With --pr or --wait: the git remote to push to."),
     click.option("--github-url", default="https://github.com", show_default=True,
                  help="With --pr: the GitHub (Enterprise) the remote must be on for a pull request."),
     click.option("--token-env", metavar="NAME",

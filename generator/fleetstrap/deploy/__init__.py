@@ -13,6 +13,7 @@ history: the release workflow's commits (`<service>: deploy X to <env>`), the im
 from __future__ import annotations
 
 import difflib
+import textwrap
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -234,7 +235,8 @@ def build_rollback(state: ServiceState, env_name: str, *, to: str | None = None)
         how.append("no image automation in this fleet: nothing to pause")
     subject = f"{state.service}: roll back {env_name} from {env.tag} to {to}"
     pinned = "\n".join(f"- {h}" for h in how)
-    message = (f"{subject}\n\nImage automation for {state.service} in {env_name} is pinned in git:\n{pinned}\n\n"
+    wrapped = "\n".join(textwrap.fill(h, 72, initial_indent="- ", subsequent_indent="  ") for h in how)
+    message = (f"{subject}\n\nImage automation for {state.service} in {env_name} is pinned in git:\n{wrapped}\n\n"
                + (f"Resume it with: {resume}\n\n" if pause_flux or argo else "")
                + f"{ROLLED_BACK_TRAILER}: {env.tag}\n")
     body = [f"Rolls **{state.service}** in **{env_name}** back from `{env.tag}` to `{to}`.", "", "### Pinned", "",
@@ -252,9 +254,10 @@ def build_resume(state: ServiceState, env_name: str) -> DeployChange:
     files = _changed(FileChange(values_path(env_name, state.service), env.values, resumed),
                      _updater_change(state, env_name, None) if argo else None)
     subject = f"{state.service}: resume image automation in {env_name}"
-    message = (f"{subject}\n\nUndoes the pin of `fleetstrap rollback`: the image automation picks the newest "
-               f"version its policy allows again (now {env.tag} in git).\n")
-    body = f"{message.split(chr(10), 2)[2]}\n<sub>Opened by `fleetstrap resume --pr`.</sub>\n"
+    why = (f"Undoes the pin of `fleetstrap rollback`: the image automation picks the newest version its policy "
+           f"allows again (now {env.tag} in git).")
+    message = f"{subject}\n\n{textwrap.fill(why, 72)}\n"
+    body = f"{why}\n\n<sub>Opened by `fleetstrap resume --pr`.</sub>\n"
     return DeployChange("resume", state.service, env_name, env.tag, env.tag, files, message,
                         f"{BRANCH_PREFIX}resume-{state.service}-{env_name}",
                         f"{BRANCH_PREFIX}resume-{state.service}-{env_name}", subject, body)
