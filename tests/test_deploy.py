@@ -329,3 +329,17 @@ def test_a_rolled_back_fleet_still_passes_validate(tmp_path: Path, capsys: pytes
     code, out, err = cli(capsys, "validate", str(root), "--offline")
 
     assert code == 0, out + err
+
+
+def test_json_output_for_scripts(history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "json"
+    git(history, "clone", "-q", str(history), str(root))
+
+    out, err = _run(capsys, root, "promote", SERVICE, "--to", "staging", "--format", "json")
+
+    report = json.loads(out)
+    assert report == {"action": "promote", "service": SERVICE, "environment": "staging", "from": "0.1.0",
+                      "to": "0.3.0", "source_environment": "dev", "outcome": "committed", "commit": head(root),
+                      "branch": None, "url": None, "files": [f"apps/staging/{SERVICE}/values.yaml"], "notes": [],
+                      "journal": [], "clusters": []}
+    assert "+  tag: 0.3.0" in err  # the diff goes to stderr, stdout is the JSON alone

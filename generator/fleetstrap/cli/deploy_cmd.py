@@ -28,6 +28,8 @@ _common = [
                  help="With --pr: the GitHub (Enterprise) the remote must be on for a pull request."),
     click.option("--token-env", metavar="NAME",
                  help="With --pr: environment variable holding the token (default: GH_TOKEN, GITHUB_TOKEN, gh)."),
+    click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True,
+                 help="json: the outcome as one JSON object on stdout (the diff stays on stderr as text)."),
     click.option("--api-delay", type=float, default=None, hidden=True,
                  help="Seconds between GitHub API calls (PyGithub's pacing; tests use 0)."),
 ]
@@ -40,7 +42,7 @@ def _options(f: F) -> F:
 
 
 def _run(request: DeployRequest, pr: bool, remote_name: str, github_url: str, token_env: str | None,
-         api_delay: float | None) -> DeployReport:
+         api_delay: float | None, fmt: str) -> DeployReport:
     from dataclasses import replace
 
     from fleetstrap.deploy.apply import PrTarget, run_deploy
@@ -52,26 +54,40 @@ def _run(request: DeployRequest, pr: bool, remote_name: str, github_url: str, to
                                                  seconds_between_writes=api_delay))
         request = replace(request, pr=target)
     report = run_deploy(request)
-    _show(report)
+    _show(report, json_out=fmt == "json")
     return report
 
 
-def _show(report: DeployReport) -> None:
+def _json(report: DeployReport) -> dict[str, Any]:
+    c = report.change
+    return {"action": c.action, "service": c.service, "environment": c.env, "from": c.current, "to": c.target,
+            "source_environment": c.source_env, "outcome": report.outcome, "commit": report.commit,
+            "branch": report.branch, "url": report.url, "files": [f.path for f in c.files], "notes": list(c.notes),
+            "journal": list(report.journal), "clusters": list(report.clusters)}
+
+
+def _show(report: DeployReport, *, json_out: bool) -> None:
     change = report.change
+    if json_out:
+        output.data_json(_json(report))
     for note in change.notes:
         output.warn(note)
     if report.outcome == "up-to-date":
         output.success(f"up to date: {change.service} in {change.env} already "
                        + ("runs " + change.target if change.action != "resume" else "has its image automation on"))
         return
-    diff = change.diff()
+    diff = change.diff().rstrip("\n")
     if diff:
-        output.data(diff.rstrip("\n"))
+        (output.info if json_out else output.data)(diff)  # stdout carries the JSON object alone
     for line in report.journal:
         output.info(line)
     for line in report.clusters:
         output.success(line)
-    subject = change.message.splitlines()[0]
+    _outcome(report)
+
+
+def _outcome(report: DeployReport) -> None:
+    subject = report.change.message.splitlines()[0]
     if report.outcome == "would commit":
         output.info(f"dry run: nothing written ({subject})")
     elif report.outcome == "committed":
@@ -100,13 +116,13 @@ def _show(report: DeployReport) -> None:
 @_options
 def promote(service: str, to_env: str, from_env: str | None, version: str | None, force: bool, clusters: bool,
             kubeconfig: Path | None, root: Path, pr: bool, dry_run: bool, remote_name: str, github_url: str,
-            token_env: str | None, api_delay: float | None) -> None:
+            token_env: str | None, fmt: str, api_delay: float | None) -> None:
     """Promote SERVICE's version from the previous environment into --to (a commit, or a pull request)."""
     from fleetstrap.deploy.apply import DeployRequest
 
     _run(DeployRequest(root, "promote", service, to_env, from_env=from_env, version=version, force=force,
                        dry_run=dry_run, clusters=clusters, kubeconfig=kubeconfig),
-         pr, remote_name, github_url, token_env, api_delay)
+         pr, remote_name, github_url, token_env, api_delay, fmt)
 
 
 @click.command()
@@ -125,13 +141,13 @@ def promote(service: str, to_env: str, from_env: str | None, version: str | None
 @_options
 def rollback(service: str, env: str, to: str | None, wait: bool, context: str | None, kubeconfig: Path | None,
              timeout: float, root: Path, pr: bool, dry_run: bool, remote_name: str, github_url: str,
-             token_env: str | None, api_delay: float | None) -> None:
+             token_env: str | None, fmt: str, api_delay: float | None) -> None:
     """Roll SERVICE in ENV back to its previous version and pin the image automation in git."""
     from fleetstrap.deploy.apply import DeployRequest, WaitOptions
 
     options = WaitOptions(remote_name, kubeconfig, context, timeout) if wait else None
     _run(DeployRequest(root, "rollback", service, env, version=to, dry_run=dry_run, wait=options),
-         pr, remote_name, github_url, token_env, api_delay)
+         pr, remote_name, github_url, token_env, api_delay, fmt)
 
 
 @click.command()
@@ -139,9 +155,9 @@ def rollback(service: str, env: str, to: str | None, wait: bool, context: str | 
 @click.option("--env", "env", required=True, metavar="ENV", help="The environment to resume.")
 @_options
 def resume(service: str, env: str, root: Path, pr: bool, dry_run: bool, remote_name: str, github_url: str,
-           token_env: str | None, api_delay: float | None) -> None:
+           token_env: str | None, fmt: str, api_delay: float | None) -> None:
     """Undo rollback's pin: SERVICE's image automation in ENV picks new versions again."""
     from fleetstrap.deploy.apply import DeployRequest
 
     _run(DeployRequest(root, "resume", service, env, dry_run=dry_run), pr, remote_name, github_url, token_env,
-         api_delay)
+         api_delay, fmt)
