@@ -343,3 +343,21 @@ def test_json_output_for_scripts(history: Path, tmp_path: Path, capsys: pytest.C
                       "branch": None, "url": None, "files": [f"apps/staging/{SERVICE}/values.yaml"], "notes": [],
                       "journal": [], "clusters": []}
     assert "+  tag: 0.3.0" in err  # the diff goes to stderr, stdout is the JSON alone
+
+
+def test_an_interrupted_write_leaves_nothing_half_written(history: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "interrupted"
+    git(history, "clone", "-q", str(history), str(root))
+    _run(capsys, root, "promote", SERVICE, "--to", "staging")
+    before = head(root)
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fleetstrap.gitrepo.ensure_commit", interrupted)  # after the files, before the commit
+    code, _, err = cli(capsys, "rollback", SERVICE, "--env", "staging", "-C", str(root))
+
+    assert code == 130 and "interrupted" in err
+    assert head(root) == before and clean(root) and tag_of(root, "staging") == "0.3.0"

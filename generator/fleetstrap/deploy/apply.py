@@ -171,11 +171,13 @@ class CheckoutWriter:
         return "HEAD"
 
     def write(self, change: DeployChange) -> DeployReport:
-        _write_files(self.root, change)
         try:
+            _write_files(self.root, change)
             sha = gitrepo.ensure_commit(self.root, change.message)
-        except GitError:
-            gitrepo.restore(self.root)  # nothing half-written
+        except BaseException:  # a failed commit or Ctrl-C between two files: nothing half-written
+            for f in change.files:
+                (self.root / f.path).write_text(f.before, encoding="utf-8")
+            gitrepo.run(self.root, "reset", "-q", "--", *(f.path for f in change.files), check=False)
             raise
         return DeployReport(change, "committed" if sha else "up-to-date", sha)
 
