@@ -121,3 +121,17 @@ def test_wait_from_another_branch_is_refused(argocd_fleet: tuple[Path, Path],
     code, _, err = cli(capsys, "rollback", SERVICE, "--env", "dev", "--wait", "-C", str(root))
     assert code == 1 and "--wait pushes to main, which the clusters follow" in err and "hotfix" in err
     assert tag_of(root, "dev") == "0.3.0"
+
+
+def test_a_rollout_is_ready_by_its_phase() -> None:
+    from fleetstrap.deploy.wait import running_check
+
+    check = running_check(SERVICE, "0.2.0", "Rollout")
+    pod = {"template": {"spec": {"containers": [{"name": SERVICE, "image": f"r/{SERVICE}:0.2.0"}]}}}
+    # Argo Rollouts' observedGeneration is a string, not the generation: never read as a number.
+    paused = {"metadata": {"generation": 3}, "spec": pod,
+              "status": {"observedGeneration": "7c9f4d", "phase": "Paused", "message": "BlueGreenPause"}}
+    assert check(paused) == "phase Paused: BlueGreenPause"
+    assert check({**paused, "status": {"observedGeneration": "7c9f4d", "phase": "Healthy"}}) is None
+    old = {**paused, "spec": {"template": {"spec": {"containers": [{"name": SERVICE, "image": f"r/{SERVICE}:0.3.0"}]}}}}
+    assert check(old) == "runs 0.3.0, waiting for 0.2.0"

@@ -80,12 +80,24 @@ def argocd_app_check(sha: str) -> Check:
     return check
 
 
-def running_check(service: str, tag: str) -> Check:
+def rollout_check(obj: Mapping[str, Any]) -> str | None:
+    """An Argo Rollout: its phase (its observedGeneration is not a number, bootstrap's workload check cannot
+    read it). A blue-green Rollout without auto-promotion stays Paused until someone promotes it."""
+    st = obj.get("status") or {}
+    phase = str(st.get("phase") or "Unknown")
+    if phase != "Healthy":
+        return f"phase {phase}" + (f": {st['message']}" if st.get("message") else "")
+    return None
+
+
+def running_check(service: str, tag: str, kind: str = "Deployment") -> Check:
+    ready = rollout_check if kind == "Rollout" else workload_check
+
     def check(obj: Mapping[str, Any]) -> str | None:
         running = image_tag(dict(obj), service)
         if running != tag:
             return f"runs {running}, waiting for {tag}"
-        return workload_check(obj)
+        return ready(obj)
 
     return check
 
@@ -99,7 +111,7 @@ def build_targets(engine: str, cluster: str, request: WaitRequest, workload: tup
     else:
         synced = [Target("argoproj.io/v1alpha1", "Application", name, ARGOCD_NS, argocd_app_check(request.sha))
                   for name in ("root", f"{cluster}-{s}")]
-    return [*synced, Target(workload[0], workload[1], s, s, running_check(s, request.tag))]
+    return [*synced, Target(workload[0], workload[1], s, s, running_check(s, request.tag, workload[1]))]
 
 
 def _workload(client: KubeClient, service: str) -> tuple[str, str]:
