@@ -149,7 +149,7 @@ def build_promotion(state: ServiceState, to_env: str, *, from_env: str | None = 
         ran = ", ".join(d.tag for d in source.deployments) or "none"
         raise DeployError(f"{state.service} {tag} never ran in {from_env} (its history: {ran}); "
                           "promote only what the environment before has run")
-    flux, argo = _automation(state)
+    _, argo = _automation(state)  # Flux markers stay as they are: promote writes only the tag's value
     paused = _paused(state, target)
     notes: list[str] = []
     if state.answers.repo_layout == "split":
@@ -165,14 +165,13 @@ def build_promotion(state: ServiceState, to_env: str, *, from_env: str | None = 
         # A paused Image Updater would pick its pinned tag again: the pin follows the promoted version.
         _updater_change(state, to_env, tag) if argo and paused else None,
     )
-    del flux  # Flux markers stay as they are: promote writes only the tag's value
     production = is_production(state.answers, to_env)
     subject = f"{state.service}: promote {tag} from {from_env} to {to_env}"
     body = [f"Promotes **{state.service}** `{tag}` from **{from_env}** to **{to_env}** "
             f"(`{values_path(to_env, state.service)}`: `{target.tag}` → `{tag}`).", ""]
     if skipped:
         body += [f"> [!WARNING]\n> Skips {', '.join(skipped)} (--force).", ""]
-    body += [f"`{tag}` ran in {from_env} since commit {_since(source, tag)}.", ""]
+    body += [f"`{tag}` was deployed to {from_env} by commit {_since(source, tag)}.", ""]
     if production:
         body += [f"### What runs where now ({to_env} is a production environment)", "", *where_table(state, where),
                  ""]
