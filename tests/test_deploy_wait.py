@@ -135,3 +135,60 @@ def test_a_rollout_is_ready_by_its_phase() -> None:
     assert check({**paused, "status": {"observedGeneration": "7c9f4d", "phase": "Healthy"}}) is None
     old = {**paused, "spec": {"template": {"spec": {"containers": [{"name": SERVICE, "image": f"r/{SERVICE}:0.3.0"}]}}}}
     assert check(old) == "runs 0.3.0, waiting for 0.2.0"
+
+
+class FlaggerCluster:
+    """Flux with a Flagger canary: the apps Kustomization applies the pushed commit at once, the canary
+    Deployment `hello` gets the new tag (and is scaled to 0 after the analysis), and the primary, which serves
+    the traffic, takes the tag only after `analysis` more polls of it."""
+
+    def __init__(self, bare: Path, analysis: int) -> None:
+        self.bare = bare
+        self.analysis = analysis
+        self.primary_polls = 0
+
+    def version(self) -> str:
+        return "1.34"
+
+    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "") -> Applied:  # noqa: ARG002
+        return Applied(str(obj["kind"]), obj["metadata"]["namespace"], obj["metadata"]["name"], "configured")
+
+    @staticmethod
+    def _deployment(tag: str, replicas: int) -> dict[str, Any]:
+        return {"metadata": {"generation": 1}, "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+            {"name": SERVICE, "image": f"ghcr.io/acme/{SERVICE}:{tag}"}]}}},
+            "status": {"observedGeneration": 1, "readyReplicas": replicas}}
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
+        assert api_version
+        if kind == "Kustomization" and (name, namespace) == ("apps", "flux-system"):
+            return {"metadata": {"generation": 1}, "status": {
+                "observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}],
+                "lastAppliedRevision": f"main@sha1:{repo_log(self.bare)[0]}"}}
+        if kind == "HelmRelease" and (name, namespace) == (SERVICE, SERVICE):
+            return {"metadata": {"generation": 2}, "status": {
+                "observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}]}}
+        if kind == "Deployment" and (name, namespace) == (SERVICE, SERVICE):
+            return self._deployment("0.2.0", 0)  # the canary, idle again after the analysis
+        if kind == "Deployment" and (name, namespace) == (f"{SERVICE}-primary", SERVICE):
+            self.primary_polls += 1
+            return self._deployment("0.2.0" if self.primary_polls > self.analysis else "0.3.0", 2)
+        if kind == "Rollout":
+            raise ClusterError("the cluster does not serve Rollout")
+        return None
+
+
+def test_with_flagger_the_wait_lasts_until_the_primary_runs_the_rollback(tmp_path: Path) -> None:
+    root = fleet_repo(rendered("flux", "monorepo", False), tmp_path / "fleet")
+    for version in ("0.2.0", "0.3.0"):
+        release(root, version)
+    bare = bare_repo(tmp_path / "remote", "fleet.git")
+    git(root, "remote", "add", "origin", str(bare))
+    git(root, "push", "-q", "origin", "main")
+    cluster = FlaggerCluster(bare, analysis=3)
+
+    report = run_deploy(DeployRequest(root, "rollback", SERVICE, "dev", wait=WaitOptions(timeout=5, interval=0.01)),
+                        lambda _kc, _ctx: cluster)  # type: ignore[arg-type,return-value]
+
+    assert cluster.primary_polls > 3  # it waited through the analysis
+    assert report.clusters == (f"dev (flux) runs {SERVICE} 0.2.0 at {head(root)[:12]}",)

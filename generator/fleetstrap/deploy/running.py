@@ -31,7 +31,11 @@ def running_versions(answers: FleetAnswers, service: str, kubeconfig: Path | Non
             client = connector(kubeconfig, spec.context or None)
             client.version()
             found = "not deployed"
-            for api_version, kind in WORKLOADS:
+            # Flagger: the primary serves the traffic; the Deployment named after the service is the canary.
+            primary = client.get("apps/v1", "Deployment", f"{service}-primary", service)
+            if primary is not None:
+                found = f"`{image_tag(primary, service)}` (Flagger primary)"
+            for api_version, kind in () if primary is not None else WORKLOADS:
                 try:
                     obj = client.get(api_version, kind, service, service)
                 except FleetstrapError:

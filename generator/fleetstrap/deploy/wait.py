@@ -102,7 +102,8 @@ def running_check(service: str, tag: str, kind: str = "Deployment") -> Check:
     return check
 
 
-def build_targets(engine: str, cluster: str, request: WaitRequest, workload: tuple[str, str]) -> list[Target]:
+def build_targets(engine: str, cluster: str, request: WaitRequest,
+                  workloads: list[tuple[str, str, str]]) -> list[Target]:
     s = request.service
     if engine == "flux":
         synced = [Target("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "apps", FLUX_NS,
@@ -111,17 +112,26 @@ def build_targets(engine: str, cluster: str, request: WaitRequest, workload: tup
     else:
         synced = [Target("argoproj.io/v1alpha1", "Application", name, ARGOCD_NS, argocd_app_check(request.sha))
                   for name in ("root", f"{cluster}-{s}")]
-    return [*synced, Target(workload[0], workload[1], s, s, running_check(s, request.tag, workload[1]))]
+    return [*synced, *(Target(api_version, kind, name, s, running_check(s, request.tag, kind))
+                       for api_version, kind, name in workloads)]
 
 
-def _workload(client: KubeClient, service: str) -> tuple[str, str]:
-    for api_version, kind in reversed(WORKLOADS):  # a Rollout, when the cluster serves them and has one
-        try:
-            if client.get(api_version, kind, service, service) is not None:
-                return api_version, kind
-        except ClusterError:
-            continue
-    return WORKLOADS[0]
+def _workloads(client: KubeClient, service: str) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of what runs the service: its Deployment, or its Argo Rollout; with Flagger also
+    the `<service>-primary` Deployment, which serves the traffic once the canary analysis promotes."""
+    found = [(api_version, kind, service) for api_version, kind in WORKLOADS if _exists(client, api_version, kind,
+                                                                                          service, service)]
+    main = found[-1:] or [(*WORKLOADS[0], service)]  # a Rollout, when the cluster has one
+    primary = f"{service}-primary"
+    return main + ([("apps/v1", "Deployment", primary)] if _exists(client, "apps/v1", "Deployment", primary,
+                                                                    service) else [])
+
+
+def _exists(client: KubeClient, api_version: str, kind: str, name: str, namespace: str) -> bool:
+    try:
+        return client.get(api_version, kind, name, namespace) is not None
+    except ClusterError:
+        return False  # the kind is not served (no Argo Rollouts)
 
 
 def wait_rolled_back(answers: FleetAnswers, request: WaitRequest,
@@ -141,7 +151,7 @@ def wait_rolled_back(answers: FleetAnswers, request: WaitRequest,
             for obj in build_reconcile_requests(engine, spec.name, request.service):
                 applied = client.apply(obj)
                 output.step(f"{spec.name}: requested a reconcile of {applied.ref}")
-            targets = build_targets(engine, spec.name, request, _workload(client, request.service))
+            targets = build_targets(engine, spec.name, request, _workloads(client, request.service))
             wait_ready(client, targets, what=f"{spec.name} to run {request.service} {request.tag}",
                        timeout=request.timeout, interval=request.interval)
             lines.append(f"{spec.name} ({engine}) runs {request.service} {request.tag} at {request.sha[:12]}")
