@@ -5,6 +5,7 @@ and every refusal (exit 1, one line, nothing written)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -361,3 +362,18 @@ def test_an_interrupted_write_leaves_nothing_half_written(history: Path, tmp_pat
 
     assert code == 130 and "interrupted" in err
     assert head(root) == before and clean(root) and tag_of(root, "staging") == "0.3.0"
+
+
+def test_rollback_where_people_removed_the_markers_says_there_is_nothing_to_pause(
+        history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "unmarked"
+    git(history, "clone", "-q", str(history), str(root))
+    path = values(root, "dev")
+    path.write_text(re.sub(r" # \{\"\$imagepolicy\": \"[^\"]+\"\}", "", path.read_text()))
+    git(root, "commit", "-q", "-am", "dev: tags by hand")
+
+    _run(capsys, root, "rollback", SERVICE, "--env", "dev")
+
+    message = git(root, "log", "-1", "--format=%B")
+    assert "apps/dev/hello/values.yaml has no setter markers" in message and "Resume it" not in message
+    assert "fleetstrap" not in values(root, "dev").read_text().split("image:")[1]

@@ -227,6 +227,9 @@ def build_rollback(state: ServiceState, env_name: str, *, to: str | None = None)
     if pause_flux:
         how.append(f"Flux: the setter markers in {values_path(env_name, state.service)} are disabled, so the "
                    "ImageUpdateAutomation no longer rewrites this service's tag in this environment")
+    elif flux:
+        how.append(f"Flux: {values_path(env_name, state.service)} has no setter markers, so the "
+                   "ImageUpdateAutomation does not touch it: nothing to pause")
     if argo:
         how.append(f"Argo CD Image Updater: ImageUpdater {state.service}-{env_name} allows only {to} "
                    f"({updater_path(state.service)})")
