@@ -6,13 +6,14 @@ shares); a release lands the way the release workflow commits it and the cluster
 and returns only once the apps Kustomization applied that commit, helm-controller upgraded the release and the
 Deployment runs the rolled-back tag.
 
-Runs after test_controlplane_flux in the same worker (xdist group): the control plane keeps that module's
-objects, so bootstrap replaces the source Secret (--rotate-keys) and the new repo's Kustomizations prune the rest.
+The module has a control plane of its own: the session's keeps the Flux mission's objects (its repository, its
+services), and moving that Flux to another repository is a different story from the one told here.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,15 @@ from test_controlplane_flux import (  # noqa: F401 (fixtures shared with the mis
 )
 
 pytestmark = pytest.mark.xdist_group("controlplane")
+
+
+@pytest.fixture(scope="module")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """This module's own control plane (the shared `flux` and `release` fixtures run against it)."""
+    from support.controlplane import control_plane_for_tests
+
+    with control_plane_for_tests(tmp_path_factory.mktemp("rollback-controlplane")) as plane:
+        yield plane
 
 
 def running_tag(plane: ControlPlane, service: str) -> str | None:
@@ -74,7 +84,7 @@ def test_rollback_waits_until_the_cluster_runs_the_previous_version(
         push = ["push", str(fleet), "--remote", url, "--ssh-key", str(key), "--known-hosts", known]
         ok(capsys, *push)
         ok(capsys, "bootstrap", "dev", "-C", str(fleet), "--kubeconfig", kc, "--deploy-key", str(key),
-           "--known-hosts", known, "--timeout", "180", "--rotate-keys")
+           "--known-hosts", known, "--timeout", "180")
         eventually(lambda: running_tag(plane, "hello") == "0.1.0" or None, "hello 0.1.0 running", flux)
 
         # Release 0.2.0 the way the release workflow commits it; the cluster runs it.
