@@ -38,7 +38,7 @@ FLAGGER = {"engine": "flux", "monitoring": True, "progressive_delivery": "flagge
 K8S_VERSION = pin("kubernetes_version")
 ROOT = Path(__file__).resolve().parent.parent
 # The last commit of main whose templates answered progressive_delivery with a boolean.
-LEGACY_TEMPLATES_COMMIT = "9df0581"
+LEGACY_TEMPLATES_COMMIT = "9df05810c3fe7dfd06c6630fdca5d24f246c74bc"
 
 
 @pytest.fixture(scope="module")
@@ -414,3 +414,36 @@ def test_update_rewrites_the_legacy_boolean(tmp_path: Path, monkeypatch: pytest.
     status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True,
                             check=True).stdout
     assert status == "", status
+
+
+# ---------------------------------------------------------------- the real kube-apiserver
+
+
+@pytest.mark.xdist_group("controlplane")
+def test_apiserver_accepts_the_flagger_fleet_and_canaries(control_plane: Any, tmp_path: Path,
+                                                          fleet: RenderedFleet) -> None:
+    """Flagger's CRDs from its pinned module, then every object of the fleet and of each environment's chart
+    rendering server-side applied with dry-run and strict field validation; an unknown Canary field is refused."""
+    from support import cluster_tools
+    from test_controlplane_acceptance import MANAGER, dry_run_apply, ensure_namespaces, rendered_objects
+
+    files = list(cluster_tools.flux_modules(pin("flux_version")).crd_files())
+    for spec in cluster_tools.crd_modules():  # Flagger's among them
+        files += cluster_tools.module_crd_files(spec)
+    control_plane.apply_files(files, manager=MANAGER)
+    control_plane.wait_crds_established(["canaries.flagger.app", "metrictemplates.flagger.app"])
+    # The OpenTelemetry Operator's kinds are covered by test_controlplane_acceptance (its CRDs are rebuilt there).
+    objects = [(w, o) for w, o in rendered_objects(fleet.root) if not o["apiVersion"].startswith("opentelemetry.io/")]
+    for env in fleet.answers.environments:
+        objects += [(f"charts/hello {env} {t}", o) for t, o in _chart(fleet, env)
+                    if o["kind"] != "Pod"]  # the `helm test` hook
+    kinds = {o["kind"] for _, o in objects}
+    assert {"Canary", "MetricTemplate", "HelmRelease"} <= kinds
+    ensure_namespaces(control_plane, objects)
+    code, output = dry_run_apply(control_plane, [o for _, o in objects], tmp_path)
+    assert code == 0, output
+    assert output.count("serverside-applied (server dry run)") == len(objects), output
+    canary = next(o for _, o in objects if o["kind"] == "Canary")
+    bad = {**canary, "spec": {**canary["spec"], "analysis": {**canary["spec"]["analysis"], "iteratons": 5}}}
+    code, output = dry_run_apply(control_plane, [bad], tmp_path)
+    assert code != 0 and "iteratons" in output, output

@@ -322,6 +322,8 @@ def crd_modules() -> list[CrdModule]:
                   ("example/prometheus-operator-crd/*.yaml",)),
         CrdModule("sealed-secrets", "github.com/bitnami-labs/sealed-secrets", "v0.36.6",
                   ("helm/sealed-secrets/crds/*.yaml",)),
+        # The Flagger chart's crds/crd.yaml is this file (chart version = module version).
+        CrdModule("flagger", "github.com/fluxcd/flagger", pin("flagger_version"), ("artifacts/flagger/crd.yaml",)),
     ]
 
 
