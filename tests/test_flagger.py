@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fleetstrap.answers import build_answers, parse_data_flags
+from fleetstrap.answers import build_answers, load_answers_file, parse_data_flags
 from fleetstrap.blueprints import resolve_blueprint
 from fleetstrap.errors import AnswersError
 from fleetstrap.pins import pin
@@ -78,6 +78,10 @@ def test_answer_takes_the_three_values_and_the_legacy_booleans(tmp_path: Path) -
     for flag, meaning in (("true", "argo-rollouts"), ("false", "none"), ("flagger", "flagger")):
         data = {**base, **parse_data_flags([f"progressive_delivery={flag}"])}
         assert build_answers(data).progressive_delivery == meaning, flag
+    # An answers file written for the boolean (e.g. another fleet's .fleetstrap/answers/fleet.yml).
+    answers_file = tmp_path / "fleet.yml"
+    answers_file.write_text("owner: acme\nservice: hello\nprogressive_delivery: false\n_commit: v0.1.0\n")
+    assert build_answers(load_answers_file(answers_file)).progressive_delivery == "none"
     # A user's blueprint written for the boolean.
     path = tmp_path / "legacy.yaml"
     path.write_text("name: legacy\nextends: starter\nanswers:\n  progressive_delivery: true\n")
@@ -178,6 +182,20 @@ def test_fleet_validates_clean(fleet: RenderedFleet) -> None:
     report = validate_repo(fleet.root, ValidateOptions(schema_locations=(str(schemas),), offline=True,
                                                        catalog_url=None))
     assert report.findings == (), [f.as_dict() for f in report.findings]
+
+
+def test_validate_checks_the_canaries_against_flaggers_schemas(fleet: RenderedFleet, tmp_path: Path) -> None:
+    """The gate renders each environment's chart and judges the Canary: without Flagger's schemas it says so."""
+    from fleetstrap.validate import ValidateOptions, validate_repo
+
+    schemas = k8s.crd_schema_dir()
+    assert isinstance(schemas, Path) and (schemas / "flagger.app" / "canary_v1beta1.json").is_file()
+    without = tmp_path / "schemas"
+    shutil.copytree(schemas, without, ignore=shutil.ignore_patterns("flagger.app"))
+    report = validate_repo(fleet.root, ValidateOptions(schema_locations=(str(without),), offline=True,
+                                                       catalog_url=None, bundled_schemas=False))
+    messages = " ".join(str(f.as_dict()) for f in report.findings)
+    assert "Canary" in messages and "MetricTemplate" in messages, messages[:3000]
 
 
 # ---------------------------------------------------------------- the service chart under Flagger
