@@ -234,11 +234,14 @@ def test_chart_renders_what_flagger_expects(fleet: RenderedFleet, env: str) -> N
     chart_defaults = yaml.safe_load((fleet.root / "charts/hello/values.yaml").read_text())["canary"]
     for template in templates.values():
         assert template["spec"]["provider"] == {"type": "prometheus", "address": chart_defaults["metricsServer"]}
-    (hook,) = analysis["webhooks"]
+    # Traffic for the canary from before the first check (pre-rollout) through every step (rollout).
+    hooks = {h["type"]: h for h in analysis["webhooks"]}
+    assert sorted(hooks) == ["pre-rollout", "rollout"]
     namespace = canary["metadata"]["namespace"]
-    assert hook["type"] == "rollout" and hook["url"] == "http://flagger-loadtester.flagger-system/"
-    assert re.fullmatch(rf"hey -z 1m -q 10 -c 2 http://{spec['service']['name']}-canary\.{namespace}:"
-                        rf"{spec['service']['port']}/", hook["metadata"]["cmd"]), hook
+    for hook in hooks.values():
+        assert hook["url"] == "http://flagger-loadtester.flagger-system/" and hook["metadata"]["type"] == "cmd"
+        assert re.fullmatch(rf"hey -z 1m -q 10 -c 2 http://{spec['service']['name']}-canary\.{namespace}:"
+                            rf"{spec['service']['port']}/", hook["metadata"]["cmd"]), hook
     # The load tester's namespace may reach the pods; the PDB protects the pods that serve (the primary).
     policy = _one(objects, "NetworkPolicy")
     peers = [p for rule in policy["spec"]["ingress"] for p in rule["from"]]
