@@ -226,11 +226,12 @@ def test_chart_renders_what_flagger_expects(fleet: RenderedFleet, env: str) -> N
     assert analysis["iterations"] == (10 if env == "production" else 5)
     templates = {d["metadata"]["name"]: d for _, d in objects if d["kind"] == "MetricTemplate"}
     by_name = {m["name"]: m for m in analysis["metrics"]}
-    assert set(by_name) == {"request-success-rate", "request-duration"}
+    # Not Flagger's builtin names (request-success-rate, request-duration): it would run its own queries for them.
+    assert set(by_name) == {"span-success-rate", "span-duration-p99"}
     for metric in by_name.values():
         assert metric["templateRef"]["name"] in templates
-    assert by_name["request-success-rate"]["thresholdRange"] == {"min": 99}
-    assert by_name["request-duration"]["thresholdRange"] == {"max": 500}
+    assert by_name["span-success-rate"]["thresholdRange"] == {"min": 99}
+    assert by_name["span-duration-p99"]["thresholdRange"] == {"max": 500}
     chart_defaults = yaml.safe_load((fleet.root / "charts/hello/values.yaml").read_text())["canary"]
     for template in templates.values():
         assert template["spec"]["provider"] == {"type": "prometheus", "address": chart_defaults["metricsServer"]}
@@ -332,9 +333,9 @@ def test_queries_judge_the_canary_alone(fleet: RenderedFleet, tmp_path: Path) ->
         inputs.append(series(buckets, f"{target}-primary", f"0+{primary_count}x20",
                              status_code="STATUS_CODE_UNSET", le=le))
     tests = {"tests": [{"interval": "30s", "input_series": inputs, "promql_expr_test": [
-        {"expr": queries["request-success-rate"], "eval_time": "8m", "exp_samples": [{"labels": "{}", "value": 95}]},
+        {"expr": queries["span-success-rate"], "eval_time": "8m", "exp_samples": [{"labels": "{}", "value": 95}]},
         # p99 inside the 500-1000 ms bucket: linear interpolation gives 500 + 500 * (0.99*60 - 6) / 54.
-        {"expr": queries["request-duration"], "eval_time": "8m",
+        {"expr": queries["span-duration-p99"], "eval_time": "8m",
          "exp_samples": [{"labels": "{}", "value": 500 + 500 * (0.99 * 60 - 6) / 54}]},
     ]}]}
     path = tmp_path / "queries_test.yaml"
@@ -343,8 +344,8 @@ def test_queries_judge_the_canary_alone(fleet: RenderedFleet, tmp_path: Path) ->
     assert res.returncode == 0, res.stdout + res.stderr
     thresholds = {m["name"]: m["thresholdRange"] for m in canary["spec"]["analysis"]["metrics"]}
     # Both values fail the generated thresholds.
-    assert thresholds["request-success-rate"]["min"] > 95
-    assert thresholds["request-duration"]["max"] < 900
+    assert thresholds["span-success-rate"]["min"] > 95
+    assert thresholds["span-duration-p99"]["max"] < 900
     # The same file with the primary's numbers expected must fail: promtool really compares.
     tests["tests"][0]["promql_expr_test"][0]["exp_samples"][0]["value"] = 100
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
@@ -377,7 +378,7 @@ def test_gateway_labels_span_metrics_by_workload(fleet: RenderedFleet) -> None:
                 time.sleep(0.5)
     assert lines, collector.output()[-3000:]
     assert 'k8s_deployment_name="hello-primary"' in lines[0] and 'k8s_namespace_name="hello"' in lines[0], lines
-    query = _one(_chart(fleet, "dev"), "MetricTemplate", "checkout-hello-request-success-rate")["spec"]["query"]
+    query = _one(_chart(fleet, "dev"), "MetricTemplate", "checkout-hello-span-success-rate")["spec"]["query"]
     selected = set(re.findall(r"(\w+)!?=\"", query))
     emitted = set(re.findall(r"(\w+)=\"", lines[0]))
     assert selected <= emitted, f"the queries select on labels the gateway does not emit: {selected - emitted}"
@@ -468,3 +469,143 @@ def test_apiserver_accepts_the_flagger_fleet_and_canaries(control_plane: Any, tm
     bad = {**canary, "spec": {**canary["spec"], "analysis": {**canary["spec"]["analysis"], "iteratons": 5}}}
     code, output = dry_run_apply(control_plane, [bad], tmp_path)
     assert code != 0 and "iteratons" in output, output
+
+
+# ---------------------------------------------------------------- Flagger itself runs the chart's Canary
+
+
+class _FakePrometheus:
+    """Prometheus' query API on loopback: answers Flagger's queries with set values and records them."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+        import urllib.parse
+
+        self.queries: list[str] = []
+        self.values = {"calls_total": 100.0, "duration": 20.0}
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query).get("query", [""])[0]
+                fake.queries.append(query)
+                value = next((v for k, v in fake.values.items() if k in query), 1.0)
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+                    {"metric": {}, "value": [1.0, str(value)]}]}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _wait(what: str, check: Any, logs: Any, timeout: float = 180) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}\n{logs()}")
+
+
+@pytest.mark.xdist_group("controlplane")
+def test_flagger_runs_the_charts_canary(control_plane: Any, fleet: RenderedFleet, tmp_path: Path) -> None:
+    """Flagger, built from its pinned module, against the real control plane (kwok makes pods Ready): it takes over
+    the production rendering of the chart without colliding with anything the chart renders, the PDB selects the
+    primary's pods, and a new version is promoted when the MetricTemplates' queries (sent to a fake Prometheus,
+    checked verbatim) pass, and rolled back when the success rate drops."""
+    import json
+
+    from support import cluster_tools
+    from support.controlplane import free_port
+    from support.tools import require_command
+
+    require_command("go", cluster_tools.GO_HINT)
+    binary = cluster_tools.build_flagger(pin("flagger_version"))
+    (spec,) = [s for s in cluster_tools.crd_modules() if s.family == "flagger"]
+    control_plane.apply_files(cluster_tools.module_crd_files(spec))
+    control_plane.wait_crds_established(["canaries.flagger.app", "metrictemplates.flagger.app"])
+    prometheus = _FakePrometheus()
+    # Short steps for the test; no load test (its tester runs in the cluster, not here).
+    objects = [o for _, o in _chart(fleet, "production", canary={
+        "metricsServer": prometheus.url, "loadTest": {"enabled": False},
+        "analysis": {"interval": "5s", "iterations": 2, "threshold": 1, "metricsInterval": "1m",
+                     "minSuccessRate": 99, "maxRequestDurationMs": 500}}) if o["kind"] != "Pod"]
+    canary = _one([("", o) for o in objects], "Canary")
+    namespace, name = canary["metadata"]["namespace"], canary["metadata"]["name"]
+    chart_names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    status, body = control_plane.request("POST", "/api/v1/namespaces", {
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    assert status in (201, 409), body
+    manifest = tmp_path / "chart.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects))
+    control_plane.kubectl("apply", "--server-side", "--field-manager=helm", "-f", str(manifest))
+
+    def get(kind: str, obj: str) -> dict[str, Any] | None:
+        res = control_plane.kubectl("get", kind, obj, "-n", namespace, "-o", "json", check=False)
+        return json.loads(res.stdout) if res.returncode == 0 else None
+
+    def phase() -> str:
+        return str(((get("canary", name) or {}).get("status") or {}).get("phase", ""))
+
+    control_plane.processes.start("flagger", [
+        str(binary), "-kubeconfig", str(control_plane.kubeconfig), "-mesh-provider", "kubernetes",
+        "-metrics-server", prometheus.url, "-namespace", namespace, "-control-loop-interval", "2s",
+        "-port", str(free_port()), "-log-level", "info"])
+    logs = lambda: control_plane.processes.tail("flagger", 60)  # noqa: E731
+    try:
+        _wait("the canary to initialize", lambda: phase() == "Initialized", logs)
+        # What Flagger created, next to (never over) what the chart rendered.
+        created = {("Deployment", f"{name}-primary"), ("Service", name), ("Service", f"{name}-primary"),
+                   ("Service", f"{name}-canary"), ("HorizontalPodAutoscaler", f"{name}-primary")}
+        assert not created & chart_names
+        for kind, obj in created:
+            assert get(kind, obj) is not None, f"{kind} {obj} missing\n{logs()}"
+        assert get("deployment", name)["spec"]["replicas"] == 0  # the chart's Deployment is the idle canary
+        pdb = next(o for o in objects if o["kind"] == "PodDisruptionBudget")
+        selector = ",".join(f"{k}={v}" for k, v in pdb["spec"]["selector"]["matchLabels"].items())
+        primary = get("deployment", f"{name}-primary")
+        assert primary is not None
+        pods = _wait("the primary's pods", lambda: json.loads(control_plane.kubectl(
+            "get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout)["items"], logs)
+        assert all(p["metadata"]["name"].startswith(f"{name}-primary-") for p in pods)
+        # A new version: analysed with the MetricTemplates, then promoted.
+        deployment = next(o for o in objects if o["kind"] == "Deployment")
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        control_plane.kubectl("set", "image", f"deployment/{name}", "-n", namespace,
+                              f"{deployment['spec']['template']['spec']['containers'][0]['name']}={image}-next")
+        _wait("the promotion", lambda: phase() == "Succeeded", logs, timeout=240)
+        promoted = get("deployment", f"{name}-primary")["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert promoted == f"{image}-next"
+        # Flagger renders the template variables, then folds every whitespace run into one space.
+        expected = {re.sub(r"\s+", " ", _flagger_render(o["spec"]["query"], namespace=namespace, target=name,
+                                                         interval="1m"))
+                    for o in objects if o["kind"] == "MetricTemplate"}
+        assert expected <= set(prometheus.queries), prometheus.queries[-4:]
+        # Another version whose canary fails the success rate: rolled back, the primary keeps the last one.
+        prometheus.values["calls_total"] = 90.0
+        control_plane.kubectl("set", "image", f"deployment/{name}", "-n", namespace,
+                              f"{deployment['spec']['template']['spec']['containers'][0]['name']}={image}-broken")
+        _wait("the rollback", lambda: phase() == "Failed", logs, timeout=240)
+        kept = get("deployment", f"{name}-primary")["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert kept == f"{image}-next"
+        assert "advancement span-success-rate 90.00 < 99" in logs(), logs()
+    finally:
+        control_plane.processes.stop(["flagger"])
+        prometheus.close()
