@@ -36,7 +36,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Trace backend", ("Down", "Enter")),
     ("OTLP gRPC endpoint", ("Enter",)),
     ("Collector mode", ("Enter",)),
-    ("Progressive delivery", ("n",)),
+    ("Progressive delivery", ("Enter",)),
     ("Automate image tag updates", ("y",)),
     ("Secrets approach", ("Enter",)),
     ("Ingress domain", ("Enter",)),

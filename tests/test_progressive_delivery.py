@@ -58,17 +58,21 @@ def _values(fleet: RenderedFleet, env: str, service: str) -> dict[str, Any]:
 
 def test_answer_defaults_off_and_parses() -> None:
     base = {"owner": "acme", "service": "hello"}
-    assert build_answers(base).progressive_delivery is False
-    on = build_answers({**base, "progressive_delivery": "yes"})
-    assert on.progressive_delivery is True
-    assert on.to_copier_data()["progressive_delivery"] is True
-    assert build_answers(on.to_mapping()).progressive_delivery is True
+    assert build_answers(base).progressive_delivery == "none"
+    on = build_answers({**base, "progressive_delivery": "argo-rollouts"})
+    assert on.progressive_delivery == "argo-rollouts"
+    assert on.to_copier_data()["progressive_delivery"] == "argo-rollouts"
+    assert build_answers(on.to_mapping()).progressive_delivery == "argo-rollouts"
+    # The boolean of fleetstrap 0.1 (answers files, blueprints, --data) still reads: true is Argo Rollouts.
+    for legacy, meaning in ((True, "argo-rollouts"), ("yes", "argo-rollouts"), (False, "none"), ("off", "none")):
+        assert build_answers({**base, "progressive_delivery": legacy}).progressive_delivery == meaning, legacy
 
 
 def test_answers_files_record_it_only_when_on(fleet: RenderedFleet) -> None:
+    # The fixture answers with the legacy boolean: the answers files record today's value.
     for name in ("fleet.yml", "cluster-dev.yml", "service-hello.yml"):
         recorded = yaml.safe_load((fleet.root / ".fleetstrap/answers" / name).read_text())
-        assert recorded["progressive_delivery"] is True, name
+        assert recorded["progressive_delivery"] == "argo-rollouts", name
     off = render_blueprint("starter")
     assert "progressive_delivery" not in (off.root / ".fleetstrap/answers/fleet.yml").read_text()
     assert not any("argo-rollouts" in rel for rel, _ in off.own_files)

@@ -13,6 +13,7 @@ pexpect = pytest.importorskip("pexpect")
 
 ENTER = "\r"
 DOWN = "\x1b[B"
+UP = "\x1b[A"
 
 
 def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
@@ -35,7 +36,7 @@ def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
             ("Trace backend", DOWN + ENTER),             # jaeger -> tempo
             ("OTLP gRPC endpoint", ENTER),
             ("Collector mode", ENTER),
-            ("Progressive delivery", "y"),
+            ("Progressive delivery", UP + ENTER),        # Argo CD: argo-rollouts or none (default)
             ("Automate image tag updates", "y"),
             ("Secrets approach", ENTER),
             ("Ingress domain", ENTER),
@@ -62,9 +63,37 @@ def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
     assert recorded["telemetry_backend"] == "tempo"
     assert recorded["otlp_endpoint"].startswith("tempo.")
     assert recorded["image_automation"] is True
-    assert recorded["progressive_delivery"] is True
+    assert recorded["progressive_delivery"] == "argo-rollouts"
     assert recorded["dependency_bot"] == "renovate"
     assert (dest / "renovate.json").is_file() and not (dest / ".github/dependabot.yml").exists()
+
+
+def test_flux_fleet_picks_flagger_and_gets_monitoring_without_asking(tmp_path: Path) -> None:
+    dest = tmp_path / "fleet"
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "LINES": "40"}
+    child = pexpect.spawn(sys.executable, ["-m", "fleetstrap", "init", str(dest), "--no-validate"], env=env,
+                          encoding="utf-8", timeout=60, dimensions=(40, 120))
+    try:
+        steps = [("GitHub owner", "acme" + ENTER), ("Repository name", ENTER), ("GitOps engine", ENTER),
+                 ("Environments", ENTER), ("Cluster for dev", ENTER), ("Kube context for dev", ENTER),
+                 ("First service name", ENTER), ("Container registry", ENTER), ("Trace backend", ENTER),
+                 ("OTLP gRPC endpoint", ENTER), ("Collector mode", ENTER),
+                 ("Progressive delivery", UP + ENTER),  # none -> flagger (Flux offers all three)
+                 ("Automate image tag updates", ENTER), ("Secrets approach", ENTER), ("Ingress domain", ENTER),
+                 ("TLS issuer", ENTER),
+                 ("Alert destination", ENTER),  # monitoring is on without a question: Flagger needs it
+                 ("Dependency updates", ENTER)]
+        for prompt, keys in steps:
+            child.expect(prompt)
+            child.send(keys)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, child.before
+    assert "Monitoring (metrics" not in (child.before or "")
+    recorded = yaml.safe_load((dest / ".fleetstrap/answers/fleet.yml").read_text())
+    assert (recorded["progressive_delivery"], recorded["monitoring"]) == ("flagger", True)
+    assert (dest / "infrastructure/controllers/flagger.yaml").is_file()
 
 
 def test_invalid_keystrokes_are_rejected_as_you_type(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ Sources, lowest to highest precedence: built-in defaults < blueprint (with its `
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ TLS_ISSUERS = ("letsencrypt-prod", "letsencrypt-staging", "selfsigned", "none")
 NOTIFICATIONS = ("none", "slack", "github", "webhook")
 REPO_LAYOUTS = ("monorepo", "split")
 DEPENDENCY_BOTS = ("dependabot", "renovate", "none")
+PROGRESSIVE_DELIVERY = ("argo-rollouts", "flagger", "none")
+# Answers of fleetstrap 0.1 were a boolean: true meant Argo Rollouts.
+_LEGACY_DELIVERY = {"true": "argo-rollouts", "yes": "argo-rollouts", "on": "argo-rollouts", "1": "argo-rollouts",
+                    "false": "none", "no": "none", "off": "none", "0": "none"}
 IN_CLUSTER = "https://kubernetes.default.svc"
 
 
@@ -54,7 +59,8 @@ QUESTIONS: tuple[Question, ...] = (
     Question("collector_mode", "Collector mode (gateway only, or gateway + sidecar)", choices=COLLECTOR_MODES),
     Question("image_automation", "Automate image tag updates (Flux image automation / Argo CD Image Updater)",
              kind="bool"),
-    Question("progressive_delivery", "Progressive delivery (Argo Rollouts, blue-green services)", kind="bool"),
+    Question("progressive_delivery", "Progressive delivery (Argo Rollouts; Flagger: Flux with monitoring)",
+             choices=PROGRESSIVE_DELIVERY),
     Question("secrets", "Secrets approach", choices=SECRETS),
     Question("ingress_domain", "Ingress domain (hosts become <service>.<environment>.<domain>)"),
     Question("tls_issuer", "TLS issuer (a cert-manager ClusterIssuer)", choices=TLS_ISSUERS),
@@ -107,7 +113,7 @@ class FleetAnswers:
     otlp_endpoint: str = ""
     collector_mode: str = "gateway"
     image_automation: bool = False
-    progressive_delivery: bool = False
+    progressive_delivery: str = "none"
     secrets: str = "sealed-secrets"
     ingress_domain: str = "example.com"
     tls_issuer: str = "letsencrypt-staging"
@@ -249,6 +255,33 @@ def _bool(data: Mapping[str, Any], key: str, default: bool) -> bool:
     raise AnswersError(f"answer {key!r} must be true or false")
 
 
+def delivery_choice(value: Any) -> str:
+    """progressive_delivery as one of PROGRESSIVE_DELIVERY; legacy booleans (true -> argo-rollouts) accepted."""
+    if isinstance(value, bool):
+        return "argo-rollouts" if value else "none"
+    if isinstance(value, int | float):
+        value = str(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in PROGRESSIVE_DELIVERY:
+            return text
+        if text in _LEGACY_DELIVERY:
+            return _LEGACY_DELIVERY[text]
+    raise AnswersError(f"answer 'progressive_delivery' must be one of {', '.join(PROGRESSIVE_DELIVERY)} "
+                       f"(got {value!r})")
+
+
+def upgrade_answers(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Recorded answers in today's vocabulary, for rendering a newer template: fleets rendered by 0.1
+    recorded progressive_delivery as a boolean. Values it cannot read are left for the template to refuse."""
+    out = dict(data)
+    value = out.get("progressive_delivery")
+    if value is not None and value not in PROGRESSIVE_DELIVERY:
+        with contextlib.suppress(AnswersError):
+            out["progressive_delivery"] = delivery_choice(value)
+    return out
+
+
 def _choice(data: Mapping[str, Any], key: str, default: str, choices: tuple[str, ...]) -> str:
     value = _str(data, key, default)
     if value not in choices:
@@ -367,7 +400,7 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
         otlp_endpoint=_str(data, "otlp_endpoint", default_otlp_endpoint(backend)),
         collector_mode=_choice(data, "collector_mode", d["collector_mode"], COLLECTOR_MODES),
         image_automation=_bool(data, "image_automation", d["image_automation"]),
-        progressive_delivery=_bool(data, "progressive_delivery", d["progressive_delivery"]),
+        progressive_delivery=delivery_choice(data.get("progressive_delivery", d["progressive_delivery"])),
         secrets=_choice(data, "secrets", d["secrets"], SECRETS),
         ingress_domain=ingress_domain,
         tls_issuer=tls_issuer,
@@ -383,7 +416,22 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
     )
     if not answers.services:
         raise AnswersError("missing answer(s): service")
+    check_delivery_parity(answers)
     return answers
+
+
+def check_delivery_parity(answers: FleetAnswers) -> None:
+    """Flagger is a Flux-side choice fed by the monitoring Prometheus. Argo CD fleets keep Argo Rollouts: Argo CD
+    has no Flagger integration fleetstrap could keep in parity with Flux (health of Canaries, sync of the
+    primary Deployment Flagger creates outside git), and one fleet runs one delivery controller."""
+    if answers.progressive_delivery != "flagger":
+        return
+    if answers.engine != "flux":
+        raise AnswersError(f"progressive_delivery flagger needs engine flux (got {answers.engine}); "
+                           "Argo CD fleets use progressive_delivery argo-rollouts")
+    if not answers.monitoring:
+        raise AnswersError("progressive_delivery flagger needs monitoring: true "
+                           "(its canary analysis queries the monitoring Prometheus)")
 
 
 def replace(answers: FleetAnswers, **changes: Any) -> FleetAnswers:

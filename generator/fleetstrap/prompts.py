@@ -11,7 +11,9 @@ from fleetstrap.answers import (
     QUESTION_BY_KEY,
     default_otlp_endpoint,
     default_registry,
+    delivery_choice,
 )
+from fleetstrap.errors import AnswersError
 from fleetstrap.names import GITHUB_OWNER, dns1123_problem, service_name_problem
 
 
@@ -36,6 +38,13 @@ def _label(key: str, detail: str = "", end: str = ":") -> str:
 
 def _choices(key: str) -> list[str]:
     return list(QUESTION_BY_KEY[key].choices)
+
+
+def _delivery_default(value: Any) -> str:
+    try:
+        return delivery_choice(value)
+    except AnswersError:
+        return "none"
 
 
 def _validator(check: Callable[[str], str | None]) -> Callable[[str], bool | str]:
@@ -94,9 +103,11 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
     a["collector_mode"] = ask(questionary.select(
         _label("collector_mode"), choices=_choices("collector_mode"),
         default=a.get("collector_mode", DEFAULTS["collector_mode"])))
-    a["progressive_delivery"] = ask(questionary.confirm(
-        _label("progressive_delivery", end="?"),
-        default=bool(a.get("progressive_delivery", DEFAULTS["progressive_delivery"]))))
+    # Flagger is offered to Flux fleets only (Argo CD fleets keep Argo Rollouts, see answers.check_delivery_parity).
+    delivery = [c for c in _choices("progressive_delivery") if c != "flagger" or a["engine"] == "flux"]
+    current = _delivery_default(a.get("progressive_delivery", DEFAULTS["progressive_delivery"]))
+    a["progressive_delivery"] = ask(questionary.select(
+        _label("progressive_delivery"), choices=delivery, default=current if current in delivery else "none"))
     a["image_automation"] = ask(questionary.confirm(
         _label("image_automation", end="?"), default=bool(a.get("image_automation", DEFAULTS["image_automation"]))))
     a["secrets"] = ask(questionary.select(
@@ -107,8 +118,11 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
         validate=_validator(lambda t: None if t and " " not in t else "a DNS domain is required")))
     a["tls_issuer"] = ask(questionary.select(
         _label("tls_issuer"), choices=_choices("tls_issuer"), default=a.get("tls_issuer", DEFAULTS["tls_issuer"])))
-    a["monitoring"] = ask(questionary.confirm(
-        _label("monitoring", end="?"), default=bool(a.get("monitoring", DEFAULTS["monitoring"]))))
+    if a["progressive_delivery"] == "flagger":
+        a["monitoring"] = True  # Flagger's analysis reads the monitoring Prometheus: not a question then
+    else:
+        a["monitoring"] = ask(questionary.confirm(
+            _label("monitoring", end="?"), default=bool(a.get("monitoring", DEFAULTS["monitoring"]))))
     if a["monitoring"]:
         a["notifications"] = ask(questionary.select(
             _label("notifications"), choices=_choices("notifications"),

@@ -269,6 +269,29 @@ def build_flux_controller(name: str, version: str) -> Path:
     return binary
 
 
+def build_flagger(version: str) -> Path:
+    """The Flagger controller of `version` (templates/pins.yml flagger_version), built from its Go module."""
+    module = "github.com/fluxcd/flagger"
+    home = tool_dir("flagger", cache_key(version))
+    binary = home / "flagger"
+    if binary.is_file():
+        return binary
+    with build_lock("flagger"):
+        if binary.is_file():
+            return binary
+        src = home / "src"
+        shutil.rmtree(src, ignore_errors=True)
+        (home / "substitutions.txt").unlink(missing_ok=True)
+        shutil.copytree(module_dir(module, version), src)
+        for path in [src, *src.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)  # the module cache is read-only
+        build_with_substitutes(["build", "-mod=mod", "-trimpath", "-ldflags", "-s -w", "-o", str(home / "flagger.tmp"),
+                                "./cmd/flagger"], src, home / "substitutions.txt")
+        (home / "flagger.tmp").rename(binary)
+        shutil.rmtree(src, ignore_errors=True)
+    return binary
+
+
 def flux_modules(flux_version: str) -> FluxBuild:
     """The controllers' module folders only (CRDs, manifests): nothing is built."""
     versions = flux_controller_versions(flux_version)
@@ -322,6 +345,8 @@ def crd_modules() -> list[CrdModule]:
                   ("example/prometheus-operator-crd/*.yaml",)),
         CrdModule("sealed-secrets", "github.com/bitnami-labs/sealed-secrets", "v0.36.6",
                   ("helm/sealed-secrets/crds/*.yaml",)),
+        # The Flagger chart's crds/crd.yaml is this file (chart version = module version).
+        CrdModule("flagger", "github.com/fluxcd/flagger", pin("flagger_version"), ("artifacts/flagger/crd.yaml",)),
     ]
 
 

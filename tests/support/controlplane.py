@@ -330,8 +330,17 @@ class ControlPlane:
         self.kubectl("apply", "--server-side", "--force-conflicts", f"--field-manager={manager}", *files)
 
     def wait_crds_established(self, names: Sequence[str], timeout: float = 60.0) -> None:
-        self.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
-                     *(f"crd/{n}" for n in names))
+        # `kubectl wait` fails at once on a CRD created a moment ago whose status has no conditions yet
+        # (".status.conditions accessor error"): ask again until the apiserver has written them.
+        deadline = time.monotonic() + timeout
+        while True:
+            res = self.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
+                               *(f"crd/{n}" for n in names), check=False)
+            if res.returncode == 0:
+                return
+            if "accessor error" not in res.stderr or time.monotonic() > deadline:
+                raise AssertionError(f"CRDs not established: {res.stderr.strip()[-3000:]}")
+            time.sleep(0.5)
 
 
 # ---------------------------------------------------------------- Flux controllers

@@ -146,6 +146,8 @@ FLEET_VARIANTS: dict[str, dict[str, Any]] = {
        for backend in ("jaeger", "tempo", "otlp") for monitoring in (False, True)},
     "sidecar": {"collector_mode": "sidecar"},
     "sidecar-monitoring": {"collector_mode": "sidecar", "monitoring": True, "telemetry_backend": "otlp"},
+    # span_metrics labelled by workload for Flagger's canary analysis.
+    "flagger": {"monitoring": True, "progressive_delivery": "flagger"},
 }
 # Chart values that change the sidecar's config, on top of each environment's values file.
 CHART_TOGGLES: dict[str, dict[str, Any]] = {

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from fleetstrap import copier_adapter, output, trace
+from fleetstrap.answers import upgrade_answers
 from fleetstrap.copier_adapter import Conflict
 from fleetstrap.errors import ConflictError, FindingsError, NotAFleetRepoError, UserError
 from fleetstrap.init import run_gate
@@ -425,7 +426,9 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
         else:  # .rej files are git apply's: copier itself, component by component
             for i, rc in enumerate(todo, 1):
                 output.step(f"[{i}/{len(todo)}] {rc.name}: {rc.template_version} -> {source.ref}")
-                updated.append(_update_one(ws, rc.component(), source, request.conflict, None,
+                # copier replays the recorded answers; legacy values go in as today's (answers.upgrade_answers).
+                legacy = {k: v for k, v in upgrade_answers(dict(rc.data)).items() if (k, v) not in rc.data}
+                updated.append(_update_one(ws, rc.component(), source, request.conflict, legacy or None,
                                            with_diff=request.pretend))
         before_migrations = ws.commit("components")
         ran = _run_migrations(ws, request.migrations, updated, source.ref)

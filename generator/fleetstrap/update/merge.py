@@ -21,6 +21,7 @@ Components whose old and new renders are identical only get the answers file's v
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import tempfile
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetstrap import gitrepo
+from fleetstrap.answers import upgrade_answers
 from fleetstrap.copier_adapter import shared_template
 from fleetstrap.errors import GitError
 from fleetstrap.plan import Component
@@ -94,9 +96,11 @@ class _Renderer:
         c = job.component
         trees: list[Files] = []
         answers = ""
-        for label, ref in (("old", job.old_ref), ("new", self.target)):
+        # The target version reads today's answer vocabulary (legacy values rewritten); the old one its own.
+        upgraded = dataclasses.replace(c, data=tuple(upgrade_answers(c.data_dict()).items()))
+        for label, ref, component in (("old", job.old_ref, c), ("new", self.target, upgraded)):
             dest = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=tmp))
-            render_component(c, dest, TemplateSource(self.local, ref), shared=self.template(ref))
+            render_component(component, dest, TemplateSource(self.local, ref), shared=self.template(ref))
             trees.append(_read_tree(dest, c.answers_file))
             if label == "new":
                 answers = (dest / c.answers_file).read_text(encoding="utf-8")
