@@ -59,6 +59,9 @@ def modules(pins: dict[str, str]) -> list[tuple[str, str, tuple[str, ...]]]:
         ("github.com/argoproj/argo-rollouts", _v(pins["argo_rollouts_version"]), ("manifests/crds/*-crd.yaml",)),
         ("github.com/argoproj-labs/argocd-image-updater", _v(pins["argocd_image_updater_version"]),
          ("config/crd/bases/*.yaml",)),
+        # Kyverno (answer `policy`): the release its pinned chart ships; config/crds holds every group the chart
+        # installs (kyverno.io, policies.kyverno.io, reports, wgpolicyk8s.io).
+        ("github.com/kyverno/kyverno", _v(pins["kyverno_version"]), ("config/crds/*/*.yaml",)),
         # cert-manager's chart version is its app version.
         ("github.com/cert-manager/cert-manager", _v(pins["cert_manager_chart_version"]), ("deploy/crds/*.yaml",)),
         # Not pinned elsewhere (fleetstrap installs them as Helm charts whose CRDs follow the chart): the newest
