@@ -367,3 +367,96 @@ def test_validate_checks_policies_against_kyverno_crd_schemas(tmp_path: Path) ->
     target.write_text(target.read_text("utf-8").replace("validationActions:", "validationAction:"), "utf-8")
     errors = [f for f in validate_repo(repo, options).errors if f.file.endswith("require-probes.yaml")]
     assert errors and "validationAction" in " ".join(f.message + f.path for f in errors), errors
+
+
+def _set(path: str, value: Any) -> Any:
+    """A mutation setting a dotted path (list indexes as numbers) of a pod or workload; value None deletes."""
+    def mutate(obj: dict[str, Any]) -> None:
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        node: Any = obj
+        for key in parents:
+            node = node[key] if isinstance(key, int) else node.setdefault(key, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return mutate
+
+
+DIGEST = "ghcr.io/example-org/hello@sha256:" + "0123456789abcdef" * 4
+# (case, kind, mutation of the compliant chart object, policy expected to fail or None, message fragment)
+SINGLE_VIOLATIONS: list[tuple[str, str, Any, str | None, str]] = [
+    ("host-network", "Pod", _set("spec.hostNetwork", True), "restricted-pod-security", "Host namespaces"),
+    ("host-pid", "Pod", _set("spec.hostPID", True), "restricted-pod-security", "Host namespaces"),
+    ("privileged", "Pod", _set("spec.containers.0.securityContext.privileged", True), "restricted-pod-security",
+     "Privileged"),
+    ("escalation", "Pod", _set("spec.containers.0.securityContext.allowPrivilegeEscalation", True),
+     "restricted-pod-security", "allowPrivilegeEscalation"),
+    ("escalation-unset", "Pod", _set("spec.containers.0.securityContext.allowPrivilegeEscalation", None),
+     "restricted-pod-security", "allowPrivilegeEscalation"),
+    ("root-container", "Pod", _set("spec.containers.0.securityContext.runAsNonRoot", False),
+     "restricted-pod-security", "non-root"),
+    ("uid-0", "Pod", _set("spec.containers.0.securityContext.runAsUser", 0), "restricted-pod-security", "UID 0"),
+    ("seccomp-unconfined", "Pod", _set("spec.containers.0.securityContext.seccompProfile", {"type": "Unconfined"}),
+     "restricted-pod-security", "seccomp"),
+    ("seccomp-unset", "Pod", _set("spec.securityContext.seccompProfile", None), "restricted-pod-security", "seccomp"),
+    ("caps-kept", "Pod", _set("spec.containers.0.securityContext.capabilities", {"drop": ["NET_RAW"]}),
+     "restricted-pod-security", "capabilities"),
+    ("caps-added", "Pod", _set("spec.containers.0.securityContext.capabilities", {"drop": ["ALL"],
+                                                                                  "add": ["NET_ADMIN"]}),
+     "restricted-pod-security", "capabilities"),
+    ("caps-net-bind", "Pod", _set("spec.containers.0.securityContext.capabilities", {"drop": ["ALL"],
+                                                                                     "add": ["NET_BIND_SERVICE"]}),
+     None, ""),
+    ("host-path", "Pod", _set("spec.volumes", [{"name": "root", "hostPath": {"path": "/"}}]),
+     "restricted-pod-security", "volumes"),
+    ("host-port", "Pod", _set("spec.containers.0.ports.0.hostPort", 8080), "restricted-pod-security", "Host ports"),
+    ("apparmor", "Pod", _set("spec.securityContext.appArmorProfile", {"type": "Unconfined"}),
+     "restricted-pod-security", "AppArmor"),
+    ("selinux-user", "Pod", _set("spec.containers.0.securityContext.seLinuxOptions", {"user": "root"}),
+     "restricted-pod-security", "SELinux"),
+    ("sysctl", "Pod", _set("spec.securityContext.sysctls", [{"name": "kernel.msgmax", "value": "1"}]),
+     "restricted-pod-security", "sysctls"),
+    ("proc-mount", "Pod", _set("spec.containers.0.securityContext.procMount", "Unmasked"),
+     "restricted-pod-security", "/proc"),
+    ("latest", "Pod", _set("spec.containers.0.image", "ghcr.io/example-org/hello:latest"), "disallow-latest-tag",
+     "latest tag"),
+    ("untagged", "Pod", _set("spec.containers.0.image", "ghcr.io/example-org/hello"), "disallow-latest-tag",
+     "pinned"),
+    ("registry-port-untagged", "Pod", _set("spec.containers.0.image", "registry.example.com:5000/hello"),
+     "disallow-latest-tag", "pinned"),
+    ("digest", "Pod", _set("spec.containers.0.image", DIGEST), None, ""),
+    ("no-memory-limit", "Pod", _set("spec.containers.0.resources.limits.memory", None), "require-requests-limits",
+     "memory limit"),
+    ("no-cpu-request", "Pod", _set("spec.containers.0.resources.requests.cpu", None), "require-requests-limits",
+     "request cpu"),
+    ("no-readiness", "Deployment", _set("spec.template.spec.containers.0.readinessProbe", None), "require-probes",
+     "readinessProbe"),
+    ("no-part-of", "Deployment", lambda o: o["spec"]["template"]["metadata"]["labels"].pop("app.kubernetes.io/part-of"),
+     "require-fleet-labels", "Pod templates"),
+]
+
+
+def test_each_rule_reports_its_own_violation(tmp_path: Path) -> None:
+    """One change at a time to the chart's compliant Deployment (or the Pod it makes): exactly the rule for that
+    change fails, with its message; the allowed variants (NET_BIND_SERVICE, a digest) pass."""
+    rendered = fleet("multi-env")
+    values = yaml.safe_load((rendered.root / "apps/production/hello/values.yaml").read_text("utf-8"))
+    deployment = next(o for o in render_chart(rendered.root / "charts" / "hello", "hello", values)
+                      if o["kind"] == "Deployment")
+    pod = _pods([deployment])[0]
+    objects = []
+    for case, kind, mutate, _, _ in SINGLE_VIOLATIONS:
+        obj = json.loads(json.dumps(pod if kind == "Pod" else deployment))
+        mutate(obj)
+        obj["metadata"]["name"] = case
+        objects.append(obj)
+    results = kyverno_results(policy_documents(rendered.root), objects, tmp_path)
+    for case, kind, _, policy, fragment in SINGLE_VIOLATIONS:
+        mine = [r for r in results if r["resource"] == f"{kind}/hello/{case}"]
+        assert mine, f"{case}: no policy checked it"
+        failed = [(r["policy"], r["message"]) for r in mine if r["result"] != "pass"]
+        if policy is None:
+            assert not failed, f"{case}: {failed}"
+        else:
+            assert len(failed) == 1 and failed[0][0] == policy and fragment in failed[0][1], f"{case}: {failed}"
