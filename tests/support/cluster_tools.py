@@ -322,6 +322,9 @@ def crd_modules() -> list[CrdModule]:
                   ("example/prometheus-operator-crd/*.yaml",)),
         CrdModule("sealed-secrets", "github.com/bitnami-labs/sealed-secrets", "v0.36.6",
                   ("helm/sealed-secrets/crds/*.yaml",)),
+        # The chart pin ships this app version (templates/pins.yml); the policy kinds the fleet writes.
+        CrdModule("kyverno", "github.com/kyverno/kyverno", pin("kyverno_version"),
+                  ("config/crds/policies.kyverno.io/*.yaml",)),
     ]
 
 
