@@ -26,6 +26,7 @@ from fleetstrap.validate import ValidateOptions, validate_repo
 from support.fleet import RenderedFleet, render_answers, render_blueprint
 from support.k8s import kustomize_build
 from support.kyverno import kyverno_cli
+from support.tools import missing
 from support_service import helm_sdk
 
 POLICIES = ("restricted-pod-security", "disallow-latest-tag", "require-requests-limits", "require-probes",
@@ -460,3 +461,31 @@ def test_each_rule_reports_its_own_violation(tmp_path: Path) -> None:
             assert not failed, f"{case}: {failed}"
         else:
             assert len(failed) == 1 and failed[0][0] == policy and fragment in failed[0][1], f"{case}: {failed}"
+
+
+def test_kyverno_values_fit_the_pinned_chart(tmp_path: Path) -> None:
+    """The values both engines give the chart, rendered with the pinned chart itself (charts/kyverno of the same
+    release's Go module; the chart repository is not reachable offline): the chart version matches the pin and the
+    admission controller really runs three replicas."""
+    if shutil.which("go") is None:
+        missing("go is not installed, needed to fetch the Kyverno chart from its Go module")
+    from support.cluster_tools import module_dir
+
+    chart = tmp_path / "kyverno"
+    shutil.copytree(module_dir("github.com/kyverno/kyverno", pin("kyverno_version")) / "charts" / "kyverno", chart)
+    for path in chart.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text("utf-8"))
+    assert (meta["version"], meta["appVersion"]) == (pin("kyverno_chart_version"), pin("kyverno_version"))
+    # Subcharts from other repositories (CRDs of policies.kyverno.io and openreports, reports-server) are left out.
+    meta["dependencies"] = [d for d in meta["dependencies"] if not d.get("repository")]
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
+    (chart / "Chart.lock").unlink()
+    release = next(d for d in kustomize_build(fleet("multi-env").root / "infrastructure" / "controllers")
+                   if d["kind"] == "HelmRelease" and d["metadata"]["name"] == "kyverno")
+    rendered = render_chart(chart, "kyverno", release["spec"]["values"])
+    deployments = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Deployment"}
+    assert deployments["kyverno-admission-controller"]["spec"]["replicas"] == 3
+    # Only the admission controller is scaled; the background, cleanup and reports controllers keep the default.
+    assert {n: d["spec"].get("replicas") for n, d in deployments.items()
+            if n != "kyverno-admission-controller" and d["spec"].get("replicas") not in (None, 1)} == {}
