@@ -463,29 +463,71 @@ def test_each_rule_reports_its_own_violation(tmp_path: Path) -> None:
             assert len(failed) == 1 and failed[0][0] == policy and fragment in failed[0][1], f"{case}: {failed}"
 
 
-def test_kyverno_values_fit_the_pinned_chart(tmp_path: Path) -> None:
-    """The values both engines give the chart, rendered with the pinned chart itself (charts/kyverno of the same
-    release's Go module; the chart repository is not reachable offline): the chart version matches the pin and the
-    admission controller really runs three replicas."""
+def kyverno_chart(tmp: Path) -> Path:
+    """charts/kyverno of the pinned release's Go module (the chart repository is not reachable offline), without
+    the subcharts that come from other repositories (CRDs of policies.kyverno.io and openreports, reports-server)."""
     if shutil.which("go") is None:
         missing("go is not installed, needed to fetch the Kyverno chart from its Go module")
     from support.cluster_tools import module_dir
 
-    chart = tmp_path / "kyverno"
+    chart = tmp / "kyverno"
     shutil.copytree(module_dir("github.com/kyverno/kyverno", pin("kyverno_version")) / "charts" / "kyverno", chart)
     for path in chart.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     meta = yaml.safe_load((chart / "Chart.yaml").read_text("utf-8"))
     assert (meta["version"], meta["appVersion"]) == (pin("kyverno_chart_version"), pin("kyverno_version"))
-    # Subcharts from other repositories (CRDs of policies.kyverno.io and openreports, reports-server) are left out.
     meta["dependencies"] = [d for d in meta["dependencies"] if not d.get("repository")]
     (chart / "Chart.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
     (chart / "Chart.lock").unlink()
+    return chart
+
+
+def kyverno_release_values() -> dict[str, Any]:
     release = next(d for d in kustomize_build(fleet("multi-env").root / "infrastructure" / "controllers")
                    if d["kind"] == "HelmRelease" and d["metadata"]["name"] == "kyverno")
-    rendered = render_chart(chart, "kyverno", release["spec"]["values"])
+    values: dict[str, Any] = release["spec"]["values"]
+    return values
+
+
+def test_kyverno_values_fit_the_pinned_chart(tmp_path: Path) -> None:
+    """The values both engines give, rendered with the pinned chart itself: the chart version matches the pin and
+    the admission controller really runs three replicas."""
+    rendered = render_chart(kyverno_chart(tmp_path), "kyverno", kyverno_release_values())
     deployments = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Deployment"}
     assert deployments["kyverno-admission-controller"]["spec"]["replicas"] == 3
     # Only the admission controller is scaled; the background, cleanup and reports controllers keep the default.
     assert {n: d["spec"].get("replicas") for n, d in deployments.items()
             if n != "kyverno-admission-controller" and d["spec"].get("replicas") not in (None, 1)} == {}
+
+
+@pytest.mark.xdist_group("controlplane")
+def test_argocd_ignores_what_the_aggregation_controller_writes(control_plane: Any, tmp_path: Path) -> None:
+    """Kyverno's aggregated ClusterRoles (from the pinned chart) applied the way Argo CD syncs them (server-side):
+    the real kube-controller-manager fills their rules under the field manager that the generated
+    ignoreDifferences names, and Argo CD's own manager owns no rules there (so nothing else is ignored)."""
+    import time
+
+    root = fleet("argocd-multi-cluster").root
+    appset = yaml.safe_load((root / "argocd" / "infrastructure" / "kyverno.yaml").read_text("utf-8"))
+    ignored = appset["spec"]["template"]["spec"]["ignoreDifferences"]
+    managers = {m for entry in ignored if entry["kind"] == "ClusterRole" for m in entry["managedFieldsManagers"]}
+    roles = [d for d in render_chart(kyverno_chart(tmp_path), "kyverno", kyverno_release_values())
+             if d["kind"] == "ClusterRole"]
+    aggregated = [r["metadata"]["name"] for r in roles if r.get("aggregationRule")]
+    assert aggregated, "the chart has no aggregated ClusterRoles any more: drop the ignoreDifferences"
+    manifest = tmp_path / "roles.yaml"
+    manifest.write_text(yaml.safe_dump_all(roles), encoding="utf-8")
+    control_plane.apply_files([manifest], manager="argocd-controller")
+    owners: dict[str, set[str]] = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(owners) < len(aggregated):
+        for name in aggregated:
+            _, live = control_plane.request("GET", f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}")
+            entries = live["metadata"].get("managedFields") or []
+            rule_owners = {e["manager"] for e in entries if "f:rules" in json.dumps(e.get("fieldsV1", {}))}
+            if live.get("rules") and rule_owners:
+                owners[name] = rule_owners
+        time.sleep(0.5)
+    assert set(owners) == set(aggregated), f"rules never aggregated: {set(aggregated) - set(owners)}"
+    for name, found in owners.items():
+        assert found <= managers, f"{name}: rules written by {found}, ignoreDifferences names {managers}"
