@@ -1,21 +1,28 @@
 """What the generated Rust service costs: build times, binary size, memory, and what tracing costs under load.
 
 Run: python benchmarks/service_bench.py [--seconds 8] [--rounds 3] [--connections 32] [--skip-cold]
+                                        [--instructions]
 
 Prints (asserts nothing):
 - cold `cargo build --release --locked` (empty target dir; crates already downloaded), warm no-op rebuild and
   warm rebuild after touching the service's own source;
 - release binary size;
 - throughput and p99 latency from `wrk` (Debian package `wrk`) on loopback, tracing on (the chart's env:
-  parent-based sampling at 1.0 = 100 %, OTLP/gRPC to a local receiver) and OTEL_SDK_DISABLED=true, interleaved
-  rounds, medians side by side; peak RSS (VmHWM) and CPU time per request of the service in each mode (the
-  steadiest figure on a busy machine).
+  parent-based sampling at 1.0 = 100 %, OTLP/gRPC to a real OpenTelemetry Collector, the one
+  scripts/build_otelcol.py builds; the project's Python receiver when go is missing) and OTEL_SDK_DISABLED=true,
+  interleaved rounds, medians side by side; peak RSS (VmHWM) and CPU time per request of the service.
+  The service gets CPU 0 to itself (taskset) and wrk and the collector the others, so its throughput is bounded
+  by its own CPU cost, as in a pod with a CPU limit, and not by the load generator it competes with;
+- with --instructions: user-space instructions per request in each mode, counted by valgrind (callgrind) over
+  a fixed number of requests; unlike time, the count does not move with the neighbours' load.
 Load is bounded: `--rounds` x 2 runs of `--seconds` each, loopback only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.client
 import os
 import re
 import shutil
@@ -24,11 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from otlp_receiver import grpc_receiver
+from support import otelcol
 from support import rust_service as rs
 
 TARGET_THROUGHPUT_COST = 0.20
@@ -73,16 +82,74 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load_run(binary: Path, env: dict[str, str], wrk: str, seconds: int,
-             connections: int) -> tuple[float, float, float, float]:
+def cpu_split() -> tuple[list[str], list[str]]:
+    """taskset prefixes: CPU 0 for the service, the other CPUs for wrk and the collector (none on 1 CPU)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return [], []
+    rest = ",".join(str(c) for c in cpus[1:])
+    return ["taskset", "-c", str(cpus[0])], ["taskset", "-c", rest]
+
+
+@contextlib.contextmanager
+def collector(others: list[str]) -> Iterator[tuple[str, str]]:
+    """An OTLP/gRPC endpoint to export to, and what it is: the project's collector build on a minimal traces and
+    metrics pipeline (OTLP in, batch, debug exporter at basic verbosity), else the Python test receiver."""
+    script = otelcol.build_script()
+    try:
+        binary = script.ensure_otelcol()
+    except script.BuildError as exc:
+        print(f"load: no collector build ({exc}); exporting to the Python test receiver instead")
+        with grpc_receiver() as receiver:
+            yield receiver.url, "the Python OTLP test receiver"
+        return
+    port = rs.free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="service-bench-otelcol-"))
+    config = workdir / "config.yaml"
+    pipeline = "{receivers: [otlp], processors: [batch], exporters: [debug]}"
+    config.write_text(f"""receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{port}"}}
+processors:
+  batch: {{}}
+exporters:
+  debug: {{verbosity: basic}}
+service:
+  telemetry: {{metrics: {{level: none}}}}
+  pipelines:
+    traces: {pipeline}
+    metrics: {pipeline}
+""", encoding="utf-8")
+    with (workdir / "collector.log").open("wb") as log:
+        process = subprocess.Popen([*others, str(binary), "--config", str(config)], stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not (workdir / "collector.log").read_text(errors="replace").count("Everything is ready"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the collector did not start:\n"
+                                   + (workdir / "collector.log").read_text(errors="replace")[-2000:])
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}", f"OpenTelemetry Collector {binary.name}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def load_run(binary: Path, env: dict[str, str], wrk: str, args: argparse.Namespace,
+             pin: tuple[list[str], list[str]]) -> tuple[float, float, float, float]:
     """req/s, p99 ms, peak RSS MiB, and the service's CPU microseconds per request."""
-    with rs.run_service(binary, env) as service:
+    mine, others = pin
+    url_path = "/hello/bench"
+    with rs.run_service(binary, env, wrapper=mine) as service:
+        command = [*others, wrk, "-t2", f"-c{args.connections}"]
         # Warm-up (connection setup, allocator, exporter channel), excluded from the figures.
-        subprocess.run([wrk, "-t2", f"-c{connections}", "-d1s", f"{service.url}/hello/bench"],
-                       capture_output=True, check=True)
+        subprocess.run([*command, "-d1s", f"{service.url}{url_path}"], capture_output=True, check=True)
         cpu_before = cpu_seconds(service.process.pid)
-        res = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
-                              f"{service.url}/hello/bench"], capture_output=True, text=True, check=True)
+        res = subprocess.run([*command, f"-d{args.seconds}s", "--latency", f"{service.url}{url_path}"],
+                             capture_output=True, text=True, check=True)
         cpu = cpu_seconds(service.process.pid) - cpu_before
         rss = peak_rss_mib(service.process.pid)
     rps, p99 = parse_wrk(res.stdout)
@@ -90,23 +157,31 @@ def load_run(binary: Path, env: dict[str, str], wrk: str, seconds: int,
     return rps, p99, rss, cpu / requests * 1e6
 
 
+def bench_env(endpoint: str) -> dict[str, dict[str, str]]:
+    # The chart defaults (RUST_LOG=info); the dev environment values would log at debug.
+    env = rs.chart_env(rs.render_root("gateway"), rs.DEFAULT_SERVICE, {"environment": "bench"},
+                       environment="bench")
+    return {"tracing on": {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint},
+            "OTEL_SDK_DISABLED": {**env, "OTEL_SDK_DISABLED": "true"}}
+
+
 def load_figures(binary: Path, args: argparse.Namespace) -> None:
     wrk = shutil.which("wrk")
     if wrk is None:
         print("load: skipped, wrk is not installed (Debian: apt-get install wrk)")
         return
-    # The chart defaults (RUST_LOG=info); the dev environment values would log at debug.
-    env = rs.chart_env(rs.render_root("gateway"), rs.DEFAULT_SERVICE, {"environment": "bench"}, environment="bench")
+    pin = cpu_split()
     results: dict[str, list[tuple[float, float, float, float]]] = {"tracing on": [], "OTEL_SDK_DISABLED": []}
-    with grpc_receiver() as receiver:
-        modes = {"tracing on": {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url},
-                 "OTEL_SDK_DISABLED": {**env, "OTEL_SDK_DISABLED": "true"}}
+    with collector(pin[1]) as (endpoint, receiver):
+        modes = bench_env(endpoint)
         for _ in range(args.rounds):
             for mode, mode_env in modes.items():
-                results[mode].append(load_run(binary, mode_env, wrk, args.seconds, args.connections))
-        exported = len(receiver.store.spans)
-    print(f"load: wrk -t2 -c{args.connections} -d{args.seconds}s, {args.rounds} interleaved rounds, medians "
-          f"(sampling {env['OTEL_TRACES_SAMPLER']}={env['OTEL_TRACES_SAMPLER_ARG']}, {os.cpu_count()} CPUs shared)")
+                results[mode].append(load_run(binary, mode_env, wrk, args, pin))
+    env = modes["tracing on"]
+    print(f"load: wrk -t2 -c{args.connections} -d{args.seconds}s, {args.rounds} interleaved rounds, medians; "
+          f"sampling {env['OTEL_TRACES_SAMPLER']}={env['OTEL_TRACES_SAMPLER_ARG']}, OTLP/gRPC to {receiver}; "
+          f"service on {'CPU 0 alone' if pin[0] else 'all CPUs'} of {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'mode':<20} {'req/s':>10} {'p99 ms':>8} {'peak RSS MiB':>13} {'CPU us/req':>11}")
     medians = {}
     for mode, runs in results.items():
@@ -114,12 +189,46 @@ def load_figures(binary: Path, args: argparse.Namespace) -> None:
         medians[mode] = (rps, p99, cpu)
         print(f"{mode:<20} {rps:>10.0f} {p99:>8.2f} {rss:>13.1f} {cpu:>11.1f}")
     (on_rps, on_p99, on_cpu), (off_rps, off_p99, off_cpu) = medians["tracing on"], medians["OTEL_SDK_DISABLED"]
-    cost, ratio = 1 - on_rps / off_rps, on_p99 / off_p99
-    print(f"tracing cost: {cost:.1%} throughput (target <= {TARGET_THROUGHPUT_COST:.0%}), p99 x{ratio:.2f} "
-          f"(target <= {TARGET_P99_RATIO}), CPU per request x{on_cpu / off_cpu:.2f}; "
-          f"{exported} spans reached the receiver")
-    # On a shared machine throughput and p99 swing with the neighbours' load; the service's own CPU time per
-    # request does not, so it is the figure to compare between runs.
+    print(f"tracing cost: {1 - on_rps / off_rps:.1%} throughput (target <= {TARGET_THROUGHPUT_COST:.0%}), "
+          f"p99 x{on_p99 / off_p99:.2f} (target <= {TARGET_P99_RATIO}); CPU per request x{on_cpu / off_cpu:.2f}, "
+          f"i.e. {1 - off_cpu / on_cpu:.1%} of a CPU-bound pod's throughput")
+    # On a shared machine throughput and p99 swing with the neighbours' load even with the service on its own
+    # CPU (they are scheduled there too); CPU time per request moves much less, instructions not at all.
+
+
+def instructions_per_request(binary: Path, env: dict[str, str], requests: int) -> int:
+    """User-space instructions of a whole service run (start, `requests` sequential keep-alive requests,
+    SIGTERM with the final flush) under valgrind's callgrind."""
+    with tempfile.TemporaryDirectory(prefix="service-bench-callgrind-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+        # The periodic metric export (every 60 s) would land in the longer run only and count as per-request
+        # work: with an hour's interval both runs export their metrics once, at shutdown.
+        quiet = {**env, "SHUTDOWN_DELAY_SECONDS": "0", "OTEL_METRIC_EXPORT_INTERVAL": "3600000"}
+        with rs.run_service(binary, quiet, wrapper=wrapper) as service:
+            connection = http.client.HTTPConnection(service.url.removeprefix("http://"), timeout=60)
+            for _ in range(requests):
+                connection.request("GET", "/hello/bench")
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"/hello/bench answered {response.status}")
+            connection.close()
+        text = out.read_text(encoding="utf-8", errors="replace")
+    return int(re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+
+
+def instruction_figures(binary: Path) -> None:
+    if shutil.which("valgrind") is None:
+        print("instructions: skipped, valgrind is not installed (Debian: apt-get install valgrind)")
+        return
+    few, many = 300, 1300
+    with collector([]) as (endpoint, receiver):
+        counts = {mode: (instructions_per_request(binary, env, many) - instructions_per_request(binary, env, few))
+                  / (many - few) for mode, env in bench_env(endpoint).items()}
+    on, off = counts["tracing on"], counts["OTEL_SDK_DISABLED"]
+    print(f"instructions per request (callgrind, user space, {many} - {few} requests, exporting to {receiver}): "
+          f"tracing on {on:,.0f}, OTEL_SDK_DISABLED {off:,.0f}, x{on / off:.2f}")
 
 
 def main() -> int:
@@ -128,6 +237,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--skip-cold", action="store_true", help="skip the cold build (minutes)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions per request under valgrind (load-independent)")
     args = parser.parse_args()
     if shutil.which("cargo") is None:
         print("cargo is not installed (https://rustup.rs)")
@@ -137,6 +248,8 @@ def main() -> int:
     binary = rs.build_release(crate)
     print(f"release binary: {binary.stat().st_size / 2**20:.1f} MiB (stripped, thin LTO)")
     load_figures(binary, args)
+    if args.instructions:
+        instruction_figures(binary)
     return 0
 
 

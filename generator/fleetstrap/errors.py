@@ -72,6 +72,11 @@ class ClusterError(UserError):
     """The cluster refused or failed (preflight, apply, timeout)."""
 
 
+class DeployError(UserError):
+    """promote / rollback / resume refused: unknown service or environment, a skipped environment, a version the
+    environment never ran, a dirty tree."""
+
+
 class FindingsError(FleetstrapError):
     """A check found problems (validate findings, update available): exit 2."""
 

@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,19 +316,21 @@ def wait_until_ready(service: RunningService, deadline_seconds: float = 60) -> N
 
 @contextmanager
 def run_service(binary: Path, env: Mapping[str, str], *, port: int | None = None,
-                overrides: Mapping[str, str] | None = None) -> Iterator[RunningService]:
+                overrides: Mapping[str, str] | None = None,
+                wrapper: Sequence[str] = ()) -> Iterator[RunningService]:
     """Run `binary` with exactly `env` (+ `overrides`, e.g. the OTLP endpoint of a test receiver) on loopback.
 
     Two deviations from the pod, both about this machine: PORT is a free port (the chart's containerPort may be
     taken) and LISTEN_ADDRESS is loopback (tests never listen beyond 127.0.0.1). Nothing else of this
-    process's environment leaks in. Stopped with SIGTERM on exit.
+    process's environment leaks in. Stopped with SIGTERM on exit. `wrapper` runs it under another command
+    (benchmarks: `taskset` to give it a CPU of its own, `valgrind` to count its instructions).
     """
     port = port or free_port()
     full = {**env, **(overrides or {}), "PORT": str(port), "LISTEN_ADDRESS": "127.0.0.1"}
     logdir = Path(tempfile.mkdtemp(prefix="fleetstrap-service-run-"))
     log_path, stderr_path = logdir / "stdout.jsonl", logdir / "stderr.log"
     with log_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen([str(binary)], env=full, stdout=stdout, stderr=stderr,
+        process = subprocess.Popen([*wrapper, str(binary)], env=full, stdout=stdout, stderr=stderr,
                                    stdin=subprocess.DEVNULL)
     service = RunningService(f"http://127.0.0.1:{port}", process, log_path, stderr_path, full)
     try:

@@ -27,6 +27,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "status": ("fleetstrap.cli.bootstrap_cmd", "status", "Show template versions, commits and sync state."),
     "update": ("fleetstrap.cli.update_cmd", "update", "Update components to newer templates (3-way merge)."),
     "check-update": ("fleetstrap.cli.update_cmd", "check_update", "Report components with a newer template."),
+    "promote": ("fleetstrap.cli.deploy_cmd", "promote", "Promote a service's version to the next environment."),
+    "rollback": ("fleetstrap.cli.deploy_cmd", "rollback", "Roll a service back in an environment (git, pinned)."),
+    "resume": ("fleetstrap.cli.deploy_cmd", "resume", "Resume a rolled-back service's image automation."),
     "telemetry": ("fleetstrap.cli.telemetry_cmd", "telemetry", "Telemetry tools (smoke check of an OTLP endpoint)."),
     "completion": ("fleetstrap.cli.completion_cmd", "completion", "Print a shell completion script."),
 }

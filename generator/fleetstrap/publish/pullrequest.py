@@ -44,6 +44,7 @@ class PullRequestSpec:
     draft: bool
     label: str
     supersedes_prefix: str  # open pull requests from other branches with this prefix are closed
+    superseded_because: str = "which updates to newer templates"  # the closing comment's reason
 
 
 def find_pull(api: PullRequestApi, owner: str, name: str, branch: str) -> PullRequest | None:
@@ -65,7 +66,7 @@ def ensure_pull_request(api: PullRequestApi, spec: PullRequestSpec, journal: lis
         if pr.number == created.number or not pr.head.startswith(spec.supersedes_prefix) or pr.head == spec.head:
             continue
         api.comment(spec.owner, spec.name, pr.number,
-                    f"Superseded by #{created.number} ({created.url}), which updates to newer templates.")
+                    f"Superseded by #{created.number} ({created.url}), {spec.superseded_because}.")
         api.update_pull(spec.owner, spec.name, pr.number, {"state": "closed"})
         journal.append(f"closed superseded pull request #{pr.number}")
     return created

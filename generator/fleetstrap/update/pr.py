@@ -99,24 +99,30 @@ def _github_repo(url: str, github_url: str) -> tuple[str, str] | None:
 
 
 def _remote(request: PrRequest, root: Path) -> Remote:
-    raw = gitrepo.remote_url(root, request.remote_name)
+    return resolve_remote(root, request.remote_name, request.github_url, request.token_env)
+
+
+def resolve_remote(root: Path, remote_name: str, github_url: str, token_env: str | None) -> Remote:
+    """The remote a pull-request branch goes to, its credentials (process environment only) and, when it is on
+    the GitHub at `github_url`, the repository for the pull request (also used by promote/rollback --pr)."""
+    raw = gitrepo.remote_url(root, remote_name)
     if raw is None:
-        raise UserError(f"{root} has no git remote {request.remote_name!r} to push the update branch to",
+        raise UserError(f"{root} has no git remote {remote_name!r} to push the branch to",
                         hint="fleetstrap push (GitHub or any git remote) sets it up")
     if has_credentials(raw):
-        raise UserError(f"git remote {request.remote_name} holds credentials in its URL; remove them "
+        raise UserError(f"git remote {remote_name} holds credentials in its URL; remove them "
                         "(git remote set-url) and pass the token in GH_TOKEN or --token-env")
     url = clean_url(raw)
     https = url.startswith(("https://", "http://"))
-    github = _github_repo(url, request.github_url)
+    github = _github_repo(url, github_url)
     if github is not None:
-        token = resolve_token(request.token_env, host=urlsplit(request.github_url).netloc or "github.com")
+        token = resolve_token(token_env, host=urlsplit(github_url).netloc or "github.com")
         if token is None:
             raise UserError("no GitHub token to open the pull request: set GH_TOKEN or GITHUB_TOKEN, pass "
                             "--token-env NAME, or log in with `gh auth login`")
     else:
         # Only an explicitly named token goes to another host: GH_TOKEN must never leak elsewhere.
-        token = resolve_token(request.token_env, allow_defaults=False) if https else None
+        token = resolve_token(token_env, allow_defaults=False) if https else None
     return Remote(url, git_env(url, token if https else None), github, token)
 
 

@@ -17,8 +17,10 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tracing::Span;
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt as _};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::{Config, OtlpProtocol};
@@ -40,12 +42,16 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
 
     let filter = EnvFilter::try_new(&config.log_filter)
         .with_context(|| format!("RUST_LOG is not a valid filter: {:?}", config.log_filter))?;
-    // One JSON object per line; the current span's fields (trace_id among them) ride along.
-    let json_logs = fmt::layer()
+    // One JSON object per line; the current span's fields ride along, and the OpenTelemetry trace and span ids
+    // of the active span as top-level `trace_id` / `span_id` (the names the Collector's filelog parser reads).
+    let json_format = fmt::format()
         .json()
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false);
+    let json_logs = fmt::layer()
+        .event_format(JsonWithTraceIds(json_format))
+        .fmt_fields(AppendJsonFields::default());
 
     let (tracer_provider, meter_provider) = if config.otel_sdk_disabled {
         (None, None)
@@ -56,9 +62,22 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
             Some(build_meter_provider(config, resource)?),
         )
     };
-    let otel_layer = tracer_provider
-        .as_ref()
-        .map(|provider| OpenTelemetryLayer::new(provider.tracer(config.service_name.clone())));
+    // What each span carries is what a backend can use: the layer's defaults add per-span attributes no
+    // semantic convention defines for a server span (code location of the span macro, the worker thread of
+    // an async task that hops threads, busy/idle nanoseconds, the Rust target), and turn every event into a
+    // span event. INFO events already reach the JSON logs with the trace and span ids, so only warnings and
+    // errors ride on the span (an ERROR event also sets its status). Measured in benchmarks/service_bench.py:
+    // these defaults made tracing cost ~50 % more CPU per request than the service without it.
+    let otel_layer = tracer_provider.as_ref().map(|provider| {
+        OpenTelemetryLayer::new(provider.tracer(config.service_name.clone()))
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_target(false)
+            .with_filter(filter_fn(|metadata| {
+                metadata.is_span() || *metadata.level() <= tracing::Level::WARN
+            }))
+    });
 
     tracing_subscriber::registry()
         .with(filter)
@@ -128,22 +147,108 @@ fn build_meter_provider(config: &Config, resource: Resource) -> anyhow::Result<S
     Ok(provider)
 }
 
+/// The JSON event format plus `trace_id` and `span_id` of the OpenTelemetry context active while the event is
+/// emitted (the OpenTelemetry layer activates a span's context whenever the span is entered). Read per line
+/// instead of recorded as span fields: recording them made every span carry a duplicate `trace_id` attribute
+/// and cost a JSON re-parse per request (benchmarks/service_bench.py).
+pub struct JsonWithTraceIds<T>(fmt::format::Format<fmt::format::Json, T>);
+
+impl<S, N, T> fmt::FormatEvent<S, N> for JsonWithTraceIds<T>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'writer> fmt::FormatFields<'writer> + 'static,
+    T: fmt::time::FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &fmt::FmtContext<'_, S, N>,
+        mut writer: fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let context = opentelemetry::Context::current();
+        let span = context.span();
+        let ids = span.span_context();
+        if !ids.is_valid() {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let mut line = String::with_capacity(512);
+        self.0
+            .format_event(ctx, fmt::format::Writer::new(&mut line), event)?;
+        // The JSON format writes one object and a newline: the ids go in before its closing brace.
+        let Some(end) = line.rfind('}') else {
+            return writer.write_str(&line);
+        };
+        writer.write_str(&line[..end])?;
+        write!(
+            writer,
+            ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+            ids.trace_id(),
+            ids.span_id()
+        )?;
+        writer.write_str(&line[end..])
+    }
+}
+
+/// tracing-subscriber's JSON field formatter, except that fields recorded on an existing span are appended to
+/// its JSON object instead of parsing and re-serializing it. `JsonFields::add_fields` re-parses the span's
+/// fields on every `Span::record`; each request records two (trace id, status code), and that parse was the
+/// largest single cost of tracing in the service's load benchmark (benchmarks/service_bench.py). A field
+/// recorded twice appears twice in the stored object; readers (serde_json, the JSON event formatter) keep
+/// the last value, as the re-serialization did.
+#[derive(Default)]
+pub struct AppendJsonFields(fmt::format::JsonFields);
+
+impl<'writer> fmt::FormatFields<'writer> for AppendJsonFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: fmt::format::Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut fmt::FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> std::fmt::Result {
+        let mut added = String::new();
+        self.0
+            .format_fields(fmt::format::Writer::new(&mut added), fields)?;
+        // `added` is a JSON object: "{}" when every recorded value was empty.
+        if added.len() <= 2 {
+            return Ok(());
+        }
+        if current.fields.len() <= 2 {
+            current.fields = added;
+        } else {
+            current.fields.pop(); // the closing brace
+            current.fields.push(',');
+            current.fields.push_str(&added[1..]);
+        }
+        Ok(())
+    }
+}
+
 /// The server span of one HTTP request, continuing the caller's trace when it sent one.
 pub fn request_span(request: &Request) -> Span {
     let route = request.extensions().get::<MatchedPath>().map_or_else(
         || request.uri().path().to_owned(),
         |path| path.as_str().to_owned(),
     );
+    let method = request.method().as_str();
+    let name = format!("{method} {route}");
+    // Plain `&str` values, not `%` (Display): both layers then copy the string instead of running the
+    // formatting machinery once per field and layer.
     let span = tracing::info_span!(
         "http.request",
-        otel.name = %format!("{} {route}", request.method()),
+        otel.name = name.as_str(),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
-        http.request.method = %request.method(),
-        http.route = %route,
-        url.path = %request.uri().path(),
+        http.request.method = method,
+        http.route = route.as_str(),
+        url.path = request.uri().path(),
         http.response.status_code = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
     );
     // W3C `traceparent` / `tracestate` / `baggage`. opentelemetry-http's extractor follows the
     // `Extractor` trait of the same opentelemetry release, so no hand-written impl can drift from it.
@@ -165,7 +270,6 @@ pub fn request_span(request: &Request) -> Span {
     for (key, value) in baggage {
         span.set_attribute(key, value);
     }
-    record_trace_id(&span);
     span
 }
 
@@ -178,16 +282,126 @@ pub fn rollout_span(config: &Config) -> Span {
         deployment.version = %config.service_version,
         deployment.environment = %config.environment,
         deployment.environment.name = %config.environment,
-        trace_id = tracing::field::Empty,
     );
-    record_trace_id(&span);
     span
 }
 
-/// Copies the OpenTelemetry trace id into the span's fields, so JSON log lines can be joined to traces.
-fn record_trace_id(span: &Span) {
-    let span_context = span.context().span().span_context().clone();
-    if span_context.is_valid() {
-        span.record("trace_id", tracing::field::display(span_context.trace_id()));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    /// One JSON log line, as far as these tests read it (parsed with serde via axum's JSON extractor, the
+    /// service's own serde_json, so no extra dependency).
+    #[derive(Debug, serde::Deserialize)]
+    struct Line {
+        message: String,
+        span: Option<BTreeMap<String, Field>>,
+        trace_id: Option<String>,
+        span_id: Option<String>,
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    #[serde(untagged)]
+    enum Field {
+        Int(i64),
+        Text(String),
+    }
+
+    /// Collects what the fmt layer writes, one buffer for the whole test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<Line> {
+            let bytes = self.0.lock().expect("not poisoned").clone();
+            bytes
+                .split(|byte| *byte == b'\n')
+                .filter(|line| !line.is_empty())
+                .map(|line| {
+                    axum::Json::<Line>::from_bytes(line)
+                        .expect("each line is one JSON object")
+                        .0
+                })
+                .collect()
+        }
+    }
+
+    fn json_layer<S>(out: &Captured) -> impl tracing_subscriber::Layer<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        let out = out.clone();
+        fmt::layer()
+            .event_format(JsonWithTraceIds(
+                fmt::format()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            ))
+            .fmt_fields(AppendJsonFields::default())
+            .with_writer(move || out.clone())
+    }
+
+    #[test]
+    fn fields_recorded_later_are_appended_and_the_last_value_wins() {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(json_layer(&out));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "req",
+                route = "/a",
+                status = tracing::field::Empty,
+                note = tracing::field::Empty
+            );
+            span.record("status", 200_i64);
+            span.record("note", "first");
+            span.record("note", "second");
+            span.in_scope(|| tracing::info!("done"));
+        });
+        let lines = out.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let span = lines[0].span.as_ref().expect("span fields");
+        assert_eq!(span["route"], Field::Text("/a".into()));
+        assert_eq!(span["status"], Field::Int(200));
+        assert_eq!(span["note"], Field::Text("second".into()));
+        // Without an OpenTelemetry layer there is no trace context to name.
+        assert_eq!((&lines[0].trace_id, &lines[0].span_id), (&None, &None));
+    }
+
+    #[test]
+    fn log_lines_name_the_active_span_trace_and_span_ids() {
+        let out = Captured::default();
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(json_layer(&out))
+            .with(OpenTelemetryLayer::new(provider.tracer("test")));
+        let expected = tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("before any span");
+            let span = tracing::info_span!("req");
+            span.in_scope(|| tracing::info!("inside"));
+            let context = span.context();
+            let ids = context.span().span_context().clone();
+            (ids.trace_id().to_string(), ids.span_id().to_string())
+        });
+        let lines = out.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0].trace_id, None, "{lines:?}");
+        assert_eq!(lines[1].message, "inside");
+        assert_eq!(lines[1].trace_id.as_deref(), Some(expected.0.as_str()));
+        assert_eq!(lines[1].span_id.as_deref(), Some(expected.1.as_str()));
     }
 }

@@ -1,0 +1,266 @@
+"""Running promote / rollback / resume: read the state, build the change, write it (commit or pull request).
+
+The writer is chosen once: `CheckoutWriter` commits in the user's checkout, `PullRequestWriter` commits in a
+temporary worktree off the default branch, pushes a `fleetstrap/...` branch (never the default branch) and opens
+the pull request with the update --pr machinery; `--dry-run` uses `RecordingWriter`, which only records.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, Protocol
+
+from fleetstrap import gitrepo, trace
+from fleetstrap.answers import FleetAnswers
+from fleetstrap.bootstrap.kube import KubeClient, connect
+from fleetstrap.deploy import DeployChange, build_promotion, build_resume, build_rollback
+from fleetstrap.deploy.running import running_versions
+from fleetstrap.deploy.state import ServiceState, check_fleet_repo, is_production, read_service_state
+from fleetstrap.errors import DeployError, GitError, UserError
+from fleetstrap.publish.github_api import ApiSettings, GitHubApi
+from fleetstrap.publish.pullrequest import PullRequestSpec, ensure_pull_request, find_pull
+from fleetstrap.redact import redact
+from fleetstrap.repo import load_fleet_answers
+
+Outcome = Literal["up-to-date", "committed", "would commit", "opened", "exists", "closed", "pushed"]
+LABEL = "fleetstrap"
+_VERB = {"promote": "promotes", "rollback": "rolls back", "resume": "resumes the image automation of"}
+Connector = Callable[[Path | None, str | None], KubeClient]
+
+
+@dataclass(frozen=True)
+class PrTarget:
+    remote_name: str = "origin"
+    github_url: str = "https://github.com"
+    token_env: str | None = None
+    api: ApiSettings = field(default_factory=ApiSettings)
+
+
+@dataclass(frozen=True)
+class WaitOptions:
+    """rollback --wait: push the commit to the fleet branch, then wait for the environment's clusters."""
+
+    remote_name: str = "origin"
+    kubeconfig: Path | None = None
+    context: str | None = None
+    timeout: float = 300.0
+    interval: float = 2.0
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    root: Path
+    action: Literal["promote", "rollback", "resume"]
+    service: str
+    env: str
+    from_env: str | None = None  # promote --from
+    version: str | None = None  # promote --version, rollback --to
+    force: bool = False  # promote: allow skipping environments
+    dry_run: bool = False
+    pr: PrTarget | None = None
+    clusters: bool = False  # promote to production: read what the clusters run for the pull request body
+    kubeconfig: Path | None = None
+    wait: WaitOptions | None = None
+
+
+@dataclass(frozen=True)
+class DeployReport:
+    change: DeployChange
+    outcome: Outcome
+    commit: str | None = None
+    branch: str | None = None
+    url: str | None = None
+    journal: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()  # --wait: what each cluster runs now
+
+
+class Writer(Protocol):
+    def base_rev(self) -> str: ...
+    def write(self, change: DeployChange) -> DeployReport: ...
+
+
+def build_change(request: DeployRequest, state: ServiceState,
+                 where: tuple[tuple[str, str, str], ...] = ()) -> DeployChange:
+    if request.action == "promote":
+        return build_promotion(state, request.env, from_env=request.from_env, version=request.version,
+                               force=request.force, where=where)
+    if request.action == "rollback":
+        return build_rollback(state, request.env, to=request.version)
+    return build_resume(state, request.env)
+
+
+def run_deploy(request: DeployRequest, connector: Connector = connect) -> DeployReport:
+    root = request.root.resolve()
+    check_fleet_repo(root)
+    answers = load_fleet_answers(root)
+    if not (root / ".git").exists():
+        raise DeployError(f"{root} is not a git repository: promote and rollback read its history")
+    if gitrepo.is_dirty(root):
+        raise DeployError(f"{root} has uncommitted changes; commit or stash them first "
+                          f"({', '.join(gitrepo.dirty_paths(root)[:3])})")
+    if request.wait is not None and (request.pr is not None or request.dry_run):
+        raise DeployError("--wait waits for the commit on the branch the clusters follow: not with --pr (the "
+                          "change lands when the pull request is merged) or --dry-run")
+    if request.wait is not None:
+        branch = gitrepo.read_local(root).branch
+        if branch != answers.branch:
+            raise DeployError(f"--wait pushes to {answers.branch}, which the clusters follow; {root} is on "
+                              f"{branch or 'a detached HEAD'}")
+    writer: Writer
+    if request.pr is not None:
+        writer = PullRequestWriter(root, request.pr, answers.branch, dry_run=request.dry_run)
+    else:
+        writer = RecordingWriter(root) if request.dry_run else CheckoutWriter(root)
+    state = read_service_state(root, request.service, writer.base_rev())
+    where: tuple[tuple[str, str, str], ...] = ()
+    if request.action == "promote" and request.clusters and is_production(answers, request.env):
+        state.env(request.env)  # unknown names are refused before any cluster is asked
+        with trace.stage("deploy.clusters"):
+            where = running_versions(answers, request.service, request.kubeconfig, connector)
+    change = build_change(request, state, where)
+    report = DeployReport(change, "up-to-date") if change.up_to_date else writer.write(change)
+    if request.wait is not None:
+        report = _push_and_wait(root, answers, report, request.wait, connector)
+    return report
+
+
+def _push_and_wait(root: Path, answers: FleetAnswers, report: DeployReport, options: WaitOptions,
+                   connector: Connector) -> DeployReport:
+    from fleetstrap.deploy.wait import WaitRequest, wait_rolled_back
+    from fleetstrap.publish.auth import remote_of
+
+    remote = remote_of(root, options.remote_name)
+    if remote is None:
+        raise DeployError(f"--wait pushes the commit, but {root} has no git remote {options.remote_name!r}")
+    sha = gitrepo.head_sha(root) or ""
+    with trace.stage("deploy.push"):
+        try:
+            gitrepo.push(root, remote, answers.branch)  # fast-forward only, never forced
+        except GitError as exc:
+            raise GitError(f"{exc.message}; the rollback is committed locally ({sha[:12]})",
+                           hint="a protected branch takes it as a pull request: rerun with --pr instead of "
+                                "--wait") from exc
+    journal = (*report.journal, f"pushed {sha[:12]} to {answers.branch} on {remote.url}")
+    change = report.change
+    with trace.stage("deploy.wait"):
+        lines = wait_rolled_back(answers, WaitRequest(change.service, change.env, change.target, sha, answers.branch,
+                                                      options.kubeconfig, options.context, options.timeout,
+                                                      options.interval), connector)
+    return replace(report, journal=journal, clusters=lines)
+
+
+def _write_files(root: Path, change: DeployChange) -> None:
+    for f in change.files:
+        path = root / f.path
+        if path.read_text(encoding="utf-8") != f.before:
+            raise DeployError(f"{f.path} changed while fleetstrap was working; run the command again")
+    for f in change.files:
+        (root / f.path).write_text(f.after, encoding="utf-8")
+
+
+class CheckoutWriter:
+    """Commits the change on the checked-out branch (the push is the user's: their branch, their review)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def base_rev(self) -> str:
+        return "HEAD"
+
+    def write(self, change: DeployChange) -> DeployReport:
+        try:
+            _write_files(self.root, change)
+            sha = gitrepo.ensure_commit(self.root, change.message)
+        except BaseException:  # a failed commit or Ctrl-C between two files: nothing half-written
+            for f in change.files:
+                (self.root / f.path).write_text(f.before, encoding="utf-8")
+            gitrepo.run(self.root, "reset", "-q", "--", *(f.path for f in change.files), check=False)
+            raise
+        return DeployReport(change, "committed" if sha else "up-to-date", sha)
+
+
+class RecordingWriter:
+    """--dry-run: what would be committed; nothing is written."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def base_rev(self) -> str:
+        return "HEAD"
+
+    def write(self, change: DeployChange) -> DeployReport:
+        journal = [*(f"would write {f.path}" for f in change.files),
+                   f"would commit: {change.message.splitlines()[0]}"]
+        return DeployReport(change, "would commit", journal=tuple(journal))
+
+
+class PullRequestWriter:
+    """The change on its own branch off the default branch, pushed, and a pull request on GitHub (other remotes:
+    the branch). An existing pull request from the same branch is left alone; an open one from an older branch
+    of the same service and environment is closed as superseded."""
+
+    def __init__(self, root: Path, target: PrTarget, default_branch: str, *, dry_run: bool) -> None:
+        from fleetstrap.update.pr import resolve_remote
+
+        self.root = root
+        self.dry_run = dry_run
+        self.remote = resolve_remote(root, target.remote_name, target.github_url, target.token_env)
+        self.api = (GitHubApi(self.remote.token, target.github_url, target.api)
+                    if self.remote.github and self.remote.token else None)
+        self.base = default_branch
+        if self.remote.github is not None and self.api is not None:
+            owner, name = self.remote.github
+            data = self.api.get_repo(owner, name)
+            if data is None:
+                raise UserError(f"GitHub repository {owner}/{name} (remote {target.remote_name}) does not exist")
+            self.base = str(data.get("default_branch") or self.base)
+
+    def base_rev(self) -> str:
+        local = gitrepo.run(self.root, "rev-parse", "--verify", "-q", f"refs/heads/{self.base}^{{commit}}",
+                            check=False).strip()
+        if not local:
+            raise DeployError(f"no local branch {self.base} (the default branch) to start the pull request from",
+                              hint=f"git fetch origin {self.base}:{self.base}")
+        return local
+
+    def write(self, change: DeployChange) -> DeployReport:
+        branch = change.branch
+        if branch == self.base or not branch.startswith("fleetstrap/"):
+            raise DeployError(f"refusing to push to {branch}: pull request branches are fleetstrap/...")
+        remote = self.remote
+        remote_sha = gitrepo.remote_head(self.root, gitrepo.Remote(remote.url, remote.url, remote.env), branch)
+        existing = find_pull(self.api, *remote.github, branch) if remote.github and self.api else None
+        if existing is not None:
+            return DeployReport(change, "exists" if existing.state == "open" else "closed", branch=branch,
+                                url=existing.url)
+        if remote_sha is not None and remote.github is None:
+            return DeployReport(change, "exists", branch=branch)
+        if self.dry_run:
+            return DeployReport(change, "would commit", branch=branch,
+                                journal=(f"would push {branch} to {remote.url} and open a pull request into "
+                                         f"{self.base}",))
+        journal: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="fleetstrap-deploy-") as tmp:
+            wt = Path(tmp) / "wt"
+            gitrepo.run(self.root, "worktree", "add", "-q", "--detach", str(wt), self.base_rev())
+            try:
+                _write_files(wt, change)
+                sha = gitrepo.ensure_commit(wt, change.message, gitrepo.default_author(self.root))
+                lease = [f"--force-with-lease=refs/heads/{branch}:{remote_sha}"] if remote_sha else []
+                gitrepo.run(wt, "push", *lease, "--", remote.url, f"HEAD:refs/heads/{branch}", env=remote.env,
+                            url=remote.url)
+                journal.append(f"pushed {branch} to {remote.url}")
+            finally:
+                gitrepo.run(self.root, "worktree", "remove", "--force", str(wt), check=False)
+                gitrepo.run(self.root, "worktree", "prune", check=False)
+        if remote.github is None or self.api is None:
+            return DeployReport(change, "pushed", sha, branch, journal=tuple(journal))
+        owner, name = remote.github
+        spec = PullRequestSpec(owner, name, branch, self.base, change.title, redact(change.body), False, LABEL,
+                               change.supersedes, superseded_because=f"which {_VERB[change.action]} "
+                               f"{change.service} in {change.env} to {change.target}")
+        pr = ensure_pull_request(self.api, spec, journal)
+        return DeployReport(change, "opened", sha, branch, pr.url, tuple(journal))
