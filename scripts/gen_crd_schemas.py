@@ -61,6 +61,9 @@ def modules(pins: dict[str, str]) -> list[tuple[str, str, tuple[str, ...]]]:
          ("config/crd/bases/*.yaml",)),
         # Flagger: the chart's crds/crd.yaml is this same file (chart version = module version).
         ("github.com/fluxcd/flagger", _v(pins["flagger_version"]), ("artifacts/flagger/crd.yaml",)),
+        # Kyverno (answer `policy`): the release its pinned chart ships; config/crds holds every group the chart
+        # installs (kyverno.io, policies.kyverno.io, reports, wgpolicyk8s.io).
+        ("github.com/kyverno/kyverno", _v(pins["kyverno_version"]), ("config/crds/*/*.yaml",)),
         # cert-manager's chart version is its app version.
         ("github.com/cert-manager/cert-manager", _v(pins["cert_manager_chart_version"]), ("deploy/crds/*.yaml",)),
         # Not pinned elsewhere (fleetstrap installs them as Helm charts whose CRDs follow the chart): the newest

@@ -42,6 +42,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Ingress domain", ("Enter",)),
     ("TLS issuer", ("Enter",)),
     ("Monitoring", ("n",)),
+    ("Policy engine", ("Enter",)),
     ("Dependency updates", ("Enter",)),
 )
 DONE = "[fleetstrap exited "

@@ -1,7 +1,7 @@
 """The real kube-apiserver accepts every object each blueprint renders (issue 15, item 1).
 
 The CRDs of the pinned controllers are installed from their Go modules (Flux, Argo CD, Argo Rollouts, Image
-Updater, cert-manager, prometheus-operator, sealed-secrets), then every object of every blueprint (each engine,
+Updater, cert-manager, prometheus-operator, sealed-secrets, Kyverno), then every object of every blueprint (each engine,
 monitoring and progressive delivery on) is server-side applied with dry-run=All and strict field validation: CEL
 rules, defaulting, schema types and unknown fields are judged by the apiserver itself. One broken object per CRD
 family must be rejected, which proves the check can fail.

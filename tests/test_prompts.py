@@ -42,6 +42,7 @@ def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
             ("Ingress domain", ENTER),
             ("TLS issuer", ENTER),
             ("Monitoring", "n"),
+            ("Policy engine", UP + ENTER),               # none -> kyverno
             ("Dependency updates", DOWN + ENTER),        # dependabot -> renovate
         ]
         for prompt, keys in steps:
@@ -65,6 +66,8 @@ def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
     assert recorded["image_automation"] is True
     assert recorded["progressive_delivery"] == "argo-rollouts"
     assert recorded["dependency_bot"] == "renovate"
+    assert recorded["policy"] == "kyverno"
+    assert (dest / "argocd/infrastructure/kyverno.yaml").is_file()
     assert (dest / "renovate.json").is_file() and not (dest / ".github/dependabot.yml").exists()
 
 

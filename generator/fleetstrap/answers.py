@@ -32,6 +32,7 @@ PROGRESSIVE_DELIVERY = ("argo-rollouts", "flagger", "none")
 # Answers of fleetstrap 0.1 were a boolean: true meant Argo Rollouts.
 _LEGACY_DELIVERY = {"true": "argo-rollouts", "yes": "argo-rollouts", "on": "argo-rollouts", "1": "argo-rollouts",
                     "false": "none", "no": "none", "off": "none", "0": "none"}
+POLICIES = ("kyverno", "none")
 IN_CLUSTER = "https://kubernetes.default.svc"
 
 
@@ -72,6 +73,8 @@ QUESTIONS: tuple[Question, ...] = (
              choices=REPO_LAYOUTS),
     Question("dependency_bot", "Dependency updates (actions, crates, base images)", choices=DEPENDENCY_BOTS),
     Question("verify_signatures", "Flux verifies the cosign signatures of service charts (split layout)", kind="bool"),
+    Question("policy", "Policy engine with baseline policies (Enforce in production)",
+             choices=POLICIES),
     Question("branch", "Branch the cluster syncs from"),
     Question("git_url", "Git URL the cluster pulls from"),
 )
@@ -79,7 +82,7 @@ QUESTION_BY_KEY = {q.key: q for q in QUESTIONS}
 # The answers every unit of the template receives (the rest only go to the fleet unit: FleetAnswers.fleet_data).
 SHARED_KEYS = ("owner", "fleet_name", "git_url", "branch", "engine", "environments", "registry", "image_automation",
                "progressive_delivery", "telemetry_backend", "otlp_endpoint", "collector_mode", "ingress_domain",
-               "tls_issuer", "monitoring", "repo_layout", "dependency_bot", "verify_signatures")
+               "tls_issuer", "monitoring", "repo_layout", "dependency_bot", "verify_signatures", "policy")
 # `services` is kept by fleetstrap (init's first service, then `add service`); accepted in answers files.
 KNOWN_KEYS = frozenset(QUESTION_BY_KEY) | {"services"}
 
@@ -124,6 +127,7 @@ class FleetAnswers:
     repo_layout: str = "monorepo"
     dependency_bot: str = "dependabot"
     verify_signatures: bool = False
+    policy: str = "none"
     branch: str = "main"
     git_url: str = ""
 
@@ -411,6 +415,7 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
         repo_layout=_choice(data, "repo_layout", d["repo_layout"], REPO_LAYOUTS),
         dependency_bot=_choice(data, "dependency_bot", d["dependency_bot"], DEPENDENCY_BOTS),
         verify_signatures=_bool(data, "verify_signatures", d["verify_signatures"]),
+        policy=_choice(data, "policy", d["policy"], POLICIES),
         branch=branch,
         git_url=_str(data, "git_url", default_git_url(owner, fleet_name)),
     )

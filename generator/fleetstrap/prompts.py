@@ -127,6 +127,8 @@ def ask_fleet_answers(start: Mapping[str, Any]) -> dict[str, Any]:
         a["notifications"] = ask(questionary.select(
             _label("notifications"), choices=_choices("notifications"),
             default=a.get("notifications", DEFAULTS["notifications"])))
+    a["policy"] = ask(questionary.select(
+        _label("policy"), choices=_choices("policy"), default=a.get("policy", DEFAULTS["policy"])))
     a["dependency_bot"] = ask(questionary.select(
         _label("dependency_bot"), choices=_choices("dependency_bot"),
         default=a.get("dependency_bot", DEFAULTS["dependency_bot"])))

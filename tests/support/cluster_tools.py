@@ -347,6 +347,9 @@ def crd_modules() -> list[CrdModule]:
                   ("helm/sealed-secrets/crds/*.yaml",)),
         # The Flagger chart's crds/crd.yaml is this file (chart version = module version).
         CrdModule("flagger", "github.com/fluxcd/flagger", pin("flagger_version"), ("artifacts/flagger/crd.yaml",)),
+        # The chart pin ships this app version (templates/pins.yml); the policy kinds the fleet writes.
+        CrdModule("kyverno", "github.com/kyverno/kyverno", pin("kyverno_version"),
+                  ("config/crds/policies.kyverno.io/*.yaml",)),
     ]
 
 

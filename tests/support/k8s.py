@@ -55,6 +55,10 @@ CURRENT_CUSTOM_APIS: dict[str, frozenset[str]] = {
     "bitnami.com/v1alpha1": frozenset({"SealedSecret"}),
     "external-secrets.io/v1": frozenset({"ExternalSecret", "SecretStore", "ClusterSecretStore",
                                          "ClusterExternalSecret"}),
+    # Kyverno 1.19: the CEL policy kinds are GA in v1; kyverno.io/v1 ClusterPolicy is deprecated by its CRD.
+    "policies.kyverno.io/v1": frozenset({"ValidatingPolicy", "NamespacedValidatingPolicy", "MutatingPolicy",
+                                         "GeneratingPolicy", "DeletingPolicy", "ImageValidatingPolicy",
+                                         "PolicyException"}),
 }
 
 
