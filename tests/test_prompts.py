@@ -85,7 +85,7 @@ def test_flux_fleet_picks_flagger_and_gets_monitoring_without_asking(tmp_path: P
                  ("Automate image tag updates", ENTER), ("Secrets approach", ENTER), ("Ingress domain", ENTER),
                  ("TLS issuer", ENTER),
                  ("Alert destination", ENTER),  # monitoring is on without a question: Flagger needs it
-                 ("Dependency updates", ENTER)]
+                 ("Policy engine", ENTER), ("Dependency updates", ENTER)]
         for prompt, keys in steps:
             child.expect(prompt)
             child.send(keys)
