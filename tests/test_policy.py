@@ -33,11 +33,14 @@ POLICIES = ("restricted-pod-security", "disallow-latest-tag", "require-requests-
             "require-fleet-labels")
 
 # (blueprint, overrides): both engines, both environments' kinds, and the chart variants that change pods
-# (Argo Rollouts instead of a Deployment, the collector sidecar, ServiceMonitor, migrations).
+# (Argo Rollouts instead of a Deployment, Flagger's canary mode, the collector sidecar, ServiceMonitor,
+# migrations).
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "multi-env": ("multi-env", {}),
     "argocd-multi-cluster": ("argocd-multi-cluster", {}),
     "dual-engine": ("dual-engine", {"policy": "kyverno"}),
+    # Flagger canaries (Flux): the chart renders no Service or replicas, a Canary and the load-test webhooks.
+    "multi-env-flagger": ("multi-env", {"progressive_delivery": "flagger", "monitoring": True}),
     "observability-rollouts-sidecar": ("observability", {
         "policy": "kyverno", "progressive_delivery": True, "collector_mode": "sidecar",
         "secrets": "external-secrets", "environments": ["dev", "production"],
