@@ -66,12 +66,12 @@ def modules(pins: dict[str, str]) -> list[tuple[str, str, tuple[str, ...]]]:
         ("github.com/kyverno/kyverno", _v(pins["kyverno_version"]), ("config/crds/*/*.yaml",)),
         # cert-manager's chart version is its app version.
         ("github.com/cert-manager/cert-manager", _v(pins["cert_manager_chart_version"]), ("deploy/crds/*.yaml",)),
-        # Not pinned elsewhere (fleetstrap installs them as Helm charts whose CRDs follow the chart): the newest
-        # version the module proxy serves for the toolchain of this project (Go 1.26).
-        ("github.com/prometheus-operator/prometheus-operator", "v0.85.0",
+        # Installed as Helm charts whose CRDs follow the chart: the app version each pinned chart ships.
+        ("github.com/prometheus-operator/prometheus-operator", _v(pins["prometheus_operator_version"]),
          ("example/prometheus-operator-crd-full/*.yaml",)),
         ("github.com/external-secrets/external-secrets", "v1.3.2", ("config/crds/bases/*.yaml",)),
-        ("github.com/bitnami-labs/sealed-secrets", "v0.40.0", ("helm/sealed-secrets/crds/*.yaml",)),
+        ("github.com/bitnami-labs/sealed-secrets", _v(pins["sealed_secrets_version"]),
+         ("helm/sealed-secrets/crds/*.yaml",)),
         # Gateway API: the standard channel first (stricter), the experimental one for the kinds it adds.
         ("sigs.k8s.io/gateway-api", "v1.6.3", ("config/crd/standard/*.yaml", "config/crd/experimental/*.yaml")),
     ]

@@ -326,8 +326,9 @@ class CrdModule:
 def crd_modules() -> list[CrdModule]:
     """The CRD-carrying module of every controller a fleet may target, at its pinned version.
 
-    App versions behind chart pins (facts/versions.md §3): cert-manager chart v1.21.1 = app v1.21.1,
-    kube-prometheus-stack 88.5.3 ships prometheus-operator v0.93.1, sealed-secrets chart 2.18.5 ships v0.36.6.
+    App versions behind chart pins (facts/versions.md §3, kept in templates/pins.yml beside the chart pins, the same
+    versions validate's bundled schemas come from): cert-manager chart v1.21.1 = app v1.21.1, kube-prometheus-stack
+    88.5.3 ships prometheus-operator v0.93.1, sealed-secrets chart 2.18.5 ships v0.36.6.
     The OpenTelemetry operator and external-secrets v2 are not on the module proxy (403 / no /v2 module path):
     see otel_crds_from_schemas.
     """
@@ -341,9 +342,10 @@ def crd_modules() -> list[CrdModule]:
                   pin("argocd_image_updater_version"), ("config/crd/bases/*.yaml",)),
         CrdModule("cert-manager", "github.com/cert-manager/cert-manager", pin("cert_manager_chart_version"),
                   ("deploy/crds/*.yaml",)),
-        CrdModule("prometheus-operator", "github.com/prometheus-operator/prometheus-operator", "v0.93.1",
+        CrdModule("prometheus-operator", "github.com/prometheus-operator/prometheus-operator",
+                  pin("prometheus_operator_version"),
                   ("example/prometheus-operator-crd/*.yaml",)),
-        CrdModule("sealed-secrets", "github.com/bitnami-labs/sealed-secrets", "v0.36.6",
+        CrdModule("sealed-secrets", "github.com/bitnami-labs/sealed-secrets", pin("sealed_secrets_version"),
                   ("helm/sealed-secrets/crds/*.yaml",)),
         # The Flagger chart's crds/crd.yaml is this file (chart version = module version).
         CrdModule("flagger", "github.com/fluxcd/flagger", pin("flagger_version"), ("artifacts/flagger/crd.yaml",)),
