@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -245,13 +246,17 @@ def crd_names(files: list[Path]) -> list[str]:
             if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
 
 
-def build_flux_controller(name: str, version: str) -> Path:
-    module = f"github.com/fluxcd/{name}"
-    home = tool_dir(f"flux-{name}", cache_key(version))
+def build_from_module(tool: str, module: str, version: str, package: str = ".", *, name: str | None = None,
+                      prepare: Callable[[Path], None] | None = None) -> Path:
+    """`go build` of `package` from `module`@`version`'s source, copied writable out of the module cache, into
+    the cache dir of `tool` keyed by version, as `name` (default `tool`). `prepare` edits the copied source first
+    (go.mod replaces)."""
+    home = tool_dir(tool, cache_key(version))
+    name = name or tool
     binary = home / name
     if binary.is_file():
         return binary
-    with build_lock(f"flux-{name}"):
+    with build_lock(tool):
         if binary.is_file():
             return binary
         src = home / "src"
@@ -260,36 +265,28 @@ def build_flux_controller(name: str, version: str) -> Path:
         shutil.copytree(module_dir(module, version), src)
         for path in [src, *src.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)  # the module cache is read-only
-        # The local ./api replace is for development in their repository; the tagged api release is identical.
-        run_go(["mod", "edit", f"-dropreplace={module}/api", f"-require={module}/api@{version}"], src)
+        if prepare is not None:
+            prepare(src)
         build_with_substitutes(["build", "-mod=mod", "-trimpath", "-ldflags", "-s -w", "-o", str(home / f"{name}.tmp"),
-                                "."], src, home / "substitutions.txt")
+                                package], src, home / "substitutions.txt")
         (home / f"{name}.tmp").rename(binary)
         shutil.rmtree(src, ignore_errors=True)
     return binary
 
 
+def build_flux_controller(name: str, version: str) -> Path:
+    module = f"github.com/fluxcd/{name}"
+
+    def use_tagged_api(src: Path) -> None:
+        # The local ./api replace is for development in their repository; the tagged api release is identical.
+        run_go(["mod", "edit", f"-dropreplace={module}/api", f"-require={module}/api@{version}"], src)
+
+    return build_from_module(f"flux-{name}", module, version, name=name, prepare=use_tagged_api)
+
+
 def build_flagger(version: str) -> Path:
     """The Flagger controller of `version` (templates/pins.yml flagger_version), built from its Go module."""
-    module = "github.com/fluxcd/flagger"
-    home = tool_dir("flagger", cache_key(version))
-    binary = home / "flagger"
-    if binary.is_file():
-        return binary
-    with build_lock("flagger"):
-        if binary.is_file():
-            return binary
-        src = home / "src"
-        shutil.rmtree(src, ignore_errors=True)
-        (home / "substitutions.txt").unlink(missing_ok=True)
-        shutil.copytree(module_dir(module, version), src)
-        for path in [src, *src.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)  # the module cache is read-only
-        build_with_substitutes(["build", "-mod=mod", "-trimpath", "-ldflags", "-s -w", "-o", str(home / "flagger.tmp"),
-                                "./cmd/flagger"], src, home / "substitutions.txt")
-        (home / "flagger.tmp").rename(binary)
-        shutil.rmtree(src, ignore_errors=True)
-    return binary
+    return build_from_module("flagger", "github.com/fluxcd/flagger", version, "./cmd/flagger")
 
 
 def flux_modules(flux_version: str) -> FluxBuild:
