@@ -16,9 +16,9 @@ import yaml
 
 if __package__ in (None, ""):  # run as a script by .ci/run
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.support.tools import build_lock, cache_key, missing, tool_dir
+    from tests.support.tools import build_lock, cache_key, require_command, tool_dir
 else:
-    from .tools import build_lock, cache_key, missing, tool_dir
+    from .tools import build_lock, cache_key, require_command, tool_dir
 
 PINS = Path(__file__).resolve().parents[2] / "templates" / "pins.yml"
 
@@ -41,11 +41,7 @@ def build_cargo_deny(cargo: str) -> Path:
 
 def cargo_deny() -> Path:
     """The cached cargo-deny binary; skips (fails in CI) when cargo is not installed."""
-    cargo = shutil.which("cargo")
-    if cargo is None:
-        missing("cargo is not installed (rustup), needed to build cargo-deny")
-        raise AssertionError("unreachable")
-    return build_cargo_deny(cargo)
+    return build_cargo_deny(require_command("cargo", "rustup; needed to build cargo-deny"))
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ import yaml
 
 if __package__ in (None, ""):  # run as a script by .ci/run
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.support.tools import build_lock, cache_key, missing, tool_dir
+    from tests.support.tools import build_lock, cache_key, require_command, tool_dir
 else:
-    from .tools import build_lock, cache_key, missing, tool_dir
+    from .tools import build_lock, cache_key, require_command, tool_dir
 
 PINS = Path(__file__).resolve().parents[2] / "templates" / "pins.yml"
 MODULE = "github.com/kyverno/kyverno"
@@ -92,11 +92,7 @@ def build_kyverno(go: str, log: bool = False) -> Path:
 
 def kyverno_cli() -> Path:
     """The cached Kyverno CLI; skips (fails in CI) when go is not installed."""
-    go = shutil.which("go")
-    if go is None:
-        missing("go is not installed, needed to build the Kyverno CLI from its Go module")
-        raise AssertionError("unreachable")
-    return build_kyverno(go)
+    return build_kyverno(require_command("go", "needed to build the Kyverno CLI from its Go module"))
 
 
 if __name__ == "__main__":
