@@ -78,14 +78,101 @@ def rich_err() -> Console:
     return _err
 
 
+# A step longer than this shows progress: a spinner with elapsed time on a terminal, one line elsewhere.
+SLOW_SECONDS = 2.0
+
+
 @contextmanager
-def progress(message: str) -> Iterator[None]:
-    """A spinner for a slow step; silent when not a terminal or quiet."""
-    if _quiet or not _err.is_terminal:
+def progress(message: str, *, enabled: bool = True, hold: tuple[str, ...] = ("prompt",)) -> Iterator[None]:
+    """Progress for a command's slow work, on stderr (stdout stays data, e.g. --format json).
+
+    On a terminal: a spinner with the current stage (the library's `trace.stage` names) and the elapsed time,
+    erased when done. Elsewhere (CI logs, pipes): nothing for fast work; after SLOW_SECONDS one line saying what
+    runs, then one line per stage that took longer than SLOW_SECONDS. Nothing with --quiet. Stages named in
+    `hold` (interactive prompts) pause the spinner so it never draws over a question.
+    """
+    if _quiet or not enabled:
         yield
         return
-    with _err.status(_escape(message)):
+    from fleetstrap import trace
+
+    tracker = _Terminal(message) if _err.is_terminal else _Log(message)
+    stop_listening = trace.listen(lambda name, started: tracker.stage(name, started, held=name in hold))
+    tracker.start()
+    try:
         yield
+    finally:
+        stop_listening()
+        tracker.stop()
+
+
+class _Terminal:
+    def __init__(self, message: str) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._message = _escape(message)
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                  console=_err, transient=True)
+        self._task = self._progress.add_task(self._message, total=None)
+        self._stages: list[str] = []
+
+    def start(self) -> None:
+        self._progress.start()
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+    def stage(self, name: str, started: bool, *, held: bool) -> None:
+        if held:
+            (self._progress.stop if started else self._progress.start)()
+            return
+        if started:
+            self._stages.append(name)
+        elif name in self._stages:
+            self._stages.remove(name)
+        text = self._message + (f" [dim]› {_escape(self._stages[-1])}[/]" if self._stages else "")
+        self._progress.update(self._task, description=text, refresh=True)
+
+
+class _Log:
+    """Non-terminal progress: silent when fast, a few plain lines when slow."""
+
+    def __init__(self, message: str) -> None:
+        import threading
+        import time
+
+        self._message = message
+        self._clock = time.monotonic
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._announced = False
+        self._timer = threading.Timer(SLOW_SECONDS, self._announce)
+        self._timer.daemon = True
+
+    def _announce(self) -> None:
+        with self._lock:
+            if not self._announced:
+                self._announced = True
+                _err.print(f"› {self._message} …", markup=False, highlight=False)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+    def stage(self, name: str, started: bool, *, held: bool) -> None:
+        if held:
+            return
+        if started:
+            self._started.setdefault(name, self._clock())
+            return
+        begun = self._started.pop(name, None)
+        seconds = self._clock() - begun if begun is not None else 0.0
+        if seconds >= SLOW_SECONDS:
+            self._announce()
+            with self._lock:
+                _err.print(f"  {name}: {seconds:.1f}s", markup=False, highlight=False)
 
 
 def _escape(text: str) -> str:

@@ -6,7 +6,7 @@ installs a real backend only when an OTLP endpoint is configured, so nothing is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol
 
@@ -22,11 +22,20 @@ class Backend(Protocol):
 
 
 _backend: Backend | None = None
+# Progress display (output.progress) follows the stages too: called with (name, True) on entry, (name, False) on exit.
+StageListener = Callable[[str, bool], None]
+_listeners: list[StageListener] = []
 
 
 def install(backend: Backend | None) -> None:
     global _backend
     _backend = backend
+
+
+def listen(listener: StageListener) -> Callable[[], None]:
+    """Follow stage starts and ends (the CLI's progress display); returns the function that stops it."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener) if listener in _listeners else None
 
 
 def _clean(attrs: Mapping[str, Any]) -> dict[str, AttrValue]:
@@ -37,8 +46,14 @@ def _clean(attrs: Mapping[str, Any]) -> dict[str, AttrValue]:
 def stage(name: str, **attributes: Any) -> Iterator[None]:
     """A child span for one stage of a command (render, validate, push, wait ...)."""
     cm = _backend.stage(name, _clean(attributes)) if _backend else nullcontext()
-    with cm:
-        yield
+    for listener in tuple(_listeners):
+        listener(name, True)
+    try:
+        with cm:
+            yield
+    finally:
+        for listener in tuple(_listeners):
+            listener(name, False)
 
 
 def event(name: str, **attributes: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from typing import Any
 
@@ -15,6 +16,16 @@ import click
 
 from fleetstrap import __version__
 from fleetstrap.errors import FleetstrapError, exit_code_for
+
+# Listed in every command's --help (click rewraps epilogs; the \b keeps this one as written).
+EXIT_CODES_HELP = ("\b\nExit codes:\n  0    ok\n  1    user error (bad input; nothing written)\n"
+                   "  2    findings or conflicts\n  3    bug (please report it)\n  130  interrupted (Ctrl-C)\n"
+                   "  143  terminated (SIGTERM)")
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process runs so `with` blocks and transactions unwind as for Ctrl-C."""
 
 # name -> (module, attribute, one-line help). The help is here so listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -46,6 +57,7 @@ class LazyGroup(click.Group):
         module = importlib.import_module(spec[0])
         cmd = getattr(module, spec[1])
         assert isinstance(cmd, click.Command)
+        _add_exit_codes(cmd)
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -54,7 +66,16 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _add_exit_codes(cmd: click.Command) -> None:
+    """Every command's --help ends with the exit codes (once, also for the subcommands of a group)."""
+    if EXIT_CODES_HELP not in (cmd.epilog or ""):
+        cmd.epilog = f"{cmd.epilog}\n\n{EXIT_CODES_HELP}" if cmd.epilog else EXIT_CODES_HELP
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _add_exit_codes(sub)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, "--version", "-V", prog_name="fleetstrap")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and requested data.")
 @click.option("--color/--no-color", default=None, help="Force or disable colour.")
@@ -78,8 +99,14 @@ def _command_name(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _terminate)
     code = run(args)
     sys.exit(code)
+
+
+def _terminate(signum: int, frame: Any) -> None:  # noqa: ARG001 (signal handler API)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated
 
 
 def run(args: list[str]) -> int:
@@ -95,6 +122,10 @@ def run(args: list[str]) -> int:
     except click.exceptions.Exit as exc:
         return exit_code_for(exc)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # click turns the KeyboardInterrupt (and so Terminated) into Abort: the cause says which signal it was
+        if isinstance(exc, Terminated) or isinstance(exc.__cause__ or exc.__context__, Terminated):
+            _err("terminated")
+            return EXIT_TERMINATED
         _err("interrupted")
         return exit_code_for(exc)
     except click.ClickException as exc:

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from fleetstrap import output
+from fleetstrap.cli.complete import complete_cluster
+from fleetstrap.cli.options import format_option, looks_like_dir, repo_dir
 
 if TYPE_CHECKING:
     from fleetstrap.bootstrap import BootstrapReport
 
-_repo_option = click.option("-C", "--repo", "root", type=click.Path(path_type=Path, file_okay=False),
-                            default=".", show_default=True, help="The fleet repo.")
 _kube_options = [
     click.option("--context", default=None, help="kubeconfig context (default: the cluster's answer, else current)."),
     click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -33,8 +33,8 @@ def _kube(f: F) -> F:
 
 
 @click.command()
-@click.argument("cluster")
-@_repo_option
+@click.argument("cluster", shell_complete=complete_cluster)
+@repo_dir()
 @_kube
 @click.option("--deploy-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Private deploy key (OpenSSH) for this cluster (default: the one `fleetstrap push` created).")
@@ -44,16 +44,20 @@ def _kube(f: F) -> F:
 @click.option("--dry-run", is_flag=True, help="Print every object and git change; touch nothing.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
               help="Seconds to wait for each readiness stage.")
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human")
+@format_option()
 def bootstrap(cluster: str, root: Path, context: str | None, kubeconfig: Path | None, deploy_key: Path | None,
               known_hosts: Path | None, rotate_keys: bool, dry_run: bool, timeout: float, fmt: str) -> None:
     """Install the fleet's GitOps engine on CLUSTER and wait until it runs the pushed commit."""
     from fleetstrap.bootstrap import BootstrapRequest, bootstrap_cluster
 
-    report = bootstrap_cluster(BootstrapRequest(
-        root=root.resolve(), cluster=cluster, context=context, kubeconfig=kubeconfig, deploy_key=deploy_key,
-        known_hosts=known_hosts, rotate_keys=rotate_keys, dry_run=dry_run, timeout=timeout,
-    ))
+    if looks_like_dir(cluster):
+        raise click.UsageError(f"{cluster!r} is a directory, not a cluster name: "
+                               f"fleetstrap bootstrap CLUSTER -C {cluster}")
+    with output.progress(f"bootstrapping {cluster}" if not dry_run else f"planning the bootstrap of {cluster}"):
+        report = bootstrap_cluster(BootstrapRequest(
+            root=root.resolve(), cluster=cluster, context=context, kubeconfig=kubeconfig, deploy_key=deploy_key,
+            known_hosts=known_hosts, rotate_keys=rotate_keys, dry_run=dry_run, timeout=timeout,
+        ))
     if fmt == "json":
         output.data_json(dataclasses.asdict(report))
         return
@@ -96,16 +100,26 @@ def _print_dry_run(report: BootstrapReport) -> None:
 
 
 @click.command()
-@click.argument("cluster", required=False)
-@_repo_option
+@click.argument("cluster", required=False, shell_complete=complete_cluster)
+@repo_dir()
 @_kube
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human")
-def status(cluster: str | None, root: Path, context: str | None, kubeconfig: Path | None, fmt: str) -> None:
-    """Template version per component, last pushed commit, and each cluster's sync state."""
+@format_option()
+@click.pass_context
+def status(ctx: click.Context, cluster: str | None, root: Path, context: str | None, kubeconfig: Path | None,
+           fmt: str) -> None:
+    """Template version per component, last pushed commit, and each cluster's sync state (all, or CLUSTER)."""
     from fleetstrap.bootstrap import StatusRequest, fleet_status
+    from fleetstrap.cli.options import deprecated
 
-    report = fleet_status(StatusRequest(root=root.resolve(), cluster=cluster, context=context,
-                                        kubeconfig=kubeconfig))
+    if cluster is not None and looks_like_dir(cluster):
+        # `status ./fleet-infra` used to look for a cluster named so; the directory is -C's
+        if ctx.params.get("root") is not None or ctx.params.get("_dir_repo") is not None:
+            raise click.UsageError(f"{cluster!r} is a directory, not a cluster name (the fleet is -C {root})")
+        deprecated(f"status {cluster}", f"status -C {cluster}")
+        root, cluster = Path(cluster), None
+    with output.progress("reading the fleet and its clusters"):
+        report = fleet_status(StatusRequest(root=root.resolve(), cluster=cluster, context=context,
+                                            kubeconfig=kubeconfig))
     if fmt == "json":
         output.data_json(dataclasses.asdict(report))
         return

@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from fleetstrap import output
+from fleetstrap.cli.complete import complete_environment, complete_service
+from fleetstrap.cli.options import format_option, repo_dir
 
 if TYPE_CHECKING:
     from fleetstrap.deploy.apply import DeployReport, DeployRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_common = [
-    click.option("-C", "--repo", "root", type=click.Path(path_type=Path, file_okay=False), default=".",
-                 show_default=True, help="The fleet repo."),
+_common: list[Callable[[Any], Any]] = [
+    repo_dir(),
     click.option("--pr", is_flag=True,
                  help="Commit on a fleetstrap/... branch off the default branch, push it and open a pull request "
                       "(GitHub; other remotes: the branch only). The checkout is not touched."),
@@ -28,8 +29,7 @@ _common = [
                  help="With --pr: the GitHub (Enterprise) the remote must be on for a pull request."),
     click.option("--token-env", metavar="NAME",
                  help="With --pr: environment variable holding the token (default: GH_TOKEN, GITHUB_TOKEN, gh)."),
-    click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True,
-                 help="json: the outcome as one JSON object on stdout (the diff stays on stderr as text)."),
+    format_option(help_text="json: the outcome as one JSON object on stdout (the diff goes to stderr as text)."),
     click.option("--api-delay", type=float, default=None, hidden=True,
                  help="Seconds between GitHub API calls (PyGithub's pacing; tests use 0)."),
 ]
@@ -53,7 +53,9 @@ def _run(request: DeployRequest, pr: bool, remote_name: str, github_url: str, to
             target = replace(target, api=replace(target.api, seconds_between_requests=api_delay,
                                                  seconds_between_writes=api_delay))
         request = replace(request, pr=target)
-    report = run_deploy(request)
+    verb = {"promote": "promoting", "rollback": "rolling back", "resume": "resuming"}[request.action]
+    with output.progress(f"{verb} {request.service} in {request.env}"):
+        report = run_deploy(request)
     _show(report, json_out=fmt == "json")
     return report
 
@@ -103,9 +105,10 @@ def _outcome(report: DeployReport) -> None:
 
 
 @click.command()
-@click.argument("service")
-@click.option("--to", "to_env", required=True, metavar="ENV", help="The environment to promote into.")
-@click.option("--from", "from_env", metavar="ENV",
+@click.argument("service", shell_complete=complete_service)
+@click.option("--to", "to_env", required=True, metavar="ENV", shell_complete=complete_environment,
+              help="The environment to promote into.")
+@click.option("--from", "from_env", metavar="ENV", shell_complete=complete_environment,
               help="Take the version from this environment (default: the one before ENV in promotion order).")
 @click.option("--version", "version", metavar="TAG", help="Promote this version; it must have run in --from.")
 @click.option("--force", is_flag=True, help="Allow skipping environments in the promotion order.")
@@ -126,8 +129,9 @@ def promote(service: str, to_env: str, from_env: str | None, version: str | None
 
 
 @click.command()
-@click.argument("service")
-@click.option("--env", "env", required=True, metavar="ENV", help="The environment to roll back.")
+@click.argument("service", shell_complete=complete_service)
+@click.option("--env", "env", required=True, metavar="ENV", shell_complete=complete_environment,
+              help="The environment to roll back.")
 @click.option("--to", "to", metavar="TAG",
               help="Go back to this version (it must have run in ENV; default: the one before the current).")
 @click.option("--wait", "wait", is_flag=True,
@@ -151,8 +155,9 @@ def rollback(service: str, env: str, to: str | None, wait: bool, context: str | 
 
 
 @click.command()
-@click.argument("service")
-@click.option("--env", "env", required=True, metavar="ENV", help="The environment to resume.")
+@click.argument("service", shell_complete=complete_service)
+@click.option("--env", "env", required=True, metavar="ENV", shell_complete=complete_environment,
+              help="The environment to resume.")
 @_options
 def resume(service: str, env: str, root: Path, pr: bool, dry_run: bool, remote_name: str, github_url: str,
            token_env: str | None, fmt: str, api_delay: float | None) -> None:

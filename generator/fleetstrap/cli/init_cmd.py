@@ -7,13 +7,18 @@ from pathlib import Path
 import click
 
 from fleetstrap import output
+from fleetstrap.cli.complete import complete_blueprint
+from fleetstrap.cli.options import format_option
 from fleetstrap.errors import AnswersError
 from fleetstrap.gitrepo import Author
 
 
 @click.command()
-@click.argument("dest", type=click.Path(path_type=Path), default="fleet-infra")
-@click.option("-b", "--blueprint", metavar="NAME|PATH", help="Start from a built-in blueprint or a YAML file.")
+@click.argument("dest", type=click.Path(path_type=Path), required=False)
+@click.option("-C", "--dir", "dir_", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="The fleet repository directory to create (same as DEST; default: ./fleet-infra).")
+@click.option("-b", "--blueprint", metavar="NAME|PATH", shell_complete=complete_blueprint,
+              help="Start from a built-in blueprint or a YAML file.")
 @click.option("-a", "--answers", "answers_file", type=click.Path(path_type=Path, dir_okay=False),
               help="YAML answers file (e.g. .fleetstrap/answers/fleet.yml of another fleet).")
 @click.option("-d", "--data", multiple=True, metavar="KEY=VALUE", help="One answer (value read as YAML); repeatable.")
@@ -22,14 +27,19 @@ from fleetstrap.gitrepo import Author
 @click.option("--author", metavar="'NAME <EMAIL>'", help="Author of the initial commit (default: git config).")
 @click.option("--no-commit", is_flag=True, help="Do not git init and commit.")
 @click.option("--no-validate", is_flag=True, help="Skip the offline validation gate.")
-def init(dest: Path, blueprint: str | None, answers_file: Path | None, data: tuple[str, ...], defaults: bool,
-         force: bool, author: str | None, no_commit: bool, no_validate: bool) -> None:
-    """Generate a fleet-infra GitOps repository in DEST (default ./fleet-infra).
+@format_option()
+def init(dest: Path | None, dir_: Path | None, blueprint: str | None, answers_file: Path | None,
+         data: tuple[str, ...], defaults: bool, force: bool, author: str | None, no_commit: bool,
+         no_validate: bool, fmt: str) -> None:
+    """Generate a fleet-infra GitOps repository in DEST or -C DIR (default ./fleet-infra).
 
     Interactive on a terminal; with --blueprint/--answers/--data/--defaults (or without a terminal) it never prompts.
     """
     from fleetstrap.init import AnswerSources, InitRequest, init_fleet, stdin_is_tty
 
+    if dest is not None and dir_ is not None and dest != dir_:
+        raise click.UsageError(f"two destinations given: {dest} and -C {dir_}")
+    dest = dest or dir_ or Path("fleet-infra")
     interactive = stdin_is_tty() and not defaults and not blueprint and not answers_file and not data
     request = InitRequest(
         dest=dest,
@@ -40,14 +50,21 @@ def init(dest: Path, blueprint: str | None, answers_file: Path | None, data: tup
         commit=not no_commit,
         validate=not no_validate,
     )
-    report = init_fleet(request)
+    with output.progress(f"generating {dest}"):
+        report = init_fleet(request)
+    if fmt == "json":
+        output.data_json({"dest": str(report.dest), "owner": report.answers.owner,
+                          "fleet_name": report.answers.fleet_name, "branch": report.answers.branch,
+                          "components": list(report.components), "files": report.files, "commit": report.commit,
+                          "seconds": round(report.seconds, 3)})
+        return
     output.success(
         f"{report.answers.owner}/{report.answers.fleet_name}: {len(report.components)} components, "
         f"{report.files} files in {report.dest} ({report.seconds:.1f}s)"
     )
     if report.commit:
         output.info(f"  initial commit {report.commit[:12]} on {report.answers.branch}")
-    output.info(f"  next: fleetstrap validate {report.dest}  ·  fleetstrap push {report.dest}")
+    output.info(f"  next: fleetstrap validate -C {report.dest}  ·  fleetstrap push -C {report.dest}")
 
 
 def _parse_author(text: str | None) -> Author | None:
@@ -60,7 +77,7 @@ def _parse_author(text: str | None) -> Author | None:
 
 
 @click.command()
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human")
+@format_option()
 def blueprints(fmt: str) -> None:
     """List the built-in blueprints."""
     from fleetstrap.blueprints import list_blueprints

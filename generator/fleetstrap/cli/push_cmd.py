@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from fleetstrap import output
+from fleetstrap.cli.options import deprecated, format_option, repo_dir
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
@@ -20,10 +21,12 @@ def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-@click.command()
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.command(epilog="The fleet directory is -C/--dir; --github-repo names the repository on GitHub.")
+@repo_dir(positional=True, repo_alias=False)
 @click.option("--owner", help="GitHub user or organization (default: owner in the fleet answers).")
-@click.option("--repo", "repo_name", help="Repository name (default: the fleet name).")
+@click.option("--github-repo", "repo_name", metavar="NAME",
+              help="GitHub repository name (default: the fleet name).")
+@click.option("--repo", "old_repo_name", hidden=True, default=None)
 @click.option("--private/--public", default=True, show_default=True, help="Visibility of a new repository.")
 @click.option("--github-url", default="https://github.com", show_default=True,
               help="GitHub Enterprise: its web URL (the API is <url>/api/v3).")
@@ -57,15 +60,22 @@ def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
 @click.option("--api-delay", type=float, default=None, hidden=True,
               help="Seconds between GitHub API calls (PyGithub's pacing; tests use 0).")
 @click.option("--dry-run", is_flag=True, help="List every git operation and API write; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def push(path: Path, owner: str | None, repo_name: str | None, private: bool, github_url: str,
-         remote: str | None, branch: str, message: str, token_env: str | None, ssh_key: Path | None,
+@format_option(json_alias=True, help_text="json: the report as one JSON object on stdout.")
+def push(root: Path, owner: str | None, repo_name: str | None, old_repo_name: str | None, private: bool,
+         github_url: str, remote: str | None, branch: str, message: str, token_env: str | None, ssh_key: Path | None,
          known_hosts: Path | None, rotate_keys: bool, secrets: tuple[str, ...], variables: tuple[str, ...],
          environments: tuple[str, ...], reviewers: tuple[str, ...], reviewer_envs: tuple[str, ...],
          required_approvals: int, no_branch_protection: bool, print_keys: bool, max_rate_limit_wait: float,
-         api_delay: float | None, dry_run: bool, as_json: bool) -> None:
-    """Commit PATH and publish it: create or reuse the GitHub repo, deploy keys, secrets, protection."""
+         api_delay: float | None, dry_run: bool, fmt: str) -> None:
+    """Commit the fleet and publish it: create or reuse the GitHub repo, deploy keys, secrets, protection."""
     from fleetstrap.publish import ApiSettings, PushRequest, push_repo
+
+    if old_repo_name is not None:
+        deprecated("push --repo NAME", "--github-repo NAME")
+        if repo_name is not None and repo_name != old_repo_name:
+            raise click.UsageError(f"two GitHub repository names given: {repo_name} and {old_repo_name}")
+        repo_name = old_repo_name
+    path = root
 
     request = PushRequest(
         path=path, owner=owner, repo=repo_name, private=private, github_url=github_url, remote=remote,
@@ -79,8 +89,9 @@ def push(path: Path, owner: str | None, repo_name: str | None, private: bool, gi
     if api_delay is not None:
         request = replace(request, api=replace(request.api, seconds_between_requests=api_delay,
                                                seconds_between_writes=api_delay))
-    report = push_repo(request)
-    if as_json:
+    with output.progress("publishing" if not dry_run else "planning the push"):
+        report = push_repo(request)
+    if fmt == "json":
         output.data_json({
             "repo_url": report.repo_url, "remote_url": report.remote_url, "branch": report.branch,
             "commit": report.commit, "dry_run": report.dry_run, "created": list(report.created),

@@ -8,14 +8,17 @@ from typing import TYPE_CHECKING
 import click
 
 from fleetstrap import changelog, output
+from fleetstrap.cli.complete import complete_component
+from fleetstrap.cli.options import format_option, repo_dir
 
 if TYPE_CHECKING:
-    from fleetstrap.update.pr import PrRequest
+    from fleetstrap.update import UpdateReport
+    from fleetstrap.update.pr import PrReport, PrRequest
 
 
 @click.command()
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
-@click.option("--component", "components", multiple=True, metavar="NAME",
+@repo_dir(positional=True, repo_alias=False)
+@click.option("--component", "components", multiple=True, metavar="NAME", shell_complete=complete_component,
               help="Only this component (fleet, cluster/<c>, service/<s>, monitoring); repeatable.")
 @click.option("--to", "to", metavar="VERSION|REF", help="Template version or ref (default: this fleetstrap's).")
 @click.option("--template", metavar="URL", help="Template git repo URL or path (default: the bundled templates).")
@@ -37,12 +40,15 @@ if TYPE_CHECKING:
               help="With --pr: environment variable holding the token (default: GH_TOKEN, GITHUB_TOKEN, gh).")
 @click.option("--api-delay", type=float, default=None, hidden=True,
               help="Seconds between GitHub API calls (PyGithub's pacing; tests use 0).")
-def update(path: Path, components: tuple[str, ...], to: str | None, template: str | None,
+@format_option(help_text="json: the outcome as one JSON object on stdout (with --pretend, the diffs too).")
+def update(root: Path, components: tuple[str, ...], to: str | None, template: str | None,
            template_index: str | None, conflict: str, pretend: bool, commit: bool, no_validate: bool,
-           pr: bool, remote_name: str, github_url: str, token_env: str | None, api_delay: float | None) -> None:
+           pr: bool, remote_name: str, github_url: str, token_env: str | None, api_delay: float | None,
+           fmt: str) -> None:
     """Update components to newer templates with a 3-way merge that keeps your edits."""
     from fleetstrap.update import UpdateRequest, update_fleet
 
+    path = root
     if pr:
         if components or pretend or commit or conflict != "inline":
             raise click.UsageError("--pr updates every component with inline conflicts and commits on its own "
@@ -51,14 +57,22 @@ def update(path: Path, components: tuple[str, ...], to: str | None, template: st
 
         _update_pr(PrRequest(root=path, to=to, template=template, template_index=template_index,
                              remote_name=remote_name, github_url=github_url, token_env=token_env,
-                             changelog=changelog.markdown_for), api_delay)
+                             changelog=changelog.markdown_for), api_delay, fmt)
         return
 
-    report = update_fleet(UpdateRequest(
-        root=path, components=components, to=to, template=template, template_index=template_index,
-        conflict="rej" if conflict == "rej" else "inline", pretend=pretend, commit=commit,
-        validate=not no_validate,
-    ))
+    with output.progress("updating" if not pretend else "comparing with the newer templates"):
+        report = update_fleet(UpdateRequest(
+            root=path, components=components, to=to, template=template, template_index=template_index,
+            conflict="rej" if conflict == "rej" else "inline", pretend=pretend, commit=commit,
+            validate=not no_validate,
+        ))
+    if fmt == "json":
+        output.data_json(_update_json(report))
+    else:
+        _show_update(report, pretend=pretend)
+
+
+def _show_update(report: UpdateReport, *, pretend: bool) -> None:
     if not report.updated:
         output.success(f"up to date: {len(report.up_to_date)} component(s) on {report.target}")
         return
@@ -85,7 +99,21 @@ def update(path: Path, components: tuple[str, ...], to: str | None, template: st
         output.info(f"{len(report.files)} file(s) changed; review with git diff")
 
 
-def _update_pr(request: PrRequest, api_delay: float | None) -> None:
+def _update_json(report: UpdateReport) -> dict[str, object]:
+    return {"target": report.target, "template": report.template, "pretend": report.pretend,
+            "updated": [{"name": u.name, "from": u.from_version, "to": u.to_version, "files": list(u.files),
+                         "conflicts": list(u.conflicts), **({"diff": u.diff} if report.pretend else {})}
+                        for u in report.updated],
+            "up_to_date": list(report.up_to_date), "files": list(report.files), "conflicts": list(report.conflicts),
+            "migrations": list(report.migrations), "commit": report.commit, "seconds": round(report.seconds, 3)}
+
+
+def _pr_json(report: PrReport) -> dict[str, object]:
+    return {"action": report.action, "target": report.target, "branch": report.branch, "url": report.url,
+            "conflicts": list(report.conflicts), "journal": list(report.journal)}
+
+
+def _update_pr(request: PrRequest, api_delay: float | None, fmt: str) -> None:
     from dataclasses import replace
 
     from fleetstrap.update.pr import open_update_pr
@@ -93,7 +121,11 @@ def _update_pr(request: PrRequest, api_delay: float | None) -> None:
     if api_delay is not None:
         request = replace(request, api=replace(request.api, seconds_between_requests=api_delay,
                                                seconds_between_writes=api_delay))
-    report = open_update_pr(request)
+    with output.progress("preparing the update pull request"):
+        report = open_update_pr(request)
+    if fmt == "json":
+        output.data_json(_pr_json(report))
+        return
     if report.action == "up-to-date":
         output.success(f"up to date with templates {report.target}: no branch, no pull request")
     elif report.action == "exists":
@@ -107,15 +139,16 @@ def _update_pr(request: PrRequest, api_delay: float | None) -> None:
 
 
 @click.command("check-update")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@repo_dir(positional=True, repo_alias=False)
 @click.option("--to", "to", metavar="VERSION|REF", help="Compare with this template version or ref.")
 @click.option("--template", metavar="URL", help="Template git repo URL or path (default: the bundled templates).")
-@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
-def check_update(path: Path, to: str | None, template: str | None, fmt: str) -> None:
+@format_option()
+def check_update(root: Path, to: str | None, template: str | None, fmt: str) -> None:
     """Report each component's template version and the available one; exit 2 when an update is available."""
     from fleetstrap.update import check_updates, require_no_updates
 
-    report = check_updates(path, template=template, to=to)
+    with output.progress("checking for newer templates"):
+        report = check_updates(root, template=template, to=to)
     notes = changelog.notes_for([(c.name, c.current) for c in report.components if c.update_available],
                                 report.target)
     if fmt == "json":

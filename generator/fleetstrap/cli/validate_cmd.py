@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
+from fleetstrap.cli.options import format_option, repo_dir
 from fleetstrap.validate.model import CHECKS, DEFAULT_KUBERNETES_VERSION
 
 
 @click.command("validate")
-@click.argument("path", type=click.Path(path_type=Path, file_okay=False), default=".", required=False)
-@click.option("--format", "fmt", type=click.Choice(["human", "json", "sarif"]), default="human",
-              show_default=True, help="Output format (json and sarif go to stdout).")
+@repo_dir(positional=True, repo_alias=False, help_text="The repository to check (any GitOps repo).")
+@format_option("human", "json", "sarif", help_text="Output format (json and sarif go to stdout).")
 @click.option("--disable", "disabled", multiple=True, type=click.Choice(CHECKS), help="Skip a check (repeatable).")
 @click.option("--kubernetes-version", default=DEFAULT_KUBERNETES_VERSION, show_default=True,
               help="Kubernetes minor version for the core schemas.")
@@ -28,7 +28,7 @@ from fleetstrap.validate.model import CHECKS, DEFAULT_KUBERNETES_VERSION
 @click.option("--otelcol", default=None, envvar="FLEETSTRAP_OTELCOL", metavar="BINARY",
               help="OpenTelemetry Collector binary whose `validate` loads every collector config "
                    "(default: otelcol-contrib or otelcol on PATH).")
-def validate(path: Path, fmt: str, disabled: tuple[str, ...], kubernetes_version: str, locations: tuple[str, ...],
+def validate(root: Path, fmt: str, disabled: tuple[str, ...], kubernetes_version: str, locations: tuple[str, ...],
              strict: bool, offline: bool, fast: bool, cache_dir: Path | None, otelcol: str | None) -> None:
     """Check a GitOps repo offline, the way the cluster would."""
     import json
@@ -38,6 +38,7 @@ def validate(path: Path, fmt: str, disabled: tuple[str, ...], kubernetes_version
     from fleetstrap.validate import ValidateOptions, validate_repo
     from fleetstrap.validate.formats import build_json, build_sarif, print_human
 
+    path = root
     if not path.is_dir():
         raise UserError(f"not a directory: {path}")
     options = ValidateOptions(kubernetes_version=kubernetes_version, disabled=frozenset(disabled), strict=strict,
