@@ -84,7 +84,7 @@ def _command_markdown(ctx: click.Context, cmd: click.Command) -> str:
             help_text = sub_cmd.get_short_help_str(100) if sub_cmd else ""
             lines.append(f"- [`{name} {sub}`]({_slug(ctx)}-{sub}.md): {help_text}")
         lines.append("")
-    args = [p for p in cmd.params if isinstance(p, click.Argument)]
+    args = [p for p in cmd.params if isinstance(p, click.Argument) and not getattr(p, "hidden", False)]
     if args:
         lines += ["## Arguments", "", "| argument | required | default |", "|---|---|---|"]
         for a in args:
@@ -101,7 +101,7 @@ def _command_markdown(ctx: click.Context, cmd: click.Command) -> str:
         multiple = " Repeatable." if o.multiple and "repeatable" not in (o.help or "").lower() else ""
         lines.append(f"| {flags} | {value} | {default} | {_cell(o.help or '')}{multiple}{envvar} |")
     lines.append("| `-h`, `--help` | | | Show the help and exit. |")
-    lines += ["", "Exit codes: 0 ok, 1 user error, 2 findings or conflicts, 3 bug, 130 interrupted "
+    lines += ["", "Exit codes: 0 ok, 1 user error, 2 findings or conflicts, 3 bug, 130 interrupted, 143 terminated "
               "([troubleshooting](../troubleshooting.md)).", ""]
     return "\n".join(lines)
 
@@ -119,6 +119,10 @@ def _commands_index(pages: dict[str, tuple[str, str]]) -> str:
     lines = ["# Commands", "", "<!-- generated from the click definitions: do not edit -->", "",
              "Every command takes `-h`/`--help`. Global options (before the command): `-q/--quiet`, "
              "`--color/--no-color`, `--otlp-endpoint URL` (fleetstrap's own traces), `-V/--version`.", "",
+             "One language on every command: the fleet repository is `-C/--dir DIR` (default: the current directory; "
+             "`init` also takes it as DEST), reports are `--format json` (one JSON object on stdout, messages and "
+             "progress on stderr), the GitHub repository is `push --github-repo`. Older spellings (a positional "
+             "path, `--repo DIR`, push's `--repo NAME` and `--json`) still work and print one deprecation line.", "",
              "| command | what it does |", "|---|---|"]
     by_name = {ctx.command_path: cmd for ctx, cmd in _all_commands()}
     for uri, (name, _) in pages.items():

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -32,6 +35,18 @@ def _load(name: str) -> ModuleType:
 
 
 hooks = _load("docs_hooks")
+assets = _load("docs_assets")
+
+
+def _bundled_assets() -> None:
+    """Mermaid and the iframe-worker shim from npm into the tool cache: the one step that may use the network."""
+    for a in assets.ASSETS:
+        try:
+            assets.locate(a)
+        except assets.AssetUnavailable as exc:
+            if os.environ.get("CI") or shutil.which("npm"):
+                pytest.fail(str(exc))
+            pytest.skip(str(exc))
 
 
 def _build(out: Path) -> Path:
@@ -53,10 +68,73 @@ def test_site_builds_strict_offline(tmp_path: Path) -> None:
     """One build (about a minute: it renders every blueprint), then every generated page is checked."""
     pytest.importorskip("mkdocs", reason="mkdocs is not installed (the docs or test extra)")
     pytest.importorskip("material", reason="mkdocs-material is not installed (the docs or test extra)")
+    _bundled_assets()
     site = _build(tmp_path / "site")
+    _check_offline_assets(site)
     _check_command_pages(site)
     _check_blueprint_pages(site)
     _check_generated_sections(site)
+
+
+class _Assets(HTMLParser):
+    """The scripts, stylesheets and other resources a page loads (not the links a reader may follow)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag in ("script", "img", "iframe", "source", "embed") and a.get("src"):
+            self.loaded.append(a["src"] or "")
+        if tag == "link" and a.get("href") and set((a.get("rel") or "").split()) & {
+                "stylesheet", "preload", "modulepreload", "icon", "manifest", "prefetch"}:
+            self.loaded.append(a["href"] or "")
+
+
+def _external(url: str) -> bool:
+    parsed = urlsplit(url)
+    return bool(parsed.scheme and parsed.scheme not in ("data",)) or url.startswith("//")
+
+
+def external_assets(site: Path) -> dict[str, list[str]]:
+    """page -> the resources it loads from another host (none in a site that works offline)."""
+    found: dict[str, list[str]] = {}
+    for page in sorted(site.rglob("*.html")):
+        parser = _Assets()
+        parser.feed(page.read_text(encoding="utf-8"))
+        bad = [u for u in parser.loaded if _external(u)]
+        if bad:
+            found[str(page.relative_to(site))] = bad
+    for css in site.rglob("*.css"):  # @import or url() to another host
+        bad = re.findall(r"url\(\s*['\"]?((?:https?:)?//[^'\")]+)", css.read_text(encoding="utf-8"))
+        if bad:
+            found[str(css.relative_to(site))] = bad
+    return found
+
+
+def test_external_asset_check_finds_a_cdn_script(tmp_path: Path) -> None:
+    (tmp_path / "a.html").write_text('<script src="https://unpkg.com/mermaid@11/dist/mermaid.min.js"></script>'
+                                     '<link rel="stylesheet" href="//fonts.googleapis.com/css">'
+                                     '<a href="https://github.com/x">a link is fine</a>'
+                                     '<script src="assets/javascripts/mermaid.min.js"></script>')
+    (tmp_path / "b.css").write_text("@font-face{src:url(https://fonts.gstatic.com/x.woff2)}")
+    assert external_assets(tmp_path) == {
+        "a.html": ["https://unpkg.com/mermaid@11/dist/mermaid.min.js", "//fonts.googleapis.com/css"],
+        "b.css": ["https://fonts.gstatic.com/x.woff2"]}
+
+
+def _check_offline_assets(site: Path) -> None:
+    assert external_assets(site) == {}
+    # the diagrams' and offline search's scripts are in the site, and the pages with diagrams load Mermaid
+    for a in assets.ASSETS:
+        assert (site / a.asset).stat().st_size > 1000, a.asset
+    layout = (site / "layout.html").read_text(encoding="utf-8")
+    assert 'src="assets/javascripts/mermaid.min.js"' in layout
+    assert 'src="assets/javascripts/iframe-worker/shim.js"' in layout
+    # search works from file:// (the index inlined as a script) and when served (the JSON index)
+    assert (site / "search" / "search_index.js").read_text(encoding="utf-8").startswith("var __index = {")
+    assert json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
 
 
 def _check_command_pages(site: Path) -> None:
@@ -93,7 +171,9 @@ def _check_blueprint_pages(site: Path) -> None:
         assert ".fleetstrap/" in text and "clusters/" in text  # the rendered tree
     layout = _text(site / "layout.html")
     assert "gotk-sync.yaml" in layout and "root.yaml" in layout  # Flux and Argo CD trees
-    assert (site / "layout.html").read_text(encoding="utf-8").count('class="mermaid"') >= 2
+    html = (site / "layout.html").read_text(encoding="utf-8")
+    assert html.count('class="mermaid"') >= 1  # the reconciliation order is a diagram
+    assert "├── clusters/" in layout and "flowchart TB" not in html  # the directory tree is drawn as a tree
 
 
 def _check_generated_sections(site: Path) -> None:

@@ -112,7 +112,9 @@ class _Terminal:
 
         self._message = _escape(message)
         self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                  console=_err, transient=True)
+                                  console=_err, transient=True,
+                                  # stdout is data: never captured into the display on stderr
+                                  redirect_stdout=False, redirect_stderr=False)
         self._task = self._progress.add_task(self._message, total=None)
         self._stages: list[str] = []
 
