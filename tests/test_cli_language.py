@@ -253,9 +253,10 @@ def fresh_output() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("fresh_output")
-def test_progress_off_a_terminal_is_one_line_and_the_slow_stages(
+def test_plain_progress_is_one_line_and_the_slow_stages(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     output.configure(color=False)
+    monkeypatch.setenv("FLEETSTRAP_PROGRESS", "plain")
     monkeypatch.setattr(output, "SLOW_SECONDS", 0.0)  # every stage counts as slow
     with output.progress("adding monitoring"):
         with trace.stage("render"):
@@ -275,15 +276,26 @@ def test_progress_off_a_terminal_is_one_line_and_the_slow_stages(
 
 
 @pytest.mark.usefixtures("fresh_output")
-def test_progress_fast_work_off_a_terminal_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_off_a_terminal_prints_nothing_by_default(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Off a terminal (pipes, tests) an error stays one line: no progress unless FLEETSTRAP_PROGRESS=plain."""
     output.configure(color=False)
+    monkeypatch.delenv("FLEETSTRAP_PROGRESS", raising=False)
+    monkeypatch.setattr(output, "SLOW_SECONDS", 0.0)
     with output.progress("checking"), trace.stage("render"):
+        pass
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.setenv("FLEETSTRAP_PROGRESS", "plain")
+    monkeypatch.setattr(output, "SLOW_SECONDS", 3600.0)
+    with output.progress("checking"), trace.stage("render"):  # fast work: nothing even in plain mode
         pass
     assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.usefixtures("fresh_output")
-def test_progress_on_a_terminal_shows_the_stage_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_on_a_terminal_shows_the_stage_on_stderr(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("FLEETSTRAP_PROGRESS", raising=False)
     output.configure(color=True)  # a terminal, as far as rich is concerned
     with output.progress("adding service payments"), trace.stage("validate"):
         output.data("{}")  # data printed while the spinner runs still goes to stdout
@@ -291,6 +303,10 @@ def test_progress_on_a_terminal_shows_the_stage_on_stderr(capsys: pytest.Capture
     assert captured.out == "{}\n"
     assert "adding service payments" in captured.err and "validate" in captured.err
     assert "0:00:0" in captured.err  # the elapsed-time column
+    monkeypatch.setenv("FLEETSTRAP_PROGRESS", "off")
+    with output.progress("adding service payments"), trace.stage("validate"):
+        pass
+    assert capsys.readouterr() == ("", "")
 
 
 # ------------------------------------------------------------------ SIGTERM

@@ -80,6 +80,7 @@ def rich_err() -> Console:
 
 # A step longer than this shows progress: a spinner with elapsed time on a terminal, one line elsewhere.
 SLOW_SECONDS = 2.0
+PROGRESS_ENV = "FLEETSTRAP_PROGRESS"  # auto (spinner on a terminal), plain (lines, e.g. CI logs), off
 
 
 @contextmanager
@@ -87,16 +88,25 @@ def progress(message: str, *, enabled: bool = True, hold: tuple[str, ...] = ("pr
     """Progress for a command's slow work, on stderr (stdout stays data, e.g. --format json).
 
     On a terminal: a spinner with the current stage (the library's `trace.stage` names) and the elapsed time,
-    erased when done. Elsewhere (CI logs, pipes): nothing for fast work; after SLOW_SECONDS one line saying what
-    runs, then one line per stage that took longer than SLOW_SECONDS. Nothing with --quiet. Stages named in
-    `hold` (interactive prompts) pause the spinner so it never draws over a question.
+    erased when done, so an error that follows is still one line. Elsewhere (pipes, CI logs) nothing, unless
+    FLEETSTRAP_PROGRESS=plain: then nothing for fast work, one line after SLOW_SECONDS saying what runs, and one
+    line per stage that took longer than SLOW_SECONDS. FLEETSTRAP_PROGRESS=off: never; --quiet: never. Stages
+    named in `hold` (interactive prompts) pause the spinner so it never draws over a question.
     """
-    if _quiet or not enabled:
+    import os
+
+    mode = os.environ.get(PROGRESS_ENV, "auto")
+    tracker: _Terminal | _Log | None = None
+    if not _quiet and enabled and mode != "off":
+        if mode == "plain":
+            tracker = _Log(message)
+        elif _err.is_terminal:
+            tracker = _Terminal(message)
+    if tracker is None:
         yield
         return
     from fleetstrap import trace
 
-    tracker = _Terminal(message) if _err.is_terminal else _Log(message)
     stop_listening = trace.listen(lambda name, started: tracker.stage(name, started, held=name in hold))
     tracker.start()
     try:
