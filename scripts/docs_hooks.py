@@ -123,6 +123,10 @@ def _commands_index(pages: dict[str, tuple[str, str]]) -> str:
              "`init` also takes it as DEST), reports are `--format json` (one JSON object on stdout, messages and "
              "progress on stderr), the GitHub repository is `push --github-repo`. Older spellings (a positional "
              "path, `--repo DIR`, push's `--repo NAME` and `--json`) still work and print one deprecation line.", "",
+             "Slow steps show a spinner with the current stage and the elapsed time on stderr when it is a terminal; "
+             "`FLEETSTRAP_PROGRESS=plain` prints a few plain lines instead (CI logs), `FLEETSTRAP_PROGRESS=off` "
+             "nothing. Completion (`fleetstrap completion bash|zsh|fish`) knows the blueprint, cluster, service, "
+             "environment and component names of the fleet in `-C DIR` or the current directory.", "",
              "| command | what it does |", "|---|---|"]
     by_name = {ctx.command_path: cmd for ctx, cmd in _all_commands()}
     for uri, (name, _) in pages.items():
