@@ -97,6 +97,8 @@ def push(root: Path, owner: str | None, repo_name: str | None, old_repo_name: st
             "commit": report.commit, "dry_run": report.dry_run, "created": list(report.created),
             "updated": list(report.updated), "in_place": list(report.in_place), "planned": list(report.planned),
             "warnings": list(report.warnings),
+            # --print-keys asked for them on stdout; in the JSON so that stdout stays one JSON object
+            **({"private_keys": dict(report.private_keys)} if report.private_keys else {}),
         })
     if report.dry_run:
         output.step("dry run: nothing was changed; it would run:")
@@ -110,5 +112,6 @@ def push(root: Path, owner: str | None, repo_name: str | None, old_repo_name: st
         if report.in_place:
             output.info(f"already in place: {', '.join(report.in_place)}")
         output.success(f"{report.repo_url} ({report.branch} at {(report.commit or '')[:12]})")
-    for cluster, key in report.private_keys:
-        output.data(f"# deploy key for cluster {cluster}\n{key}")
+    if fmt != "json":
+        for cluster, key in report.private_keys:
+            output.data(f"# deploy key for cluster {cluster}\n{key}")
