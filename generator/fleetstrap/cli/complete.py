@@ -12,6 +12,8 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
+# plan.ANSWERS_DIR and plan.answers_rel name the files (<unit>-<instance>.yml); not imported: plan pulls in the
+# answer schema, too slow to load on every <TAB>. test_cli_language drives completion against a real fleet.
 _ANSWERS = Path(".fleetstrap") / "answers"
 
 
