@@ -303,6 +303,10 @@ def test_progress_on_a_terminal_shows_the_stage_on_stderr(monkeypatch: pytest.Mo
     assert captured.out == "{}\n"
     assert "adding service payments" in captured.err and "validate" in captured.err
     assert "0:00:0" in captured.err  # the elapsed-time column
+    # a library step with its own progress inside a command's (push's GitHub steps): one display, no LiveError
+    with output.progress("publishing"), output.progress("deploy keys"):
+        pass
+    assert "publishing" in capsys.readouterr().err
     monkeypatch.setenv("FLEETSTRAP_PROGRESS", "off")
     with output.progress("adding service payments"), trace.stage("validate"):
         pass

@@ -81,6 +81,7 @@ def rich_err() -> Console:
 # A step longer than this shows progress: a spinner with elapsed time on a terminal, one line elsewhere.
 SLOW_SECONDS = 2.0
 PROGRESS_ENV = "FLEETSTRAP_PROGRESS"  # auto (spinner on a terminal), plain (lines, e.g. CI logs), off
+_active: list[_Terminal | _Log] = []  # the progress display showing now (at most one: rich allows one live display)
 
 
 @contextmanager
@@ -95,6 +96,14 @@ def progress(message: str, *, enabled: bool = True, hold: tuple[str, ...] = ("pr
     """
     import os
 
+    if _active:  # inside another command's progress (push's steps): one display, this is its current step
+        outer = _active[-1]
+        outer.stage(message, True, held=False)
+        try:
+            yield
+        finally:
+            outer.stage(message, False, held=False)
+        return
     mode = os.environ.get(PROGRESS_ENV, "auto")
     tracker: _Terminal | _Log | None = None
     if not _quiet and enabled and mode != "off":
@@ -109,9 +118,11 @@ def progress(message: str, *, enabled: bool = True, hold: tuple[str, ...] = ("pr
 
     stop_listening = trace.listen(lambda name, started: tracker.stage(name, started, held=name in hold))
     tracker.start()
+    _active.append(tracker)
     try:
         yield
     finally:
+        _active.remove(tracker)
         stop_listening()
         tracker.stop()
 

@@ -26,7 +26,8 @@ def check(endpoint: str, protocol: str | None, timeout: float, fmt: str) -> None
     """Send one test span through an OTLP endpoint and report success and latency, or the error."""
     from fleetstrap.telemetry import check_endpoint
 
-    result = check_endpoint(endpoint, protocol=protocol, timeout_s=timeout)
+    with output.progress("sending a test span"):  # not the endpoint: it may carry credentials
+        result = check_endpoint(endpoint, protocol=protocol, timeout_s=timeout)
     if fmt == "json":
         output.data_json({"ok": result.ok, "endpoint": result.endpoint, "protocol": result.protocol,
                           "seconds": result.seconds, "trace_id": result.trace_id, "error": result.error})
