@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from fleetstrap import output
+from fleetstrap.answer_schema import choices_of
 
 _repo_option = click.option("-C", "--repo", "root", type=click.Path(path_type=Path, file_okay=False),
                             default=".", show_default=True, help="The fleet repository.")
@@ -58,7 +59,7 @@ def add_cluster_cmd(name: str, environment: str, context: str, server: str, root
 
 
 @add.command("monitoring")
-@click.option("--notifications", type=click.Choice(["none", "slack", "github", "webhook"]), default=None,
+@click.option("--notifications", type=click.Choice(choices_of("notifications")), default=None,
               help="Alert destination (default: the fleet's answer).")
 @_repo_option
 @_commit_option
