@@ -43,6 +43,14 @@ _BRANCH_CHARS = re.compile(r"^[A-Za-z0-9._/+-]+$")
 _URL_CHARS = re.compile(r"[A-Za-z0-9._~:/\[\]@%+-]")
 
 
+_USERINFO = re.compile(r"[^\s/@]*:[^\s/@]*@")
+
+
+def _shown(value: str) -> str:
+    """A refused value as the message shows it: a password before '@' masked (a message is printed and logged)."""
+    return repr(_USERINFO.sub("***@", value))
+
+
 def _text_problem(value: str, key: str, limit: int) -> str | None:
     """Shared by every text type: no whitespace or control characters, ASCII only, bounded length."""
     if not value:
@@ -67,7 +75,7 @@ def dns_name_problem(value: str, key: str, *, lowercase: bool = True, min_labels
     rule = "lowercase letters, digits and '-'" if lowercase else "letters, digits and '-'"
     if len(labels) < min_labels or not all(pattern.match(label) for label in labels):
         dots = " with at least one dot" if min_labels > 1 else ""
-        return (f"{key}: {value!r} is not a DNS name (RFC 1123: labels of {rule}, 1-63 characters, "
+        return (f"{key}: {_shown(value)} is not a DNS name (RFC 1123: labels of {rule}, 1-63 characters, "
                 f"not starting or ending with '-', separated by dots{dots})")
     return None
 
@@ -109,12 +117,12 @@ def url_problem(value: str, key: str, schemes: tuple[str, ...], *, user_schemes:
                 "(no query, fragment, quotes or shell characters: percent-encode anything else)")
     scheme, sep, _ = value.partition("://")
     if not sep or scheme.lower() not in schemes:
-        return f"{key} must be an {' or '.join(s + '://' for s in schemes)} URL (got {value!r})"
+        return f"{key} must be an {' or '.join(s + '://' for s in schemes)} URL (got {_shown(value)})"
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError:
-        return f"{key}: {value!r} is not a URL (port must be a number from 1 to 65535)"
+        return f"{key}: {_shown(value)} is not a URL (port must be a number from 1 to 65535)"
     userinfo, at, _ = parts.netloc.rpartition("@")
     if at:
         if ":" in userinfo or parts.scheme.lower() not in user_schemes:
@@ -125,14 +133,14 @@ def url_problem(value: str, key: str, schemes: tuple[str, ...], *, user_schemes:
     host = parts.netloc.rpartition("@")[2]
     host = host.rsplit(":", 1)[0] if port is not None or host.endswith(":") else host
     if not host:
-        return f"{key}: {value!r} has no host"
+        return f"{key}: {_shown(value)} has no host"
     problem = _host_problem(host, key)
     if problem:
         return problem
     if port is not None and not 1 <= port <= 65535:
         return f"{key}: port {port} is not a number from 1 to 65535"
     if parts.netloc.endswith(":"):
-        return f"{key}: {value!r} has an empty port"
+        return f"{key}: {_shown(value)} has an empty port"
     return None
 
 
@@ -143,7 +151,7 @@ def https_url_problem(value: str, key: str) -> str | None:
 def git_url_problem(value: str, key: str) -> str | None:
     """A URL Flux and Argo CD clone: ssh:// (user name allowed, e.g. git@), https:// or http:// (local servers)."""
     if re.match(r"^[A-Za-z0-9._-]+@[^/:]+:", value) and "://" not in value:
-        return f"{key}: scp-like {value!r} is not a URL Flux accepts; write ssh://{value.replace(':', '/', 1)}"
+        return f"{key}: scp-like {_shown(value)} is not a URL Flux accepts; write ssh://{value.replace(':', '/', 1)}"
     return url_problem(value, key, ("ssh", "https", "http"), user_schemes=("ssh",))
 
 
@@ -154,7 +162,7 @@ def email_problem(value: str, key: str) -> str | None:
         return problem
     local, at, domain = value.rpartition("@")
     if not at or not local or len(local) > 64 or not _EMAIL_LOCAL.match(local):
-        return (f"{key}: {value!r} is not an e-mail address (a local part of letters, digits, "
+        return (f"{key}: {_shown(value)} is not an e-mail address (a local part of letters, digits, "
                 "'.', '_', '%', '+' and '-', then '@' and a domain)")
     return dns_name_problem(domain.lower(), key, min_labels=2)
 
@@ -168,14 +176,14 @@ def image_repository_problem(value: str, key: str) -> str | None:
         return problem
     domain, _, path = value.partition("/")
     if not _OCI_DOMAIN.match(domain) or not ("." in domain or ":" in domain or domain == "localhost"):
-        return (f"{key}: {value!r} must start with a registry host (e.g. ghcr.io/acme, "
+        return (f"{key}: {_shown(value)} must start with a registry host (e.g. ghcr.io/acme, "
                 "registry.example.com:5000/team): the OCI reference grammar's domain[:port]")
     if ":" in domain:
         problem = _port_problem(domain.rsplit(":", 1)[1], key)
         if problem:
             return problem
     if path and not all(_OCI_PATH_COMPONENT.match(c) for c in path.split("/")):
-        return (f"{key}: {value!r}: repository path components must be lowercase letters and digits, "
+        return (f"{key}: {_shown(value)}: repository path components must be lowercase letters and digits, "
                 "separated by '.', '_', '__' or '-' (OCI reference grammar)")
     return None
 
@@ -187,7 +195,7 @@ def endpoint_problem(value: str, key: str) -> str | None:
         return problem
     host, sep, port = value.rpartition(":")
     if not sep or not host:
-        return f"{key}: {value!r} must be host:port (e.g. tempo.observability.svc.cluster.local:4317)"
+        return f"{key}: {_shown(value)} must be host:port (e.g. tempo.observability.svc.cluster.local:4317)"
     return _host_problem(host, key) or _port_problem(port, key)
 
 
@@ -198,7 +206,7 @@ def branch_problem(value: str, key: str) -> str | None:
         return problem
     if not _BRANCH_CHARS.match(value):
         bad = next(ch for ch in value if not _BRANCH_CHARS.match(ch))
-        return (f"{key}: branch {value!r} contains {bad!r}; fleetstrap takes letters, digits, "
+        return (f"{key}: branch {_shown(value)} contains {bad!r}; fleetstrap takes letters, digits, "
                 "'.', '_', '/', '+' and '-' (the branch is written into workflows and manifests)")
     rules = (
         (value.startswith("-"), "must not start with '-'"),
@@ -211,7 +219,7 @@ def branch_problem(value: str, key: str) -> str | None:
     )
     for broken, rule in rules:
         if broken:
-            return f"{key}: branch {value!r} {rule} (git check-ref-format)"
+            return f"{key}: branch {_shown(value)} {rule} (git check-ref-format)"
     return None
 
 
@@ -222,7 +230,7 @@ def context_problem(value: str, key: str) -> str | None:
     if problem:
         return problem
     if not _CONTEXT.match(value):
-        return (f"{key}: kube context {value!r} may hold only letters, digits and "
+        return (f"{key}: kube context {_shown(value)} may hold only letters, digits and "
                 "'.', '_', ':', '/', '@', '+', '-'")
     return None
 

@@ -225,3 +225,17 @@ def test_every_branch_git_refuses_is_refused(branch: str) -> None:
     assert git_ok or not ours, branch
     if branch in CASES["branch"][1]:
         assert git_ok and ours, branch
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("git_url", "http://admin:s3cr3t@github.com/acme/fleet.git"), ("git_url", "ftp://admin:s3cr3t@github.com/x"),
+    ("git_url", "https://admin:s3cr3t@github.com/a b"), ("registry", "admin:s3cr3t@ghcr.io/acme"),
+    ("otlp_endpoint", "user:s3cr3t@tempo:4317"), ("server", "http://admin:s3cr3t@k8s.example.com"),
+    ("server", "https://admin:s3cr3t@k8s.example.com:0"),
+])
+def test_a_refused_url_never_shows_its_password(key: str, value: str) -> None:
+    data: dict[str, object] = {key: value}
+    if key == "server":
+        data = {"environments": ["dev"], "clusters": [{"name": "c1", "environment": "dev", "server": value}]}
+    message = _refused(data)
+    assert "s3cr3t" not in message, message
