@@ -41,6 +41,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Secrets approach", ("Enter",)),
     ("Ingress domain", ("Enter",)),
     ("TLS issuer", ("Enter",)),
+    ("ACME account e-mail", ("BSpace",) * 20 + ("platform@acme.io", "Enter")),
     ("Monitoring", ("n",)),
     ("Policy engine", ("Enter",)),
     ("Dependency updates", ("Enter",)),

@@ -41,6 +41,7 @@ def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
             ("Secrets approach", ENTER),
             ("Ingress domain", ENTER),
             ("TLS issuer", ENTER),
+            ("ACME account e-mail", "\b" * 20 + "ops@acme.io" + ENTER),
             ("Monitoring", "n"),
             ("Policy engine", UP + ENTER),               # none -> kyverno
             ("Dependency updates", DOWN + ENTER),        # dependabot -> renovate
@@ -67,6 +68,7 @@ def test_prompt_flow_with_keystrokes(tmp_path: Path) -> None:
     assert recorded["progressive_delivery"] == "argo-rollouts"
     assert recorded["dependency_bot"] == "renovate"
     assert recorded["policy"] == "kyverno"
+    assert recorded["acme_email"] == "ops@acme.io"  # asked, not left at the example domain (issue 24)
     assert (dest / "argocd/infrastructure/kyverno.yaml").is_file()
     assert (dest / "renovate.json").is_file() and not (dest / ".github/dependabot.yml").exists()
 
@@ -83,7 +85,7 @@ def test_flux_fleet_picks_flagger_and_gets_monitoring_without_asking(tmp_path: P
                  ("OTLP gRPC endpoint", ENTER), ("Collector mode", ENTER),
                  ("Progressive delivery", UP + ENTER),  # none -> flagger (Flux offers all three)
                  ("Automate image tag updates", ENTER), ("Secrets approach", ENTER), ("Ingress domain", ENTER),
-                 ("TLS issuer", ENTER),
+                 ("TLS issuer", DOWN + ENTER),  # letsencrypt-staging -> selfsigned: no ACME e-mail question
                  ("Alert destination", ENTER),  # monitoring is on without a question: Flagger needs it
                  ("Policy engine", ENTER), ("Dependency updates", ENTER)]
         for prompt, keys in steps:
@@ -96,6 +98,7 @@ def test_flux_fleet_picks_flagger_and_gets_monitoring_without_asking(tmp_path: P
     assert "Monitoring (metrics" not in (child.before or "")
     recorded = yaml.safe_load((dest / ".fleetstrap/answers/fleet.yml").read_text())
     assert (recorded["progressive_delivery"], recorded["monitoring"]) == ("flagger", True)
+    assert recorded["tls_issuer"] == "selfsigned" and "acme_email" not in recorded
     assert (dest / "infrastructure/controllers/flagger.yaml").is_file()
 
 

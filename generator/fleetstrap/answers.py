@@ -15,76 +15,59 @@ from typing import Any, Literal
 
 import yaml
 
+from fleetstrap import answer_types
+from fleetstrap.answer_schema import (
+    COLLECTOR_MODES,
+    DEPENDENCY_BOTS,
+    ENGINES,
+    FIRST_SERVICE_SUGGESTION,
+    IN_CLUSTER,
+    LEGACY_DELIVERY,
+    NOTIFICATIONS,
+    POLICIES,
+    PROGRESSIVE_DELIVERY,
+    QUESTION_BY_KEY,
+    QUESTIONS,
+    REPO_LAYOUTS,
+    SECRETS,
+    TELEMETRY_BACKENDS,
+    TLS_ISSUERS,
+    Question,
+    default_acme_email,
+    default_git_url,
+    default_otlp_endpoint,
+    default_registry,
+)
 from fleetstrap.errors import AnswersError
-from fleetstrap.names import GITHUB_OWNER, dns1123_problem, service_name_problem
+from fleetstrap.names import dns1123_problem, reserved_name_problem, service_name_problem
+
+__all__ = [
+    "COLLECTOR_MODES", "DEFAULTS", "DEPENDENCY_BOTS", "ENGINES", "FIRST_SERVICE_SUGGESTION", "IN_CLUSTER",
+    "KNOWN_KEYS", "NOTIFICATIONS", "POLICIES", "PROGRESSIVE_DELIVERY", "QUESTIONS", "QUESTION_BY_KEY",
+    "REPO_LAYOUTS", "SECRETS", "SHARED_KEYS", "TELEMETRY_BACKENDS", "TLS_ISSUERS", "ClusterSpec", "FleetAnswers",
+    "Question", "build_answers", "default_acme_email", "default_git_url", "default_otlp_endpoint",
+    "default_registry", "delivery_choice", "replace",
+]
 
 Engine = Literal["flux", "argocd", "both"]
 
-ENGINES = ("flux", "argocd", "both")
-TELEMETRY_BACKENDS = ("jaeger", "tempo", "otlp")
-COLLECTOR_MODES = ("gateway", "sidecar")
-SECRETS = ("sealed-secrets", "external-secrets", "sops", "none")
-TLS_ISSUERS = ("letsencrypt-prod", "letsencrypt-staging", "selfsigned", "none")
-NOTIFICATIONS = ("none", "slack", "github", "webhook")
-REPO_LAYOUTS = ("monorepo", "split")
-DEPENDENCY_BOTS = ("dependabot", "renovate", "none")
-PROGRESSIVE_DELIVERY = ("argo-rollouts", "flagger", "none")
-# Answers of fleetstrap 0.1 were a boolean: true meant Argo Rollouts.
-_LEGACY_DELIVERY = {"true": "argo-rollouts", "yes": "argo-rollouts", "on": "argo-rollouts", "1": "argo-rollouts",
-                    "false": "none", "no": "none", "off": "none", "0": "none"}
-POLICIES = ("kyverno", "none")
-IN_CLUSTER = "https://kubernetes.default.svc"
-
-
-@dataclass(frozen=True)
-class Question:
-    """One answer key: its type, default and choices. Drives parsing, prompts and docs."""
-
-    key: str
-    help: str
-    kind: Literal["str", "bool", "list", "clusters"] = "str"
-    choices: tuple[str, ...] = ()
-    required: bool = False
-
-
-QUESTIONS: tuple[Question, ...] = (
-    Question("owner", "GitHub owner (user or organization) of the fleet repository", required=True),
-    Question("fleet_name", "Repository name (the fleet repository)"),
-    Question("engine", "GitOps engine", choices=ENGINES),
-    Question("environments", "Environments, in promotion order", kind="list"),
-    Question("clusters", "Clusters: name, environment, optional kube context", kind="clusters"),
-    Question("service", "First service name", required=True),
-    Question("registry", "Container registry for service images"),
-    Question("telemetry_backend", "Trace backend behind the OpenTelemetry gateway", choices=TELEMETRY_BACKENDS),
-    Question("otlp_endpoint", "OTLP gRPC endpoint of the trace backend"),
-    Question("collector_mode", "Collector mode (gateway only, or gateway + sidecar)", choices=COLLECTOR_MODES),
-    Question("image_automation", "Automate image tag updates (Flux image automation / Argo CD Image Updater)",
-             kind="bool"),
-    Question("progressive_delivery", "Progressive delivery (Argo Rollouts; Flagger: Flux with monitoring)",
-             choices=PROGRESSIVE_DELIVERY),
-    Question("secrets", "Secrets approach", choices=SECRETS),
-    Question("ingress_domain", "Ingress domain (hosts become <service>.<environment>.<domain>)"),
-    Question("tls_issuer", "TLS issuer (a cert-manager ClusterIssuer)", choices=TLS_ISSUERS),
-    Question("acme_email", "Contact e-mail for Let's Encrypt"),
-    Question("teams", "Teams (one Argo CD AppProject each)", kind="list"),
-    Question("monitoring", "Monitoring (metrics, dashboards, alerts)", kind="bool"),
-    Question("notifications", "Alert destination", choices=NOTIFICATIONS),
-    Question("repo_layout", "Service source in the fleet repo (monorepo) or its own repo (split)",
-             choices=REPO_LAYOUTS),
-    Question("dependency_bot", "Dependency updates (actions, crates, base images)", choices=DEPENDENCY_BOTS),
-    Question("verify_signatures", "Flux verifies the cosign signatures of service charts (split layout)", kind="bool"),
-    Question("policy", "Policy engine with baseline policies (Enforce in production)",
-             choices=POLICIES),
-    Question("branch", "Branch the cluster syncs from"),
-    Question("git_url", "Git URL the cluster pulls from"),
-)
-QUESTION_BY_KEY = {q.key: q for q in QUESTIONS}
 # The answers every unit of the template receives (the rest only go to the fleet unit: FleetAnswers.fleet_data).
 SHARED_KEYS = ("owner", "fleet_name", "git_url", "branch", "engine", "environments", "registry", "image_automation",
                "progressive_delivery", "telemetry_backend", "otlp_endpoint", "collector_mode", "ingress_domain",
                "tls_issuer", "monitoring", "repo_layout", "dependency_bot", "verify_signatures", "policy")
 # `services` is kept by fleetstrap (init's first service, then `add service`); accepted in answers files.
 KNOWN_KEYS = frozenset(QUESTION_BY_KEY) | {"services"}
+
+
+def _field_default(q: Question) -> Any:
+    """FleetAnswers' field default: the schema's static default; an empty one where the schema derives it
+    from other answers (build_answers fills those in)."""
+    if q.derive is None:
+        return q.default
+    return () if q.kind in ("list", "clusters") else ""
+
+
+_SCHEMA_DEFAULT: dict[str, Any] = {q.key: _field_default(q) for q in QUESTIONS}
 
 
 @dataclass(frozen=True)
@@ -105,31 +88,34 @@ class ClusterSpec:
 
 @dataclass(frozen=True)
 class FleetAnswers:
+    """The validated answers. The field list is the schema's keys (`service` becomes `services`); every default
+    comes from the schema (answer_schema.QUESTIONS), checked at import below."""
+
     owner: str
     services: tuple[str, ...]
-    fleet_name: str = "fleet-infra"
-    engine: Engine = "flux"
-    environments: tuple[str, ...] = ("dev",)
+    fleet_name: str = _SCHEMA_DEFAULT["fleet_name"]
+    engine: Engine = _SCHEMA_DEFAULT["engine"]
+    environments: tuple[str, ...] = _SCHEMA_DEFAULT["environments"]
     clusters: tuple[ClusterSpec, ...] = ()
-    registry: str = ""
-    telemetry_backend: str = "jaeger"
-    otlp_endpoint: str = ""
-    collector_mode: str = "gateway"
-    image_automation: bool = False
-    progressive_delivery: str = "none"
-    secrets: str = "sealed-secrets"
-    ingress_domain: str = "example.com"
-    tls_issuer: str = "letsencrypt-staging"
-    acme_email: str = ""
-    teams: tuple[str, ...] = ("platform",)
-    monitoring: bool = False
-    notifications: str = "none"
-    repo_layout: str = "monorepo"
-    dependency_bot: str = "dependabot"
-    verify_signatures: bool = False
-    policy: str = "none"
-    branch: str = "main"
-    git_url: str = ""
+    registry: str = _SCHEMA_DEFAULT["registry"]
+    telemetry_backend: str = _SCHEMA_DEFAULT["telemetry_backend"]
+    otlp_endpoint: str = _SCHEMA_DEFAULT["otlp_endpoint"]
+    collector_mode: str = _SCHEMA_DEFAULT["collector_mode"]
+    image_automation: bool = _SCHEMA_DEFAULT["image_automation"]
+    progressive_delivery: str = _SCHEMA_DEFAULT["progressive_delivery"]
+    secrets: str = _SCHEMA_DEFAULT["secrets"]
+    ingress_domain: str = _SCHEMA_DEFAULT["ingress_domain"]
+    tls_issuer: str = _SCHEMA_DEFAULT["tls_issuer"]
+    acme_email: str = _SCHEMA_DEFAULT["acme_email"]
+    teams: tuple[str, ...] = _SCHEMA_DEFAULT["teams"]
+    monitoring: bool = _SCHEMA_DEFAULT["monitoring"]
+    notifications: str = _SCHEMA_DEFAULT["notifications"]
+    repo_layout: str = _SCHEMA_DEFAULT["repo_layout"]
+    dependency_bot: str = _SCHEMA_DEFAULT["dependency_bot"]
+    verify_signatures: bool = _SCHEMA_DEFAULT["verify_signatures"]
+    policy: str = _SCHEMA_DEFAULT["policy"]
+    branch: str = _SCHEMA_DEFAULT["branch"]
+    git_url: str = _SCHEMA_DEFAULT["git_url"]
 
     def to_copier_data(self) -> dict[str, Any]:
         """Answers shared by every unit, in copier's vocabulary (lists, not tuples)."""
@@ -167,23 +153,15 @@ class FleetAnswers:
         raise AnswersError(f"unknown cluster {name!r}; this fleet has: {known}")
 
 
-# The one place answer defaults live: FleetAnswers' field defaults (prompts and build_answers read them here).
-DEFAULTS: dict[str, Any] = {
-    f.name: f.default for f in dataclasses.fields(FleetAnswers) if f.default is not dataclasses.MISSING
-}
-FIRST_SERVICE_SUGGESTION = "hello"  # offered by the prompt; `service` itself has no default (required)
+def _field_keys() -> set[str]:
+    return {f.name for f in dataclasses.fields(FleetAnswers)}
 
 
-def default_registry(owner: str) -> str:
-    return f"ghcr.io/{owner.lower()}"
+# The schema and FleetAnswers hold the same keys (the schema's `service` is the first of `services`).
+if _field_keys() != (set(QUESTION_BY_KEY) - {"service"}) | {"services"}:  # pragma: no cover - a programming error
+    raise RuntimeError("FleetAnswers and answer_schema.QUESTIONS list different keys")
 
-
-def default_acme_email(ingress_domain: str) -> str:
-    return f"platform@{ingress_domain}"
-
-
-def default_git_url(owner: str, fleet_name: str) -> str:
-    return f"ssh://git@github.com/{owner}/{fleet_name}.git"
+DEFAULTS: dict[str, Any] = {q.key: q.default for q in QUESTIONS if q.default is not None}
 
 
 # ---------------------------------------------------------------- parsing sources
@@ -241,6 +219,10 @@ def missing_answers(data: Mapping[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- building the frozen value
 
 
+def _label(key: str) -> str:
+    return f"answer {key!r}"
+
+
 def _str(data: Mapping[str, Any], key: str, default: str) -> str:
     value = data.get(key, default)
     if value is None:
@@ -269,8 +251,8 @@ def delivery_choice(value: Any) -> str:
         text = value.strip().lower()
         if text in PROGRESSIVE_DELIVERY:
             return text
-        if text in _LEGACY_DELIVERY:
-            return _LEGACY_DELIVERY[text]
+        if text in LEGACY_DELIVERY:
+            return LEGACY_DELIVERY[text]
     raise AnswersError(f"answer 'progressive_delivery' must be one of {', '.join(PROGRESSIVE_DELIVERY)} "
                        f"(got {value!r})")
 
@@ -286,28 +268,60 @@ def upgrade_answers(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _choice(data: Mapping[str, Any], key: str, default: str, choices: tuple[str, ...]) -> str:
-    value = _str(data, key, default)
-    if value not in choices:
-        raise AnswersError(f"answer {key!r} must be one of {', '.join(choices)} (got {value!r})")
-    return value
+def _name_problem(name: object, what: str) -> str | None:
+    problem = dns1123_problem(name, what)
+    if problem is None and isinstance(name, str):
+        problem = reserved_name_problem(name, what)
+    return problem
 
 
 def _names(data: Mapping[str, Any], key: str, default: tuple[str, ...], what: str) -> tuple[str, ...]:
     value = data.get(key, list(default))
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list | tuple) or not value:
         raise AnswersError(f"answer {key!r} must be a non-empty list")
-    names = tuple(str(v) for v in value)
+    for v in value:
+        if not isinstance(v, str):
+            raise AnswersError(f"answer {key!r}: every {what} must be a string (got {v!r})")
+    names = tuple(value)
     for n in names:
-        problem = dns1123_problem(n, what)
+        problem = _name_problem(n, what)
         if problem:
             raise AnswersError(problem)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise AnswersError(f"duplicate {what} name(s): {', '.join(dupes)}")
     return names
+
+
+def _cluster(item: Any, i: int, environments: tuple[str, ...]) -> ClusterSpec:
+    if not isinstance(item, dict):
+        raise AnswersError(f"clusters[{i}] must be a mapping with name and environment")
+    unknown = sorted(set(item) - {"name", "environment", "context", "server"})
+    if unknown:
+        raise AnswersError(f"clusters[{i}]: unknown key(s) {', '.join(map(str, unknown))}")
+    name = item.get("name")
+    problem = _name_problem(name, "cluster")
+    if problem:
+        raise AnswersError(problem)
+    env = item.get("environment", environments[0] if len(environments) == 1 else None)
+    if env not in environments:
+        raise AnswersError(
+            f"cluster {name!r}: environment {env!r} is not one of the environments ({', '.join(environments)})"
+        )
+    fields: dict[str, str] = {}
+    for key, check in (("context", answer_types.context_problem), ("server", answer_types.https_url_problem)):
+        value = item.get(key)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str):
+            raise AnswersError(f"cluster {name!r}: {key} must be a string")
+        problem = check(value, f"cluster {name!r}: {key}")
+        if problem:
+            raise AnswersError(problem)
+        fields[key] = value
+    return ClusterSpec(str(name), str(env), fields.get("context", ""), fields.get("server", IN_CLUSTER))
 
 
 def _clusters(data: Mapping[str, Any], environments: tuple[str, ...]) -> tuple[ClusterSpec, ...]:
@@ -318,28 +332,9 @@ def _clusters(data: Mapping[str, Any], environments: tuple[str, ...]) -> tuple[C
         # "name:env[:context],..." for --data convenience.
         raw = [dict(zip(("name", "environment", "context"), p.split(":"), strict=False))
                for p in raw.split(",") if p.strip()]
-    if not isinstance(raw, list) or not raw:
+    if not isinstance(raw, list | tuple) or not raw:
         raise AnswersError("answer 'clusters' must be a non-empty list of {name, environment}")
-    out: list[ClusterSpec] = []
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise AnswersError(f"clusters[{i}] must be a mapping with name and environment")
-        unknown = sorted(set(item) - {"name", "environment", "context", "server"})
-        if unknown:
-            raise AnswersError(f"clusters[{i}]: unknown key(s) {', '.join(unknown)}")
-        name = item.get("name")
-        problem = dns1123_problem(name, "cluster")
-        if problem:
-            raise AnswersError(problem)
-        env = item.get("environment", environments[0] if len(environments) == 1 else None)
-        if env not in environments:
-            raise AnswersError(
-                f"cluster {name!r}: environment {env!r} is not one of the environments ({', '.join(environments)})"
-            )
-        server = str(item.get("server") or IN_CLUSTER)
-        if not server.startswith("https://"):
-            raise AnswersError(f"cluster {name!r}: server must be an https:// URL")
-        out.append(ClusterSpec(str(name), str(env), str(item.get("context") or ""), server))
+    out = [_cluster(item, i, environments) for i, item in enumerate(raw)]
     names = [c.name for c in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -349,7 +344,7 @@ def _clusters(data: Mapping[str, Any], environments: tuple[str, ...]) -> tuple[C
 
 def _services(data: Mapping[str, Any]) -> tuple[str, ...]:
     listed = data.get("services") or []
-    if not isinstance(listed, list):
+    if not isinstance(listed, list | tuple):
         raise AnswersError("answer 'services' must be a list of names")
     first = data.get("service")
     names = [str(s) for s in listed]
@@ -365,62 +360,50 @@ def _services(data: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def default_otlp_endpoint(backend: str) -> str:
-    return {
-        "jaeger": "jaeger-collector.observability.svc.cluster.local:4317",
-        "tempo": "tempo.observability.svc.cluster.local:4317",
-    }.get(backend, "otlp.example.com:4317")
+def _text(data: Mapping[str, Any], q: Question, resolved: Mapping[str, Any]) -> str:
+    """A string answer: given or the schema's default; one of the choices; checked by its type."""
+    given = q.key in data and data[q.key] not in (None, "")
+    value = _str(data, q.key, q.default_for(resolved)) if given else str(q.default_for(resolved) or "")
+    if q.choices and value not in q.choices:
+        raise AnswersError(f"answer {q.key!r} must be one of {', '.join(q.choices)} (got {value!r})")
+    if q.check is not None and (q.required or q.applies(resolved)):
+        problem = q.check(value, _label(q.key))
+        if problem and not given:  # a derived default the user never typed: say where it came from
+            raise AnswersError(f"answer {q.key!r} is needed: its default {value!r} is refused "
+                               f"({problem.removeprefix(_label(q.key) + ': ')})")
+        if problem:
+            raise AnswersError(problem)
+    return value
+
+
+def _resolve(data: Mapping[str, Any], q: Question, resolved: Mapping[str, Any]) -> Any:
+    if q.kind == "bool":
+        return _bool(data, q.key, bool(q.default_for(resolved)))
+    if q.kind == "list":
+        return _names(data, q.key, tuple(q.default_for(resolved)), q.key.removesuffix("s"))
+    if q.kind == "clusters":
+        return _clusters(data, resolved["environments"])
+    if q.kind == "service":
+        return _services(data)
+    if q.legacy is not None:
+        return delivery_choice(data.get(q.key, q.default_for(resolved)))
+    return _text(data, q, resolved)
 
 
 def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
-    """Validate merged answers and freeze them. Raises AnswersError naming the first problem."""
+    """Validate merged answers and freeze them: the one validated constructor, each answer by its type in
+    answer_schema. Raises AnswersError naming the first answer refused and the rule it breaks."""
     check_known_keys(data, "answers")
     missing = missing_answers(data)
     if missing:
         raise AnswersError(f"missing answer(s): {', '.join(missing)}")
-    owner = _str(data, "owner", "")
-    if not GITHUB_OWNER.match(owner):
-        raise AnswersError(f"owner {owner!r} is not a valid GitHub user or organization name")
-    d = DEFAULTS
-    fleet_name = _str(data, "fleet_name", d["fleet_name"])
-    problem = dns1123_problem(fleet_name, "fleet_name")
-    if problem:
-        raise AnswersError(problem)
-    environments = _names(data, "environments", d["environments"], "environment")
-    backend = _choice(data, "telemetry_backend", d["telemetry_backend"], TELEMETRY_BACKENDS)
-    tls_issuer = _choice(data, "tls_issuer", d["tls_issuer"], TLS_ISSUERS)
-    ingress_domain = _str(data, "ingress_domain", d["ingress_domain"])
-    branch = _str(data, "branch", d["branch"])
-    engine = _choice(data, "engine", d["engine"], ENGINES)
-    answers = FleetAnswers(
-        owner=owner,
-        fleet_name=fleet_name,
-        engine=engine,  # type: ignore[arg-type]  # checked by _choice
-        environments=environments,
-        clusters=_clusters(data, environments),
-        services=_services(data),
-        registry=_str(data, "registry", default_registry(owner)),
-        telemetry_backend=backend,
-        otlp_endpoint=_str(data, "otlp_endpoint", default_otlp_endpoint(backend)),
-        collector_mode=_choice(data, "collector_mode", d["collector_mode"], COLLECTOR_MODES),
-        image_automation=_bool(data, "image_automation", d["image_automation"]),
-        progressive_delivery=delivery_choice(data.get("progressive_delivery", d["progressive_delivery"])),
-        secrets=_choice(data, "secrets", d["secrets"], SECRETS),
-        ingress_domain=ingress_domain,
-        tls_issuer=tls_issuer,
-        acme_email=_str(data, "acme_email", default_acme_email(ingress_domain)),
-        teams=_names(data, "teams", d["teams"], "team"),
-        monitoring=_bool(data, "monitoring", d["monitoring"]),
-        notifications=_choice(data, "notifications", d["notifications"], NOTIFICATIONS),
-        repo_layout=_choice(data, "repo_layout", d["repo_layout"], REPO_LAYOUTS),
-        dependency_bot=_choice(data, "dependency_bot", d["dependency_bot"], DEPENDENCY_BOTS),
-        verify_signatures=_bool(data, "verify_signatures", d["verify_signatures"]),
-        policy=_choice(data, "policy", d["policy"], POLICIES),
-        branch=branch,
-        git_url=_str(data, "git_url", default_git_url(owner, fleet_name)),
-    )
-    if not answers.services:
+    resolved: dict[str, Any] = {}
+    for q in QUESTIONS:  # in schema order: a derived default or a condition reads only earlier answers
+        resolved[q.key] = _resolve(data, q, resolved)
+    services = resolved.pop("service")
+    if not services:
         raise AnswersError("missing answer(s): service")
+    answers = FleetAnswers(services=services, **resolved)
     check_delivery_parity(answers)
     return answers
 

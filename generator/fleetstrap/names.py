@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import re
 
+from fleetstrap.answer_types import reserved_name_problem
+
+__all__ = ["DNS1123_LABEL", "GITHUB_OWNER", "SERVICE_NAME", "dns1123_problem", "reserved_name_problem",
+           "service_name_problem"]
+
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 GITHUB_OWNER = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,37}[A-Za-z0-9])?$")
@@ -26,4 +31,5 @@ def service_name_problem(value: object) -> str | None:
         return (
             f"service name {value!r} must be a DNS-1123 label starting with a letter, at most 40 characters"
         )
-    return None
+    # A service is a cargo package and binary, a Helm chart and Kubernetes objects: each toolchain's reserved names.
+    return reserved_name_problem(value, "service name", rust=True)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from fleetstrap import output
+from fleetstrap.answer_schema import choices_of
 from fleetstrap.cli.complete import complete_environment
 from fleetstrap.cli.options import format_option, repo_dir
 
@@ -75,7 +76,7 @@ def add_cluster_cmd(name: str, environment: str, context: str, server: str, root
 
 
 @add.command("monitoring")
-@click.option("--notifications", type=click.Choice(["none", "slack", "github", "webhook"]), default=None,
+@click.option("--notifications", type=click.Choice(choices_of("notifications")), default=None,
               help="Alert destination (default: the fleet's answer).")
 @repo_dir()
 @_commit_option
