@@ -990,15 +990,13 @@ spec:
   route:
     receiver: pushover
     groupBy: [alertname]
-    routes:
-      - receiver: "null"
-        matchers:
-          - name: alertname
-            matchType: =
-            value: Watchdog
-          - name: severity
-            matchType: =~
-            value: info|none
+    matchers:
+      - name: alertname
+        matchType: =
+        value: Watchdog
+      - name: severity
+        matchType: =~
+        value: info|none
   receivers:
     - name: "null"
     - name: pushover
@@ -1045,7 +1043,7 @@ markdown_extensions:
 
 HOMELAB_DEFECTS: tuple[Defect, ...] = (
     Defect("matcher-unknown-field", (("apps/base/monitoring/alertmanagerconfig.yaml",
-                                      "            matchType: =\n", "            matchTyp: =\n"),),
+                                      "        matchType: =\n", "        matchTyp: =\n"),),
            "schema", "apps/base/monitoring/alertmanagerconfig.yaml", None, "matchTyp"),
     Defect("duplicate-key-beside-anchors", (("apps/base/monitoring/tls.yaml", "  keyName: *key\n",
                                              "  keyName: *key\n  crt: again\n"),),

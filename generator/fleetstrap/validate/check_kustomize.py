@@ -502,7 +502,7 @@ def run_kustomize(ctx: Context) -> None:
     failed = {d for (d, _), proc in zip(files, results, strict=True) if proc.returncode != 0}
     for (rel_dir, kfile), proc in zip(files, results, strict=True):
         if proc.returncode != 0:
-            if not _reaches(rel_dir, failed, refs):  # else the broken kustomization it includes is reported
+            if not _reaches(rel_dir, failed, refs) and not _lists_broken_yaml(ctx, parsed, refs, rel_dir):
                 _report_failure(ctx, proc.stderr, rel_dir, kfile)
             continue
         docs, problems = load_text(proc.stdout, kfile)
@@ -522,10 +522,34 @@ def run_kustomize(ctx: Context) -> None:
             schema_check(ctx, docs, attribute_to=kfile, locate=locate if mine else None)
 
 
+def _lists_broken_yaml(ctx: Context, parsed: dict[str, dict[str, Any]], refs: dict[str, set[str]],
+                       rel_dir: str) -> bool:
+    """Whether this kustomization (or one it pulls in) lists a file the YAML check already reports: kustomize
+    then fails on it too, without naming it (one true error, not two)."""
+    broken = {f.file for f in ctx.findings if f.check == "yaml" and f.severity == "error"}
+    if not broken:
+        return False
+    dirs, todo = set(), [rel_dir]
+    while todo:
+        d = todo.pop()
+        if d not in dirs:
+            dirs.add(d)
+            todo.extend(refs.get(d, ()))
+    for d in dirs:
+        for field, entry in _path_entries(parsed.get(d, {})):
+            if field in ("resources", "bases", "components", "crds") and "\n" not in entry:
+                rel = posixpath.normpath(posixpath.join(d, entry)) if d else posixpath.normpath(entry)
+                if rel in broken:
+                    return True
+    return False
+
+
 def _report_failure(ctx: Context, stderr: str, rel_dir: str, kfile: str) -> None:
     err = parse_build_error(stderr, ctx.root, rel_dir, kfile)
-    if any(f.check == "yaml" and f.file == err.file for f in ctx.findings):
-        return  # the YAML check already reports this file's syntax error, with our own line
+    text = kustomize_message(stderr)
+    if any(f.check == "yaml" and f.severity == "error" and (f.file == err.file or f"/{f.file}" in text)
+           for f in ctx.findings):
+        return  # the YAML check already reports the file kustomize failed on, with our own line
     ctx.findings.append(Finding("kustomize", "error", err.file, err.line, "", err.field, err.reason))
 
 
