@@ -64,14 +64,22 @@ def deployed_files(ctx: Context) -> frozenset[str] | None:
             dirs.extend(_argo_dirs(kind, spec))
     if not referenced:
         return None
-    found.update(f for f in yaml_files if _under(f, dirs))
+    exact = {d for d, _ in dirs}
+    recursive = {d for d, rec in dirs if rec}
+    globs = [d for d, _ in dirs if "*" in d or "?" in d]
+    found.update(f for f in yaml_files if _under(f, exact, recursive, globs))
     return frozenset(found & yaml_files)
 
 
-def _under(file: str, dirs: list[tuple[str, bool]]) -> bool:
+def _under(file: str, exact: set[str], recursive: set[str], globs: list[str]) -> bool:
+    """Set lookups per ancestor directory: linear in the files however many paths the repo references."""
     parent = file.rsplit("/", 1)[0] if "/" in file else ""
-    return any(parent == d or (recursive and (d == "" or parent.startswith(d + "/")))
-               or (("*" in d or "?" in d) and fnmatch.fnmatch(parent, d)) for d, recursive in dirs)
+    if parent in exact or "" in recursive:
+        return True
+    parts = parent.split("/")
+    if any("/".join(parts[:i]) in recursive for i in range(1, len(parts))):
+        return True
+    return any(fnmatch.fnmatch(parent, g) for g in globs)
 
 
 def _argo_dirs(kind: str, spec: Any) -> list[tuple[str, bool]]:
