@@ -1,7 +1,12 @@
 """Whole-process time of `fleetstrap validate` (schemas only) beside kubeconform and the kubernetes-validate
 CLI, on the same 2,000 objects (core kinds and Flux custom resources, checked against the bundled CRD schemas).
 
-Run: python benchmarks/validate_bench.py [--objects 2000] [--runs 3] [--keep DIR]
+Run: python benchmarks/validate_bench.py [--objects 2000 20000 100000] [--documents 1000 10000 100000] [--runs 1]
+         [--keep DIR]
+
+--objects: whole process per size, rate (objects/s) and peak RSS beside kubeconform, and the kubernetes-validate CLI at
+the first size only (it is ~50x slower). --documents: one file holding N documents (a single stream): documents/s per
+size, and whether the largest stream runs within 1.5x the rate of the smallest (linear in the number of documents).
 
 kubeconform is built from the Go module proxy (`go install github.com/yannh/kubeconform/cmd/kubeconform@VERSION`)
 once into the user cache dir, and pointed at equivalent local schemas: the same kubernetes-validate core schemas
@@ -16,7 +21,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -183,16 +187,30 @@ def build_repo(root: Path, objects: int) -> tuple[int, int]:
 CPU: dict[str, float] = {}  # best CPU time (user+sys) per tool: steadier than wall time on a busy machine
 
 
+PEAK_MB: dict[str, float] = {}  # peak RSS of the tool's process, MB (best run)
+
+
+def _run_measured(cmd: list[str]) -> tuple[float, float, float, subprocess.CompletedProcess[str]]:
+    """(wall s, CPU s, peak RSS MB, result) of one process, measured by wait4 on that process alone."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(cmd, child.returncode, out.read().decode(), err.read().decode())
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc
+
+
 def _best(runs: int, cmd: list[str], tool: str = "") -> tuple[float, subprocess.CompletedProcess[str]]:
     best, proc = float("inf"), None
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        best = min(best, time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        wall, cpu, peak, proc = _run_measured(cmd)
+        best = min(best, wall)
         CPU[tool] = min(CPU.get(tool, float("inf")), cpu)
+        PEAK_MB[tool] = min(PEAK_MB.get(tool, float("inf")), peak)
     assert proc is not None
     return best, proc
 
@@ -257,45 +275,86 @@ def bench_kubeconform(root: Path, runs: int, exe: str, schemas: Path) -> tuple[f
     return elapsed, int(out["summary"]["invalid"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--objects", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--keep", type=Path, default=None, help="write the synthetic repo here and keep it")
-    args = parser.parse_args()
-    kc = kubeconform_binary()
+def bench_objects(objects: int, runs: int, kc: str | None, with_kv: bool) -> list[str]:
+    """Whole-process figures for one size; returns the failures (missed or extra errors)."""
+    CPU.clear()
+    PEAK_MB.clear()
+    failures: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.keep or Path(tmp) / "repo"
-        injected, core_injected = build_repo(root, args.objects)
+        root = Path(tmp) / "repo"
+        injected, core_injected = build_repo(root, objects)
         # fleetstrap and kubeconform alternate, so that load from other processes hits both alike.
         ours: tuple[float, int] = (float("inf"), 0)
         kcr: tuple[float, int] | None = None
-        for _ in range(args.runs):
+        for _ in range(runs):
             ours = min(ours, bench_fleetstrap(root, 1))
             if kc:
                 kc_run = bench_kubeconform(root, 1, kc, Path(tmp) / "kc-schemas")
                 kcr = kc_run if kcr is None else min(kcr, kc_run)
-        kv, kv_failed = bench_kubernetes_validate(root, 1)  # ~30x slower: once is enough
+        kv = bench_kubernetes_validate(root, 1) if with_kv else None  # ~50x slower: once, smallest size
     elapsed, found = ours
-    print(f"objects: {args.objects} in {args.objects // PER_FILE} files (4 core kinds, 3 Flux kinds); "
-          f"injected errors: {injected} in {injected // 2} objects; best of {args.runs} whole-process runs")
-    print(f"fleetstrap validate (yaml+schema): {elapsed:6.2f} s  {args.objects / elapsed:8,.0f} objects/s  "
-          f"CPU {CPU['fleetstrap']:5.2f} s  errors reported: {found}")
+    print(f"\n{objects:,} objects in {objects // PER_FILE:,} files (4 core kinds, 3 Flux kinds); "
+          f"injected errors: {injected} in {injected // 2} objects; best of {runs} whole-process run(s)")
+    print(f"  fleetstrap validate (yaml+schema): {elapsed:6.2f} s  {objects / elapsed:8,.0f} objects/s  "
+          f"CPU {CPU['fleetstrap']:6.2f} s  peak {PEAK_MB['fleetstrap']:5.0f} MB  errors reported: {found}")
     if kcr is not None:
-        print(f"kubeconform {KUBECONFORM_VERSION} -strict:       {kcr[0]:6.2f} s  {args.objects / kcr[0]:8,.0f} "
-              f"objects/s  CPU {CPU['kubeconform']:5.2f} s  invalid objects: {kcr[1]}  "
-              f"(fleetstrap/kubeconform wall time: {elapsed / kcr[0]:.2f})")
+        print(f"  kubeconform {KUBECONFORM_VERSION} -strict:       {kcr[0]:6.2f} s  {objects / kcr[0]:8,.0f} "
+              f"objects/s  CPU {CPU['kubeconform']:6.2f} s  peak {PEAK_MB['kubeconform']:5.0f} MB  "
+              f"invalid objects: {kcr[1]}  (fleetstrap/kubeconform rate: {kcr[0] / elapsed:.2f})")
     else:
-        print("kubeconform: not available (no go toolchain)")
-    print(f"kubernetes-validate --strict CLI:  {kv:6.2f} s  {args.objects / kv:8,.0f} objects/s  "
-          f"CPU {CPU['kubernetes-validate']:5.2f} s  objects failed: {kv_failed}  "
-          f"(fleetstrap is {kv / elapsed:.1f}x faster)")
+        print("  kubeconform: not available (no go toolchain)")
+    if kv is not None:
+        print(f"  kubernetes-validate --strict CLI:  {kv[0]:6.2f} s  {objects / kv[0]:8,.0f} objects/s  "
+              f"CPU {CPU['kubernetes-validate']:6.2f} s  objects failed: {kv[1]}  "
+              f"(fleetstrap is {kv[0] / elapsed:.1f}x faster)")
     if found != injected:
-        sys.exit(f"fleetstrap reported {found} errors, expected {injected}")
+        failures.append(f"{objects}: fleetstrap reported {found} errors, expected {injected}")
     if kcr is not None and kcr[1] != injected // 2:
-        sys.exit(f"kubeconform found {kcr[1]} invalid objects, expected {injected // 2}")
-    if kv_failed != core_injected // 2:
-        sys.exit(f"kubernetes-validate failed {kv_failed} objects, expected {core_injected // 2}")
+        failures.append(f"{objects}: kubeconform found {kcr[1]} invalid objects, expected {injected // 2}")
+    if kv is not None and kv[1] != core_injected // 2:
+        failures.append(f"{objects}: kubernetes-validate failed {kv[1]} objects, expected {core_injected // 2}")
+    return failures
+
+
+def bench_documents(sizes: list[int], runs: int) -> list[str]:
+    """One file of N documents (a single stream): yaml + schema checks, whole process; linear or not."""
+    kinds = (SERVICE, CONFIGMAP, SERVICEACCOUNT)
+    rates: list[float] = []
+    print("\none stream of N documents in one file (yaml+schema, whole process)")
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / "repo"
+            root.mkdir()
+            (root / "stream.yaml").write_text("---\n".join(
+                kinds[i % len(kinds)].format(i=i, ns=i % 10) for i in range(n)), encoding="utf-8")
+            elapsed, found = bench_fleetstrap(root, runs)
+        rates.append(n / elapsed)
+        print(f"  {n:>7,} documents: {elapsed:7.2f} s  {n / elapsed:8,.0f} documents/s  "
+              f"peak {PEAK_MB['fleetstrap']:5.0f} MB  errors: {found}")
+        PEAK_MB.clear()
+    if len(rates) > 1:
+        ratio = rates[0] / rates[-1]
+        verdict = "linear" if ratio <= 1.5 else "NOT linear"
+        print(f"  rate at {sizes[0]:,} / rate at {sizes[-1]:,}: {ratio:.2f} ({verdict}: must be <= 1.5)")
+        if ratio > 1.5:
+            return [f"documents: {sizes[-1]} documents ran at 1/{ratio:.2f} of the rate of {sizes[0]}"]
+    return []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--objects", type=int, nargs="*", default=[2000, 20000, 100000])
+    parser.add_argument("--documents", type=int, nargs="*", default=[1000, 10000, 100000])
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    kc = kubeconform_binary() if args.objects else None
+    failures: list[str] = []
+    for i, objects in enumerate(args.objects):  # kubernetes-validate (~50x slower) once, at a small first size
+        failures += bench_objects(objects, args.runs, kc, with_kv=i == 0 and objects <= 5000)
+    if args.documents:
+        failures += bench_documents(args.documents, args.runs)
+    if failures:
+        sys.exit("\n".join(failures))
 
 
 if __name__ == "__main__":

@@ -117,3 +117,38 @@ def test_real_kubectl_failures_are_actionable(which: str, tmp_path: Path, monkey
         ("badyaml/cm.yaml", 6, "", "YAML does not parse: did not find expected node content"),
     }, got
     assert not [f for f in report.findings if "E1130" in f.message or str(tmp_path) in f.message]
+
+
+_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: ghcr.io/example/web:1.0.0
+"""
+_PATCH = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n"
+
+
+@pytest.mark.parametrize("broken", [
+    "resources:\n  - ../base\npatches:\n  - path: replicas.yaml\n   target: {kind: Deployment}\n",
+    "resources:\n  - ../base\npatchesStrategicMerge:\n  - replicas.yaml\nnamePrefix: [x\n",
+    "resources:\n  - ../base\n  - missing.yaml\npatches:\n  - path: replicas.yaml\n",
+], ids=["yaml-error-in-patches", "yaml-error-smp", "build-error"])
+def test_a_kustomization_that_fails_is_one_error_not_one_per_patch(tmp_path: Path, broken: str) -> None:
+    for rel, text in {"apps/base/deployment.yaml": _DEPLOYMENT,
+                      "apps/base/kustomization.yaml": "resources:\n  - deployment.yaml\n",
+                      "apps/dev/kustomization.yaml": broken, "apps/dev/replicas.yaml": _PATCH}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text, encoding="utf-8")
+    report = validate_repo(tmp_path, ValidateOptions(offline=True, disabled=frozenset({"helm"})))
+    assert {f.file for f in report.errors} == {"apps/dev/kustomization.yaml"}, report.errors
+    assert len(report.errors) == 1, report.errors

@@ -168,12 +168,16 @@ DEFAULTS: dict[str, Any] = {q.key: q.default for q in QUESTIONS if q.default is 
 
 
 def load_answers_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
+    from fleetstrap.boundedyaml import MAX_ANSWERS_BYTES, read_bounded_text, safe_load
+
+    try:  # bounded: a device or pipe that never ends (/dev/zero) is refused, and Ctrl-C interrupts the read
+        text = read_bounded_text(path, MAX_ANSWERS_BYTES)
     except OSError as exc:
         raise AnswersError(f"cannot read answers file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise AnswersError(f"answers file {path} is not UTF-8 text") from exc
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -51,8 +51,10 @@ DEFECTS: tuple[Defect, ...] = (
            "schema", COLL, "spec.replicaz"),
     Defect("argo-wrong-type", (("argocd/project.yaml", "  sourceRepos:\n    - https", "  sourceRepos: https"),),
            "schema", "argocd/project.yaml", "spec.sourceRepos"),
-    Defect("no-schema", (("deploy/widget.yaml", "", "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n"
-                          "  name: w\n"),), "schema", "deploy/widget.yaml", "", "no schema", "warning"),
+    # Where Flux applies it (./clusters/dev has no kustomization.yaml: every file under it): in a file the repo
+    # does not deploy, an object without a schema is only a note (validate.manifests).
+    Defect("no-schema", (("clusters/dev/widget.yaml", "", "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n"
+                          "  name: w\n"),), "schema", "clusters/dev/widget.yaml", "", "no schema", "warning"),
     # --- yaml
     Defect("duplicate-key", ((WEB, "  name: web\n  namespace: web\nspec:\n  replicas",
                               "  name: web\n  name: web\n  namespace: web\nspec:\n  replicas"),),

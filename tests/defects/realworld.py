@@ -938,9 +938,243 @@ SERVICE_DEFECTS: tuple[Defect, ...] = (
            "spec.template.spec.containers[0].resources.limitz", "unknown field"),
 )
 
+
+# --------------------------------------------------------------------------------------- home lab
+# A home-lab Flux repo: YAML that Go reads and PyYAML's YAML 1.1 loader rejects (`matchType: =`, an anchor
+# defined twice, application tags in an app config a configMapGenerator ships, `!!python/name:` in mkdocs.yml).
+
+HOMELAB: dict[str, str] = {
+    "clusters/home/flux-system/gotk-sync.yaml": _GOTK_SYNC.format(cluster="home"),
+    "clusters/home/apps.yaml": """\
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  interval: 10m
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  path: ./apps/home
+  prune: true
+""",
+    "apps/home/kustomization.yaml": """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../base/monitoring
+  - ../base/recyclarr
+""",
+    "apps/base/monitoring/kustomization.yaml": """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: monitoring
+resources:
+  - namespace.yaml
+  - alertmanagerconfig.yaml
+  - tls.yaml
+""",
+    "apps/base/monitoring/namespace.yaml": """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: monitoring
+""",
+    "apps/base/monitoring/alertmanagerconfig.yaml": """\
+apiVersion: monitoring.coreos.com/v1alpha1
+kind: AlertmanagerConfig
+metadata:
+  name: home
+spec:
+  route:
+    receiver: pushover
+    groupBy: [alertname]
+    matchers:
+      - name: alertname
+        matchType: =
+        value: Watchdog
+      - name: severity
+        matchType: =~
+        value: info|none
+  receivers:
+    - name: "null"
+    - name: pushover
+""",
+    "apps/base/monitoring/tls.yaml": """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: tls-keys
+data:
+  crt: &key tls.crt
+  crtName: *key
+  key: &key tls.key
+  keyName: *key
+  note: "why? cert-manager writes both keys"
+""",
+    "apps/base/recyclarr/kustomization.yaml": """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: media
+configMapGenerator:
+  - name: recyclarr
+    files:
+      - recyclarr.yml
+""",
+    "apps/base/recyclarr/recyclarr.yml": """\
+sonarr:
+  series:
+    base_url: http://sonarr.media.svc:8989
+    api_key: !env_var SONARR_API_KEY
+    quality_definition:
+      type: series
+""",
+    "mkdocs.yml": """\
+site_name: Home lab
+theme:
+  name: material
+markdown_extensions:
+  - pymdownx.emoji:
+      emoji_index: !!python/name:material.extensions.emoji.twemoji
+      emoji_generator: !!python/name:material.extensions.emoji.to_svg
+""",
+}
+
+HOMELAB_DEFECTS: tuple[Defect, ...] = (
+    Defect("matcher-unknown-field", (("apps/base/monitoring/alertmanagerconfig.yaml",
+                                      "        matchType: =\n", "        matchTyp: =\n"),),
+           "schema", "apps/base/monitoring/alertmanagerconfig.yaml", None, "matchTyp"),
+    Defect("duplicate-key-beside-anchors", (("apps/base/monitoring/tls.yaml", "  keyName: *key\n",
+                                             "  keyName: *key\n  crt: again\n"),),
+           "yaml", "apps/base/monitoring/tls.yaml", None, "duplicate key"),
+)
+
+
+# --------------------------------------------------------------------------------------- platform (Argo CD)
+# An Argo CD repo with Ansible roles (Jinja templates), tool configs and example docs beside its manifests: only
+# what its Applications deploy is judged as manifests; .sourceignore'd and unreferenced files at most a note.
+
+PLATFORM: dict[str, str] = {
+    "bootstrap/root.yaml": """\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: root
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: https://git.example.com/platform.git
+    targetRevision: main
+    path: apps
+    directory:
+      recurse: true
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: argocd
+""",
+    "apps/guestbook.yaml": """\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: guestbook
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: https://git.example.com/platform.git
+    targetRevision: main
+    path: manifests/guestbook
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: guestbook
+""",
+    "manifests/guestbook/deployment.yaml": """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: guestbook
+spec:
+  selector:
+    matchLabels:
+      app: guestbook
+  template:
+    metadata:
+      labels:
+        app: guestbook
+    spec:
+      containers:
+        - name: guestbook
+          image: ghcr.io/example/guestbook:1.0.0
+          ports:
+            - containerPort: 8080
+""",
+    "manifests/guestbook/service.yaml": """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: guestbook
+spec:
+  selector:
+    app: guestbook
+  ports:
+    - port: 80
+      targetPort: 8080
+""",
+    "ansible/roles/metallb/templates/pool.yaml": """\
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: default
+  namespace: metallb-system
+spec:
+  addresses:
+{% for range in metallb_ranges %}
+    - {{ range }}
+{% endfor %}
+""",
+    "ansible/roles/metallb/tasks/main.yml": """\
+- name: Apply the address pool
+  kubernetes.core.k8s:
+    state: present
+    template: pool.yaml
+""",
+    "skaffold.yaml": """\
+apiVersion: skaffold/v4beta11
+kind: Config
+build:
+  artifacts:
+    - image: ghcr.io/example/guestbook
+""",
+    "docs/examples/widget.yaml": """\
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: example
+""",
+    "examples/widget.yaml": """\
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: example
+""",
+    ".sourceignore": "docs/\n",
+    ".gitlab-ci.yml": "stages: [lint]\nlint:\n  stage: lint\n  script: [make lint]\n",
+}
+
+PLATFORM_DEFECTS: tuple[Defect, ...] = (
+    Defect("deployed-unknown-field", (("manifests/guestbook/deployment.yaml", "            - containerPort: 8080\n",
+                                       "            - containerPort: 8080\n              protocl: TCP\n"),),
+           "schema", "manifests/guestbook/deployment.yaml", "spec.template.spec.containers[0].ports[0].protocl",
+           "unknown field"),
+)
+
 REPOS: tuple[Repo, ...] = (
     Repo("flux-monorepo", FLUX_MONOREPO, FLUX_MONOREPO_DEFECTS),
     Repo("multi-tenant", MULTI_TENANT, MULTI_TENANT_DEFECTS),
     Repo("argocd", ARGOCD, ARGOCD_DEFECTS),
     Repo("service", SERVICE, SERVICE_DEFECTS),
+    Repo("homelab", HOMELAB, HOMELAB_DEFECTS),
+    Repo("platform", PLATFORM, PLATFORM_DEFECTS),
 )

@@ -22,6 +22,8 @@ from fleetstrap.validate.model import CHECKS, DEFAULT_KUBERNETES_VERSION
                    "online catalog.")
 @click.option("--strict", is_flag=True, help="Objects without a schema are errors.")
 @click.option("--offline", is_flag=True, help="Never fetch schemas over the network (the cache is still used).")
+@click.option("--allow-remote-bases", "remote_bases", is_flag=True,
+              help="Let kustomize fetch remote bases (URLs, git repos); never with --offline.")
 @click.option("--fast", is_flag=True, help="Skip the slow external tools (helm, actionlint, hadolint).")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Where fetched schemas are cached.")
@@ -29,7 +31,8 @@ from fleetstrap.validate.model import CHECKS, DEFAULT_KUBERNETES_VERSION
               help="OpenTelemetry Collector binary whose `validate` loads every collector config "
                    "(default: otelcol-contrib or otelcol on PATH).")
 def validate(root: Path, fmt: str, disabled: tuple[str, ...], kubernetes_version: str, locations: tuple[str, ...],
-             strict: bool, offline: bool, fast: bool, cache_dir: Path | None, otelcol: str | None) -> None:
+             strict: bool, offline: bool, remote_bases: bool, fast: bool, cache_dir: Path | None,
+             otelcol: str | None) -> None:
     """Check a GitOps repo offline, the way the cluster would."""
     import json
 
@@ -43,7 +46,7 @@ def validate(root: Path, fmt: str, disabled: tuple[str, ...], kubernetes_version
         raise UserError(f"not a directory: {path}")
     options = ValidateOptions(kubernetes_version=kubernetes_version, disabled=frozenset(disabled), strict=strict,
                               schema_locations=locations, cache_dir=cache_dir, offline=offline, fast=fast,
-                              otelcol=otelcol)
+                              otelcol=otelcol, remote_bases=remote_bases)
     with output.progress("validating"):
         report = validate_repo(path, options)
     if fmt == "json":

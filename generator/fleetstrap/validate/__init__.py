@@ -13,7 +13,7 @@ from pathlib import Path
 from fleetstrap.cache import cache_dir
 from fleetstrap.errors import FindingsError, UserError
 from fleetstrap.validate.context import Context, schema_check
-from fleetstrap.validate.loader import build_repo_files, load_file
+from fleetstrap.validate.loader import OUTSIDE_LINK, build_repo_files, load_file
 from fleetstrap.validate.model import CHECKS, Doc, Finding, Report, ValidateOptions
 from fleetstrap.validate.schemas import CoreSchemas, CrdSchemas
 
@@ -61,7 +61,8 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
     root = root.resolve()
     files = build_repo_files(root)
     docs: list[Doc] = []
-    yaml_findings: list[Finding] = []
+    yaml_findings: list[Finding] = [Finding("yaml", "error", rel, None, "", "", OUTSIDE_LINK)
+                                    for rel in files.outside_links]
     for rel in files.yaml_files:
         file_docs, problems = load_file(root, rel)
         docs.extend(file_docs)
@@ -72,6 +73,9 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
         if doc.is_object and doc.data["kind"] == "CustomResourceDefinition":
             crds.add_crd(doc.data)
     ctx = Context(root, options, files, docs, CoreSchemas(options.kubernetes_version), crds)
+    from fleetstrap.validate.manifests import deployed_files
+
+    ctx.deployed = deployed_files(ctx)
     if files.kustomize_roots:
         from fleetstrap.validate.check_kustomize import kustomizations, patch_files
 
@@ -82,6 +86,11 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
     for name, run in _checks():
         if options.enabled(name):
             run(ctx)
+    if ctx.unjudged:
+        shown = sorted(ctx.unjudged)
+        more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+        ctx.note(f"schema: {len(shown)} file(s) the repo does not deploy hold objects without a schema, not checked: "
+                 f"{', '.join(shown[:5])}{more}")
     if crds.network_failures:
         ctx.note("schema: the CRDs catalog is unreachable; custom resources without a local schema have no schema")
     findings = sorted(set(ctx.findings), key=lambda f: (f.file, f.line or 0, f.check, f.path, f.message))

@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
+from fleetstrap.boundedyaml import safe_load
 from fleetstrap.validate.check_xref import _generator_params, _get, _substitute, generated_config_maps
+from fleetstrap.validate.confine import read_repo_text
 from fleetstrap.validate.context import Context, schema_check
 from fleetstrap.validate.loader import load_text
 
@@ -35,9 +37,12 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_values(root: Path, rel: str) -> dict[str, Any] | None:
+    text = read_repo_text(root, rel)  # None outside the repo: a values file there is never opened
+    if text is None:
+        return None
     try:
-        data = yaml.safe_load((root / rel).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = safe_load(text)
+    except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else ({} if data is None else None)
 
@@ -105,7 +110,10 @@ def _argo_sets(ctx: Context, spec: Any, file: str) -> Iterator[tuple[str, Values
                 if (vals := _load_values(ctx.root, rel)) is not None:
                     values, label = _merge(values, vals), rel
         if isinstance(helm.get("values"), str):
-            parsed = yaml.safe_load(helm["values"]) if "{{" not in helm["values"] else None
+            try:
+                parsed = safe_load(helm["values"]) if "{{" not in helm["values"] else None
+            except yaml.YAMLError:
+                parsed = None
             if isinstance(parsed, dict):
                 values = _merge(values, parsed)
         if isinstance(helm.get("valuesObject"), dict):
@@ -201,6 +209,11 @@ def run_helm(ctx: Context) -> None:
     sets = build_values_sets(ctx)
     seen: set[tuple[str, int | None, str]] = set()
     for chart in ctx.files.chart_dirs:
+        prefix = f"{chart}/" if chart else ""
+        if any(link.startswith(prefix) for link in ctx.files.outside_links):
+            # helm follows symlinks: a chart with one resolving outside the repo is never rendered.
+            ctx.note(f"helm: chart {chart or '.'} not rendered (a symlink in it resolves outside the repository)")
+            continue
         for vs in [ValuesSet("", {}), *sets.get(chart, [])]:
             _check_chart(ctx, engine, chart, vs, seen)
 
@@ -224,7 +237,8 @@ def _check_chart(ctx: Context, engine: _Engine, chart: str, vs: ValuesSet,
         return
     for sev, path, message in engine.lint(chart_path, vs.values):
         if sev >= 2 and not path.startswith("templates"):
-            add("error" if sev >= 3 else "warning", prefix + path, None, _one_line(message))
+            add("error" if sev >= 3 else "warning", chart_file(ctx.root, chart, path), None,
+                _one_line(message).replace(str(ctx.root) + "/", ""))
     for name, text in sorted(rendered.items()):
         base = name.rsplit("/", 1)[-1]
         if base == "NOTES.txt" or base.startswith("_"):
@@ -236,6 +250,22 @@ def _check_chart(ctx: Context, engine: _Engine, chart: str, vs: ValuesSet,
             add("error", file, None, f"rendered output: {p.message}")
         if ctx.options.enabled("schema"):
             schema_check(ctx, docs, attribute_to=file)
+
+
+def chart_file(root: Path, chart: str, path: str) -> str:
+    """The repo-relative file of a path helm reports for a chart: relative to the chart, or absolute (helm prints
+    the chart directory itself for chart-level problems, e.g. missing dependencies: those are Chart.yaml's)."""
+    prefix = f"{chart}/" if chart else ""
+    path = path.strip().rstrip("/")
+    if not path.startswith("/"):
+        return prefix + path
+    try:
+        rel = Path(path).resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        return prefix + "Chart.yaml"
+    if rel in (chart, ".", "") or not Path(root, rel).is_file():
+        return prefix + "Chart.yaml"
+    return rel
 
 
 def _one_line(text: str) -> str:

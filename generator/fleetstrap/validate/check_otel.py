@@ -19,6 +19,7 @@ from typing import Any, TypeGuard
 
 import yaml
 
+from fleetstrap.boundedyaml import safe_load
 from fleetstrap.errors import UserError
 from fleetstrap.validate.context import Context
 from fleetstrap.validate.loader import line_of
@@ -90,7 +91,7 @@ def _get(data: Any, path: Path_) -> Any:
 
 def _parse(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return safe_load(text)
     except yaml.YAMLError:
         return None
 
@@ -198,7 +199,7 @@ def built_components(exe: str) -> dict[str, frozenset[str]]:
     """The canonical type names `<exe> components` lists per kind (empty when the binary cannot say)."""
     try:
         proc = subprocess.run([exe, "components"], capture_output=True, text=True, check=False, timeout=60)
-        data = yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
+        data = safe_load(proc.stdout) if proc.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, yaml.YAMLError):
         data = None
     if not isinstance(data, dict):

@@ -13,6 +13,7 @@ from typing import Any
 
 from fleetstrap.errors import NotAFleetRepoError
 from fleetstrap.repo import load_fleet_answers
+from fleetstrap.validate.confine import read_repo_text, repo_path
 from fleetstrap.validate.context import Context
 from fleetstrap.validate.loader import line_of
 from fleetstrap.validate.model import Doc
@@ -119,7 +120,8 @@ def _get(data: Any, *keys: str | int) -> Any:
 
 
 def _rel_dir(root: Path, path: str, base: str = "") -> Path:
-    return root / base / PurePosixPath(path.removeprefix("./"))
+    # A path resolving outside the repo is treated as absent (and never opened): Flux refuses it too.
+    return repo_path(root, path, base) or root / ".fleetstrap-outside-the-repository"
 
 
 def generated_config_maps(ctx: Context) -> dict[str, list[tuple[str, dict[str, str]]]]:
@@ -299,9 +301,8 @@ def _cycles(ctx: Context, objs: list[Obj]) -> None:
 def _image_setters(ctx: Context, index: Index) -> None:
     policies = index.of("ImagePolicy", "image.toolkit.fluxcd.io")
     for rel in ctx.files.yaml_files:
-        try:
-            text = (ctx.root / rel).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+        text = read_repo_text(ctx.root, rel)
+        if text is None:
             continue
         if "$imagepolicy" not in text:
             continue

@@ -9,12 +9,37 @@ from typing import Any
 
 from fleetstrap.validate.loader import RepoFiles, line_of
 from fleetstrap.validate.model import Doc, Finding, Severity, ValidateOptions, json_path, object_id
-from fleetstrap.validate.schemas import CoreSchemas, CrdSchemas, is_core_group, split_api_version
+from fleetstrap.validate.schemas import CoreSchemas, CrdSchemas, is_core_group, removed_api, split_api_version
 
 # Config files that look like objects but never reach a cluster.
 NON_CLUSTER_GROUPS = frozenset({
     "kustomize.config.k8s.io", "config.kubernetes.io", "kpt.dev", "fn.kpt.dev", "builtin", "kind.x-k8s.io",
 })
+
+
+# CRDs a controller extends in the cluster: flux-operator patches its own kinds into the Flux Alert CRD's
+# eventSources kind enum. (group, kind, path with "*" for any index) -> (the controller's API group, whose
+# objects in the repo say it runs; the values it adds).
+EXTENDED_ENUMS: dict[tuple[str, str, tuple[str, ...]], tuple[str, frozenset[str]]] = {
+    ("notification.toolkit.fluxcd.io", "Alert", ("spec", "eventSources", "*", "kind")):
+        ("fluxcd.controlplane.io",
+         frozenset({"FluxInstance", "FluxReport", "ResourceSet", "ResourceSetInputProvider"})),
+}
+
+
+def _matches(pattern: tuple[str, ...], path: list[str | int] | tuple[str | int, ...]) -> bool:
+    return len(pattern) == len(path) and all(p == "*" or p == str(q) for p, q in zip(pattern, path, strict=True))
+
+
+def _value_at(data: Any, path: list[str | int] | tuple[str | int, ...]) -> Any:
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
 
 
 @dataclass
@@ -34,6 +59,11 @@ class Context:
     patch_files: frozenset[str] = frozenset()
     # Objects the helm check rendered from the repo's charts, for checks of their content (otel).
     rendered: list[Doc] = field(default_factory=list)
+    # The files the repo deploys (validate.manifests), None when it references nothing (all are manifests).
+    deployed: frozenset[str] | None = None
+    # Files not deployed whose objects have no schema: one note, not a warning each.
+    unjudged: set[str] = field(default_factory=set)
+    _groups: set[str] | None = None
 
     @property
     def objects(self) -> list[Doc]:
@@ -48,6 +78,16 @@ class Context:
             doc: Doc | None = None, path: list[str | int] | tuple[str | int, ...] = ()) -> None:
         self.findings.append(Finding(check, severity, file, line, object_id(doc.data) if doc else "",
                                      json_path(path), message))
+
+    def extended_by_controller(self, group: str, kind: str, data: Any, path: list[str | int] | tuple[str | int, ...]
+                               ) -> bool:
+        """Whether an error at `path` is a value a controller the repo runs adds to this CRD in the cluster."""
+        for (g, k, pattern), (controller, values) in EXTENDED_ENUMS.items():
+            if g == group and k == kind and _matches(pattern, path) and _value_at(data, path) in values:
+                if self._groups is None:
+                    self._groups = {d.data["apiVersion"].rpartition("/")[0] for d in self.docs if d.is_object}
+                return controller in self._groups
+        return False
 
     def note(self, message: str) -> None:
         if message not in self.notes:
@@ -80,10 +120,18 @@ def schema_check(ctx: Context, docs: list[Doc], *, attribute_to: str | None = No
         group, _ = split_api_version(api_version)
         validate = ctx.core.validator(api_version, kind) if is_core_group(group) else None
         if validate is None and "." in group:
+            if ctx.crds.bundled and (removed := removed_api(api_version, kind)) \
+                    and not ctx.crds.own_schema(api_version, kind):
+                ctx.add("schema", "error", attribute_to or doc.file, None if attribute_to else doc.line, removed,
+                        doc=doc, path=("apiVersion",))
+                continue
             # Also *.k8s.io groups Kubernetes does not serve itself (Gateway API) come from CRD schemas.
             validate = ctx.crds.validator(api_version, kind)
         name = str((data.get("metadata") or {}).get("name", "")) if isinstance(data.get("metadata"), dict) else ""
         file = attribute_to or doc.file
+        if validate is None and attribute_to is None and ctx.deployed is not None and doc.file not in ctx.deployed:
+            ctx.unjudged.add(doc.file)
+            continue
         if validate is None:
             key = (kind, name, "", "no schema")
             if key in ctx.reported:
@@ -93,6 +141,8 @@ def schema_check(ctx: Context, docs: list[Doc], *, attribute_to: str | None = No
                     f"no schema for {api_version} {kind}", doc=doc)
             continue
         for path, message in validate(data):
+            if ctx.extended_by_controller(group, kind, data, path):
+                continue  # the controller adds this value to the CRD in the cluster
             key = (kind, name, json_path(path), message)
             if key in ctx.reported:
                 continue

@@ -11,7 +11,10 @@ from typing import Any
 
 import yaml
 
+from fleetstrap.boundedyaml import MAX_DOCUMENT_BYTES, GoLoader, YamlLimitError, may_nest_deeply, read_bounded_text
+from fleetstrap.validate.confine import inside
 from fleetstrap.validate.model import Doc, Finding, json_path
+from fleetstrap.validate.sourceignore import SourceIgnore
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # Directories that are never part of the GitOps content.
@@ -21,7 +24,8 @@ _KEEP_HIDDEN = frozenset({".github", ".fleetstrap"})
 # A Go/Helm template action: `{{ .Values.x }}`, `{{- include ...}}`, `{{ if ...}}`.
 _GO_TEMPLATE = re.compile(r"\{\{-?\s*(?:[.$]|(?:if|range|with|include|template|define|end|else|toYaml|tpl)\b)")
 
-_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+OUTSIDE_LINK = "symlink resolves outside the repository; not read"
 
 
 @dataclass(frozen=True)
@@ -32,22 +36,37 @@ class RepoFiles:
     kustomize_roots: tuple[str, ...]
     dockerfiles: tuple[str, ...]
     workflows: tuple[str, ...]
+    # Symlinks (files or directories) that resolve outside the repo: findings, never opened.
+    outside_links: tuple[str, ...] = ()
 
 
-def _walk(root: Path) -> Iterator[str]:
+def _walk(root: Path, outside: list[str]) -> Iterator[str]:
+    # os.walk does not descend into symlinked directories; a symlink resolving outside the repo is recorded
+    # (a finding) and never opened. Symlinks resolving inside are read through the path they point to.
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d for d in dirnames if d not in _SKIP_DIRS and (not d.startswith(".") or d in _KEEP_HIDDEN)
-        )
         rel = Path(dirpath).relative_to(root).as_posix()
         prefix = "" if rel == "." else rel + "/"
+        kept = []
+        for d in sorted(dirnames):
+            if d in _SKIP_DIRS or (d.startswith(".") and d not in _KEEP_HIDDEN):
+                continue
+            if Path(dirpath, d).is_symlink() and not inside(root, Path(dirpath, d)):
+                outside.append(prefix + d)
+                continue
+            kept.append(d)
+        dirnames[:] = kept
         for name in sorted(filenames):
+            if Path(dirpath, name).is_symlink() and not inside(root, Path(dirpath, name)):
+                outside.append(prefix + name)
+                continue
             yield prefix + name
 
 
 def build_repo_files(root: Path) -> RepoFiles:
     """Classify the repo's files once; every check works from this listing."""
-    all_files = list(_walk(root))
+    outside: list[str] = []
+    all_files = list(_walk(root, outside))
+    ignore = SourceIgnore.of_repo(root)
     charts = sorted({f.rsplit("/", 1)[0] if "/" in f else ""
                      for f in all_files if f.rsplit("/", 1)[-1] == "Chart.yaml"})
     chart_prefixes = tuple((c + "/" if c else "") for c in charts)
@@ -67,17 +86,20 @@ def build_repo_files(root: Path) -> RepoFiles:
             continue
         if f.startswith(".github/workflows/") and f.count("/") == 2:
             workflows.append(f)
+        elif ignore.ignored(f):
+            continue  # Flux never ships it (.sourceignore, Flux's defaults): not a manifest
         # Helm templates (and subcharts' templates) are Go templates, not YAML.
         if any(f.startswith(p + "templates/") or f.startswith(p + "charts/") for p in chart_prefixes):
             skipped.append(f)
             continue
         yaml_files.append(f)
     return RepoFiles(tuple(yaml_files), tuple(skipped), tuple(charts), tuple(sorted(set(roots))),
-                     tuple(dockerfiles), tuple(workflows))
+                     tuple(dockerfiles), tuple(workflows), tuple(sorted(outside)))
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc]
-    """Safe loader that records duplicate mapping keys instead of silently keeping the last one."""
+class _Loader(GoLoader):
+    """Go's bounded reading of YAML (fleetstrap.boundedyaml) that records duplicate mapping keys instead of
+    silently keeping the last one."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -98,10 +120,21 @@ def is_go_template(text: str) -> bool:
     return _GO_TEMPLATE.search(text) is not None
 
 
+# Jinja (Ansible roles, cookiecutter/copier templates): `{% for … %}`, `{{ name }}`, `{# … #}`.
+_JINJA = re.compile(r"\{%-?\s*[a-z]|\{\{-?\s*[A-Za-z_]|\{#")
+
+
+def is_template(text: str) -> bool:
+    """A Go or Jinja template of YAML: when it does not parse, it is a template, not a broken manifest."""
+    return is_go_template(text) or _JINJA.search(text) is not None
+
+
 def load_file(root: Path, rel: str) -> tuple[list[Doc], list[Finding]]:
     """Parse every document of one file. Errors become `yaml` findings, never exceptions."""
+    if not inside(root, root / rel):
+        return [], [Finding("yaml", "error", rel, None, "", "", OUTSIDE_LINK)]
     try:
-        text = (root / rel).read_text(encoding="utf-8")
+        text = read_bounded_text(root / rel)
     except UnicodeDecodeError:
         return [], [Finding("yaml", "error", rel, None, "", "", "file is not valid UTF-8")]
     except OSError as exc:
@@ -109,7 +142,7 @@ def load_file(root: Path, rel: str) -> tuple[list[Doc], list[Finding]]:
     docs, findings = load_text(text, rel)
     # Go templates inside YAML strings (ApplicationSet goTemplate, alert annotations) are still YAML and are
     # checked; only a file that is a template *of* YAML (and so does not parse) is left alone.
-    if findings and is_go_template(text):
+    if findings and is_template(text):
         return [], []
     return docs, findings
 
@@ -128,6 +161,7 @@ _YAML11_SCALAR = (
 _YAML11_VALUE = re.compile(rf"[ \t\[{{,](?=[yYnNoO=+.\d-])(?:{_YAML11_SCALAR})(?=[ \t]*(?:$|[\]}},#:]))", re.M)
 _YAML11_KEY = re.compile(r"^(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|[-+]?\d[\d_:.eE+-]*)[ \t]*:", re.M)
 _TAG = re.compile(r"(?:^|[ \t\[{,])!", re.M)
+_ALIAS = re.compile(r"(?:^|[ \t\[{,])\*[^\s,\[\]{}]", re.M)
 
 
 def _needs_pyyaml(text: str) -> bool:
@@ -139,6 +173,11 @@ def _needs_pyyaml(text: str) -> bool:
     if "{{" in text or "{%" in text or "? " in text:
         return True
     if "!" in text and _TAG.search(text):
+        return True
+    # Aliases (yaml-rs expands them: the bounded loader counts the expansion first) and deep nesting.
+    if "*" in text and _ALIAS.search(text):
+        return True
+    if may_nest_deeply(text):
         return True
     return bool(_YAML11_VALUE.search(text) or _YAML11_KEY.search(text))
 
@@ -180,6 +219,8 @@ class _LazyFile:
             try:
                 while loader.check_node():
                     out.append(loader.get_node())
+            except yaml.YAMLError:
+                pass  # lines then come from the document starts already known
             finally:
                 loader.dispose()
             self._nodes = out
@@ -195,9 +236,13 @@ def _fast_load(text: str, rel: str) -> list[Doc] | None:
     bounds = [m.start() for m in _DOC_MARKER.finditer(text)]
     chunks = [(0, bounds[0] if bounds else len(text))] if not bounds or bounds[0] > 0 else []
     chunks += [(b, bounds[i + 1] if i + 1 < len(bounds) else len(text)) for i, b in enumerate(bounds)]
+    if any(end - begin > MAX_DOCUMENT_BYTES for begin, end in chunks):
+        return None  # the line-tracking path names the document and the bound
     lazy = _LazyFile(text)
     docs: list[Doc] = []
     index = 0
+    # Lines are counted from the previous document's start, never from the top of the text (linear in the stream).
+    counted_to, counted_line = 0, 1
     for begin, end in chunks:
         marker = text.startswith("---", begin)
         content = _CONTENT_LINE.search(text, text.find("\n", begin, end) + 1 if marker else begin, end)
@@ -208,8 +253,10 @@ def _fast_load(text: str, rel: str) -> list[Doc] | None:
         except Exception:  # any rejection: PyYAML decides, with its own message and line
             return None
         if data is not None:
-            line = text.count("\n", 0, content.start() if content else begin) + 1
-            docs.append(Doc(rel, index, line, data, LazyNode(lazy, index)))
+            at = content.start() if content else begin
+            counted_line += text.count("\n", counted_to, at)
+            counted_to = at
+            docs.append(Doc(rel, index, counted_line, data, LazyNode(lazy, index)))
         index += 1
     return docs
 
@@ -231,15 +278,28 @@ def _slow_load(text: str, rel: str) -> tuple[list[Doc], list[Finding]]:
             node = loader.get_node()
             if node is None:
                 continue
+            size = node.end_mark.index - node.start_mark.index
+            if size > MAX_DOCUMENT_BYTES:
+                findings.append(Finding("yaml", "error", rel, node.start_mark.line + 1, "", "",
+                                        f"document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB "
+                                        "(no manifest is); not read"))
+                index += 1
+                continue
             data = loader.construct_document(node)
             if data is not None:
                 docs.append(Doc(rel, index, node.start_mark.line + 1, data, node))
             index += 1
+    except YamlLimitError as exc:
+        mark = exc.problem_mark
+        findings.append(Finding("yaml", "error", rel, mark.line + 1 if mark else None, "", "",
+                                f"YAML refused: {exc.problem}"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         findings.append(Finding("yaml", "error", rel, mark.line + 1 if mark else None, "", "",
                                 f"YAML does not parse: {problem}"))
+    except RecursionError:  # a bound above should stop it first; never an internal error
+        findings.append(Finding("yaml", "error", rel, None, "", "", "YAML refused: nesting too deep"))
     finally:
         loader.dispose()
     for mapping, key_node, key in loader.duplicates:

@@ -31,6 +31,8 @@ class ValidateOptions:
     bundled_schemas: bool = True
     # OpenTelemetry Collector binary whose `validate` also loads each collector config (None: look on PATH).
     otelcol: str | None = None
+    # Let kustomize fetch remote bases (URLs, git repos); never with `offline`.
+    remote_bases: bool = False
 
     def enabled(self, check: str) -> bool:
         if check in self.disabled:

@@ -290,6 +290,62 @@ def bundled_kinds() -> set[tuple[str, str, str]]:
     return out
 
 
+# --- removed API versions ----------------------------------------------------------------------------------
+# Which versions of a bundled kind the pinned controller releases serve is generated: the bundled schemas are
+# exactly the served versions of each CRD at the pinned release (index.json names the release). The release that
+# removed a version is history, kept here by hand from the controllers' changelogs; without an entry the
+# finding names the pinned release that does not serve it.
+REMOVED_IN: dict[tuple[str, str], str] = {
+    ("helm.toolkit.fluxcd.io", "v2beta2"): "Flux 2.8",
+    ("source.toolkit.fluxcd.io/ocirepository", "v1beta2"): "Flux 2.8",
+}
+
+
+def version_key(version: str) -> tuple[int, int, int]:
+    """Kubernetes' version priority: GA above beta above alpha, then by number (v2 > v1 > v1beta3)."""
+    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if m is None:
+        return (-1, -1, -1)
+    stage = {"alpha": 0, "beta": 1}.get(m.group(2) or "", 2)
+    return (int(m.group(1)) if stage == 2 else 0, stage, int(m.group(1)) * 1000 + int(m.group(3) or 0))
+
+
+def _served_table() -> dict[tuple[str, str], tuple[list[str], str]]:
+    """(group, kind lowercase) -> (versions the pinned release serves, best first; the release)."""
+    index = json.loads((BUNDLED_SCHEMAS / "index.json").read_text(encoding="utf-8"))
+    out: dict[tuple[str, str], tuple[list[str], str]] = {}
+    for rel, release in index["schemas"].items():
+        group, _, name = rel.removesuffix(".json").partition("/")
+        kind, _, version = name.rpartition("_")
+        versions, _ = out.setdefault((group, kind), ([], str(release)))
+        versions.append(version)
+    for versions, _ in out.values():
+        versions.sort(key=version_key, reverse=True)
+    return out
+
+
+_SERVED: dict[tuple[str, str], tuple[list[str], str]] | None = None
+
+
+def removed_api(api_version: str, kind: str) -> str | None:
+    """Why `api_version` `kind` is not served by the pinned release of its controller, or None."""
+    global _SERVED
+    if _SERVED is None:
+        _SERVED = _served_table()
+    group, version = split_api_version(api_version)
+    entry = _SERVED.get((group, kind.lower()))
+    if entry is None or version in entry[0]:
+        return None
+    versions, release = entry
+    if version_key(version) > version_key(versions[0]):
+        return None  # newer than the pinned release (the catalog or a schema location may know it)
+    project = release.rsplit("/", 1)[-1]
+    removed = REMOVED_IN.get((f"{group}/{kind.lower()}", version)) or REMOVED_IN.get((group, version))
+    when = f"removed in {removed}; " if removed else ""
+    return (f"{api_version} {kind} is no longer served ({when}{project} at the pinned version serves only "
+            f"{', '.join(f'{group}/{v}' for v in versions)}): use apiVersion {group}/{versions[0]}")
+
+
 @dataclass
 class CrdSchemas:
     """Lookup of custom-resource schemas, each compiled once, in the documented order: the schema locations
@@ -307,6 +363,13 @@ class CrdSchemas:
         self._cache: dict[tuple[str, str, str], Validate | None] = {}
         self._unreachable: set[str] = set()
         self.network_failures = 0
+
+    def own_schema(self, api_version: str, kind: str) -> bool:
+        """Whether the repo's CRDs or the schema locations define this version (the repo installs it itself)."""
+        group, version = split_api_version(api_version)
+        key = (group, kind.lower(), version)
+        return key in self.repo or self._from(tuple(loc for loc in self.locations if not re.match(
+            r"^https?://", loc)), *key) is not None
 
     def add_crd(self, crd: dict[str, Any]) -> None:
         for key, schema in crd_schemas(crd):
