@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,12 +78,15 @@ QUESTIONS: tuple[Question, ...] = (
              choices=POLICIES),
     Question("branch", "Branch the cluster syncs from"),
     Question("git_url", "Git URL the cluster pulls from"),
+    Question("fleetstrap_pip", "What the generated workflows pip install as fleetstrap (empty: the release that "
+             "rendered the fleet; or a git URL, a wheel URL, --index-url URL with a requirement)"),
 )
 QUESTION_BY_KEY = {q.key: q for q in QUESTIONS}
 # The answers every unit of the template receives (the rest only go to the fleet unit: FleetAnswers.fleet_data).
 SHARED_KEYS = ("owner", "fleet_name", "git_url", "branch", "engine", "environments", "registry", "image_automation",
                "progressive_delivery", "telemetry_backend", "otlp_endpoint", "collector_mode", "ingress_domain",
-               "tls_issuer", "monitoring", "repo_layout", "dependency_bot", "verify_signatures", "policy")
+               "tls_issuer", "monitoring", "repo_layout", "dependency_bot", "verify_signatures", "policy",
+               "fleetstrap_pip")
 # `services` is kept by fleetstrap (init's first service, then `add service`); accepted in answers files.
 KNOWN_KEYS = frozenset(QUESTION_BY_KEY) | {"services"}
 
@@ -130,6 +134,7 @@ class FleetAnswers:
     policy: str = "none"
     branch: str = "main"
     git_url: str = ""
+    fleetstrap_pip: str = ""
 
     def to_copier_data(self) -> dict[str, Any]:
         """Answers shared by every unit, in copier's vocabulary (lists, not tuples)."""
@@ -365,6 +370,24 @@ def _services(data: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(names)
 
 
+# One word of `fleetstrap_pip`: what pip takes on its command line (requirements, URLs, options), nothing a shell
+# would read as syntax. The workflows quote each word.
+_PIP_WORD = re.compile(r"^[A-Za-z0-9_.,:/@+=~<>!%\[\]-]+$")
+
+
+def pip_spec(value: str) -> str:
+    """`fleetstrap_pip`: pip install arguments naming fleetstrap (a requirement, a git or wheel URL, index options)."""
+    words = value.split()
+    bad = next((w for w in words if not _PIP_WORD.match(w)), None)
+    if bad is not None:
+        raise AnswersError(f"answer 'fleetstrap_pip': {bad!r} is not a pip argument "
+                           "(letters, digits and ._-:/@+=~<>!%[] only)")
+    if words and (words[-1].startswith("-") or "fleetstrap" not in words[-1].lower()):
+        raise AnswersError("answer 'fleetstrap_pip' must end with what installs fleetstrap (a requirement, a git URL "
+                           "or a wheel naming fleetstrap)")
+    return " ".join(words)
+
+
 def default_otlp_endpoint(backend: str) -> str:
     return {
         "jaeger": "jaeger-collector.observability.svc.cluster.local:4317",
@@ -418,6 +441,7 @@ def build_answers(data: Mapping[str, Any]) -> FleetAnswers:
         policy=_choice(data, "policy", d["policy"], POLICIES),
         branch=branch,
         git_url=_str(data, "git_url", default_git_url(owner, fleet_name)),
+        fleetstrap_pip=pip_spec(_str(data, "fleetstrap_pip", d["fleetstrap_pip"])),
     )
     if not answers.services:
         raise AnswersError("missing answer(s): service")

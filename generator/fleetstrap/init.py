@@ -22,6 +22,7 @@ from fleetstrap.render import (
     promote,
     render_components,
     staging_dir,
+    warn_unpublished,
 )
 
 
@@ -131,6 +132,7 @@ def init_fleet(request: InitRequest) -> InitReport:
         with trace.stage("render", components=len(plan.components)):
             source = request.template or ensure_template_mirror()
             trace.annotate(**{"fleetstrap.template_version": source.ref})
+            warn_unpublished(answers.fleetstrap_pip, source)
             render_components(plan.components, tmp, source)
             staged = [(stack.enter_context(staging_dir(d)), d) for _, d in repos]
             for (service, _), (repo_tmp, _) in zip(repos, staged, strict=True):
