@@ -97,9 +97,8 @@ def runtime_version() -> str:
         return source_version(root)  # a checkout: what a build of it would be called now
     from importlib import metadata
 
-    try:
-        dist = metadata.distribution("fleetstrap")
-    except metadata.PackageNotFoundError:
-        return declared()
-    located = Path(str(dist.locate_file("fleetstrap/__init__.py")))
-    return dist.version if located.resolve() == (_PKG / "__init__.py") else declared()
+    # The distribution this very package was installed from (another fleetstrap may be earlier on sys.path).
+    for dist in metadata.distributions(name="fleetstrap"):
+        if Path(str(dist.locate_file("fleetstrap/__init__.py"))).resolve() == _PKG / "__init__.py":
+            return dist.version
+    return declared()
