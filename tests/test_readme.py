@@ -75,6 +75,7 @@ def test_readme_quick_start_runs_in_order(tmp_path: Path, github: FakeGitHub) ->
                          env=_newcomer_env(tmp_path, github), capture_output=True, text=True, check=False, timeout=1800)
     codes = {int(m.group(1)): int(m.group(2)) for m in re.finditer(rf"^{STEP} (\d+) rc=(\d+)$", res.stderr, re.M)}
     report = "\n".join(f"[{codes.get(i, '-')}] {cmd}" for i, cmd in enumerate(commands))
+    print(f"README commands and their exit codes:\n{report}")  # for the record (pytest -s)
     failed = [i for i in range(len(commands)) if codes.get(i) != 0]
     assert not failed, f"README command failed:\n{report}\n--- output ---\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}"
     fleet = checkout / "fleet-infra"

@@ -1,0 +1,37 @@
+"""`push` publishes the repository the fleet points at: a placeholder owner, or flags naming another repository than
+the owner/fleet_name answers (Flux's git URL, the images and the deploy keys follow those), are refused with one
+line before any network call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleetstrap.cli import run
+from gitservers import make_fleet
+
+
+@pytest.mark.parametrize(("owner", "args", "message"), [
+    ("example-org", [], "the fleet's owner is the placeholder 'example-org'"),
+    ("acme", ["--owner", "you"], "--owner you differs from the fleet's owner answer 'acme'"),
+    ("acme", ["--repo", "other-fleet"], "--repo other-fleet differs from the fleet's repository answer 'fleet-infra'"),
+])
+def test_push_refuses_a_fleet_made_for_another_repository(owner: str, args: list[str], message: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GH_TOKEN", "ghp_" + "x" * 36)
+    fleet = make_fleet(tmp_path / "fleet", owner=owner)
+    # A port nothing listens on: the refusal must come before any request.
+    code = run(["push", str(fleet), *args, "--github-url", "http://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 1 and message in " ".join(err.split()), err
+    assert "Traceback" not in err
+
+
+def test_matching_flags_are_accepted() -> None:
+    from fleetstrap.answers import build_answers
+    from fleetstrap.publish.core import check_fleet_identity
+
+    fleet = build_answers({"owner": "acme", "service": "hello"})
+    check_fleet_identity(fleet, "ACME", "fleet-infra")  # GitHub names are case-insensitive
