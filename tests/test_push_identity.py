@@ -35,3 +35,14 @@ def test_matching_flags_are_accepted() -> None:
 
     fleet = build_answers({"owner": "acme", "service": "hello"})
     check_fleet_identity(fleet, "ACME", "fleet-infra")  # GitHub names are case-insensitive
+
+
+def test_a_failed_download_says_why_and_what_helps() -> None:
+    """bootstrap's manifest download: the reason (here: refused), and the mirror override, not just "URLError"."""
+    from fleetstrap.bootstrap.manifests import DOWNLOAD_BASE_ENV, _fetch
+    from fleetstrap.errors import RemoteError
+
+    with pytest.raises(RemoteError) as info:
+        _fetch("http://127.0.0.1:9/fluxcd/flux2/releases/download/v2.7.0/install.yaml", timeout=5)
+    assert "refused" in str(info.value).lower() and "URLError" not in str(info.value)
+    assert DOWNLOAD_BASE_ENV in (info.value.hint or "")
