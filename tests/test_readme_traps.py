@@ -1,6 +1,6 @@
-"""`push` publishes the repository the fleet points at: a placeholder owner, or flags naming another repository than
-the owner/fleet_name answers (Flux's git URL, the images and the deploy keys follow those), are refused with one
-line before any network call."""
+"""The traps the README's quick start walked into, closed: `push` publishes the repository the fleet points at (a
+placeholder owner, or flags naming another repository than the owner/fleet_name answers, are refused with one line
+before any network call); a failed bootstrap download says why; a plain install (no extras) inits with a warning."""
 
 from __future__ import annotations
 
@@ -46,3 +46,21 @@ def test_a_failed_download_says_why_and_what_helps() -> None:
         _fetch("http://127.0.0.1:9/fluxcd/flux2/releases/download/v2.7.0/install.yaml", timeout=5)
     assert "refused" in str(info.value).lower() and "URLError" not in str(info.value)
     assert DOWNLOAD_BASE_ENV in (info.value.hint or "")
+
+
+def test_a_plain_install_inits_with_a_warning_about_the_skipped_gate(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the validate extra (kubernetes-validate absent: the lookup schemas.py makes fails), init renders and
+    commits, and says which checks did not run and what runs them."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "kubernetes_validate" else real(name, *a))
+    code = run(["init", str(tmp_path / "fleet"), "--blueprint", "starter", "--data", "owner=acme"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err
+    assert "the offline validation gate did not run: kubernetes-validate is not installed" in err
+    assert "pip install 'fleetstrap[validate]'" in err
+    assert (tmp_path / "fleet" / ".git").is_dir()
