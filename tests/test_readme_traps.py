@@ -64,3 +64,33 @@ def test_a_plain_install_inits_with_a_warning_about_the_skipped_gate(tmp_path: P
     assert "the offline validation gate did not run: kubernetes-validate is not installed" in err
     assert "pip install 'fleetstrap[validate]'" in err
     assert (tmp_path / "fleet" / ".git").is_dir()
+
+
+def test_validate_warns_on_placeholders_once_the_fleet_has_a_push_remote(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    from fleetstrap.validate import ValidateOptions, validate_repo
+
+    fleet = tmp_path / "fleet"
+    assert run(["init", str(fleet), "--blueprint", "starter", "--no-validate"]) == 0  # example-org, example.com
+    capsys.readouterr()
+
+    def placeholder_findings() -> list[str]:
+        report = validate_repo(fleet, ValidateOptions(fast=True, offline=True))
+        return sorted(f.message.split(" is the placeholder")[0] for f in report.findings if f.check == "placeholders")
+
+    assert placeholder_findings() == []  # trying it out locally: nothing to warn about
+    subprocess.run(["git", "-C", str(fleet), "remote", "add", "origin", "https://git.example.org/acme/fleet.git"],
+                   check=True)
+    assert placeholder_findings() == ["acme_email", "ingress_domain", "owner"]
+    report = validate_repo(fleet, ValidateOptions(fast=True, offline=True))
+    assert not [f for f in report.errors if f.check == "placeholders"]  # warnings: the fleet is still valid
+
+    named = tmp_path / "named"
+    assert run(["init", str(named), "--blueprint", "starter", "--no-validate", "--data", "owner=acme", "--data",
+                "ingress_domain=apps.acme.io", "--data", "acme_email=ops@acme.io"]) == 0
+    subprocess.run(["git", "-C", str(named), "remote", "add", "origin", "https://git.example.org/acme/fleet.git"],
+                   check=True)
+    report = validate_repo(named, ValidateOptions(fast=True, offline=True))
+    assert [f for f in report.findings if f.check == "placeholders"] == []
