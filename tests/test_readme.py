@@ -83,3 +83,17 @@ def test_readme_quick_start_runs_in_order(tmp_path: Path, github: FakeGitHub) ->
     assert ("you", "fleet-infra") in {(r.owner, r.name) for r in github.repos.values()}
     answers = (fleet / ".fleetstrap/answers/fleet.yml").read_text()
     assert "owner: you" in answers and "example-org" not in answers
+
+
+def test_no_page_installs_fleetstrap_from_an_index_it_is_not_on() -> None:
+    """Until the first release is published, the commands in README and docs install from a checkout, a git URL or
+    a wheel, never `fleetstrap` by name from an index (prose may say that this does not work yet)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    by_name = re.compile(r"(pipx (install|run)|uvx|pip install)\s+(--?\S+\s+)*['\"]?fleetstrap(\[[a-z,]+\])?"
+                         r"(?!\s*@)(['\"]|\s|$)", re.M)
+    found = [f"{p.relative_to(ROOT)}: {m.group(0).strip()}" for p in pages
+             for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", p.read_text(encoding="utf-8"), re.S)
+             for m in by_name.finditer(block)]
+    assert found == []
+    assert by_name.search("pipx install 'fleetstrap[validate]'") and by_name.search("uvx fleetstrap --help")
+    assert not by_name.search("pip install 'fleetstrap[validate] @ git+https://h/o/fleetstrap.git'")
