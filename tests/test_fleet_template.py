@@ -22,6 +22,7 @@ import yaml
 
 from fleetstrap.blueprints import list_blueprints
 from fleetstrap.pins import action_pins, pin
+from fleetstrap.render import ensure_template_mirror
 from support import k8s
 from support.fleet import RenderedFleet, render_blueprint
 from support.parity import appset_params, canonical, go_template, merge_values
@@ -200,13 +201,16 @@ def test_monitoring_hooks_follow_the_answer(fleet: RenderedFleet) -> None:
 # ---------------------------------------------------------------- golden snapshots
 
 
-def _normalize(text: str) -> str:
-    # Copier records the template commit/tag, which changes with every template edit.
-    return re.sub(r"^(_commit|_src_path): .*$", r"\1: <normalized>", text, flags=re.MULTILINE)
+def _normalize(text: str, version: str) -> str:
+    # Copier records the template commit/tag, which changes with every template edit; the workflows and README name
+    # the version that rendered the fleet (a development build's changes with every commit).
+    text = re.sub(r"^(_commit|_src_path): .*$", r"\1: <normalized>", text, flags=re.MULTILINE)
+    return text.replace(version, "<version>")
 
 
 def _snapshot(fleet: RenderedFleet) -> str:
-    return "".join(f"=== {rel}\n{_normalize(text)}" + ("" if text.endswith("\n") else "\n")
+    version = ensure_template_mirror().ref.removeprefix("v")
+    return "".join(f"=== {rel}\n{_normalize(text, version)}" + ("" if text.endswith("\n") else "\n")
                    for rel, text in fleet.own_files)
 
 

@@ -43,7 +43,7 @@ from otlp_receiver import HttpReceiver, ReceivedSpan, http_receiver
 from support.commands import cli, ok
 
 TOKEN = "ghp_" + "E2e" * 12
-OWNER = "example-org"  # the blueprints' owner: pushed into an organization the token's user belongs to
+OWNER = "fleet-org"  # the README's way: the blueprint with --data owner=…, an organization the token's user is in
 FLEET = "fleet-infra"
 TEMPLATE_VERSION = f"v{__version__}"
 
@@ -159,7 +159,7 @@ def test_starter_mission_on_flux_through_fake_github(
     kc = str(env["kubeconfig"])
 
     # 1. init from the starter blueprint; the generated repo passes the offline gate.
-    ok(capsys, "init", "--blueprint", "starter", str(fleet))
+    ok(capsys, "init", "--blueprint", "starter", "--data", f"owner={OWNER}", str(fleet))
     initial = _git(fleet, "rev-parse", "HEAD")
     ok(capsys, "validate", "--offline", "--schema-location", str(crd_schemas), str(fleet))
 

@@ -175,6 +175,9 @@ QUESTIONS: tuple[Question, ...] = (
     Question("git_url", "Git URL the cluster pulls from", "Git URL the cluster pulls from (ssh, deploy key)",
              derive=lambda a: default_git_url(str(a.get("owner", "")), str(a.get("fleet_name", "fleet-infra"))),
              check=t.git_url_problem, asked=False),
+    Question("fleetstrap_pip", "What the generated workflows pip install as fleetstrap",
+             "What the generated workflows pip install as fleetstrap (empty - the release that rendered the repo)",
+             default="", check=t.pip_args_problem, asked=False, copier_when="{{ unit in ['fleet', 'service'] }}"),
 )
 QUESTION_BY_KEY = {q.key: q for q in QUESTIONS}
 

@@ -271,3 +271,24 @@ def reserved_name_problem(value: str, what: str, *, rust: bool = False) -> str |
     if value in WINDOWS_DEVICE_NAMES:
         return f"{what} {value!r} is reserved: a Windows device name, which cargo refuses as a package name"
     return None
+
+
+# One word of `fleetstrap_pip`: what pip takes on its command line (requirements, URLs, options), nothing a shell
+# would read as syntax. The workflows quote each word.
+_PIP_WORD = re.compile(r"^[A-Za-z0-9_.,:/@+=~<>!%\[\]-]+$")
+MAX_PIP = 1024
+
+
+def pip_args_problem(value: str, key: str) -> str | None:
+    """`fleetstrap_pip`: pip install arguments ending with what installs fleetstrap (a requirement, a git or wheel
+    URL), optionally after index options; empty means the release that rendered the fleet."""
+    if len(value) > MAX_PIP:
+        return f"{key}: longer than {MAX_PIP} characters"
+    words = value.split()
+    bad = next((w for w in words if not _PIP_WORD.match(w)), None)
+    if bad is not None:
+        return f"{key}: {_shown(bad)} is not a pip argument (letters, digits and ._-:/@+=~<>!%[] only)"
+    if words and (words[-1].startswith("-") or "fleetstrap" not in words[-1].lower()):
+        return (f"{key} must end with what installs fleetstrap (a requirement, a git URL or a wheel naming "
+                "fleetstrap)")
+    return None

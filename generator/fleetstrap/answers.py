@@ -54,7 +54,8 @@ Engine = Literal["flux", "argocd", "both"]
 # The answers every unit of the template receives (the rest only go to the fleet unit: FleetAnswers.fleet_data).
 SHARED_KEYS = ("owner", "fleet_name", "git_url", "branch", "engine", "environments", "registry", "image_automation",
                "progressive_delivery", "telemetry_backend", "otlp_endpoint", "collector_mode", "ingress_domain",
-               "tls_issuer", "monitoring", "repo_layout", "dependency_bot", "verify_signatures", "policy")
+               "tls_issuer", "monitoring", "repo_layout", "dependency_bot", "verify_signatures", "policy",
+               "fleetstrap_pip")
 # `services` is kept by fleetstrap (init's first service, then `add service`); accepted in answers files.
 KNOWN_KEYS = frozenset(QUESTION_BY_KEY) | {"services"}
 
@@ -116,6 +117,7 @@ class FleetAnswers:
     policy: str = _SCHEMA_DEFAULT["policy"]
     branch: str = _SCHEMA_DEFAULT["branch"]
     git_url: str = _SCHEMA_DEFAULT["git_url"]
+    fleetstrap_pip: str = _SCHEMA_DEFAULT["fleetstrap_pip"]
 
     def to_copier_data(self) -> dict[str, Any]:
         """Answers shared by every unit, in copier's vocabulary (lists, not tuples)."""

@@ -1,15 +1,15 @@
 """Render: copier side effects. Templates come from a versioned git source so copier can 3-way merge later.
 
 The bundled templates are not a git repo inside a wheel, so a local mirror is built on demand:
-one git repository under the user's cache dir, one commit + tag `v<fleetstrap version>` per template
-content. Rendering always goes through it, so every answers file records a `_commit` copier can update from.
+one git repository under the user's cache dir, one commit + tag per template content (`v<release>`, or
+`v<dev version>+t<digest>` for a development build). Rendering always goes through it, so every answers file
+records a `_commit` naming exactly the templates it came from, and `_src_path: fleetstrap` (not the mirror's path).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import shutil
 import tempfile
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetstrap import __version__, copier_adapter, gitrepo
+from fleetstrap import __version__, copier_adapter, gitrepo, output
+from fleetstrap._version import is_development, tree_digest
 from fleetstrap.cache import cache_dir
 from fleetstrap.copier_adapter import SharedTemplate
 from fleetstrap.errors import DestinationError, GitError, TemplateError
@@ -34,15 +35,13 @@ class TemplateSource:
     ref: str
 
 
+# What answers files record as copier's `_src_path` for the bundled templates: a name, not the mirror's path on the
+# machine that rendered (a committed file holds no machine path). `update` points copier at the mirror itself.
+BUNDLED_SOURCE = "fleetstrap"
+
+
 def _tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and "__pycache__" not in p.parts:
-            h.update(p.relative_to(root).as_posix().encode())
-            h.update(b"\0")
-            h.update(p.read_bytes())
-            h.update(b"\0")
-    return h.hexdigest()[:12]
+    return tree_digest(root)
 
 
 def _git(cwd: Path, *args: str, index_file: Path | None = None) -> str:
@@ -53,15 +52,24 @@ def _git(cwd: Path, *args: str, index_file: Path | None = None) -> str:
 
 
 def ensure_template_mirror(src: Path | None = None, version: str = __version__) -> TemplateSource:
-    """Idempotently commit the bundled templates into the local mirror and tag them.
+    """Idempotently add the bundled templates to the local mirror under a tag that names their content.
 
-    A release tags `v<version>`; when the same version's content changed (a source checkout),
-    the tag gets a local suffix `+<n>.g<digest>` so earlier renders keep their exact base for merges.
+    A release tags `v<version>`; a development build `v<public version>+t<template digest>`, so the tag says
+    exactly which templates a fleet came from. A tag, once made, never moves: another fleetstrap installed on the
+    machine (another version, another checkout) adds its own tag and changes nothing of this one's. A release
+    version whose tag already holds other content (a build that called itself that release) gets the digest tag.
     """
     src = src or templates_dir()
     digest = _tree_digest(src)
     with _locked_mirror() as mirror:
         return _ensure_mirror_locked(src, digest, mirror, version)
+
+
+def mirror_tag(version: str, digest: str) -> str:
+    """The tag of templates with content `digest` shipped by fleetstrap `version`."""
+    if is_development(version):
+        return f"v{version.split('+')[0]}+t{digest}"
+    return f"v{version}"
 
 
 @contextlib.contextmanager
@@ -74,13 +82,18 @@ def _locked_mirror() -> Iterator[Path]:
         yield mirror
 
 
+# "<digest> <tag>" lines: the tags made (or checked) by this code, whose content is that digest. (The
+# `fleetstrap-digests` file of older fleetstrap versions is not read: those versions moved tags.)
+_MARKER = "fleetstrap-tags"
+
+
 def _read_digests(mirror: Path) -> dict[str, str]:
-    marker = mirror / ".git" / "fleetstrap-digests"
+    marker = mirror / ".git" / _MARKER
     return dict(line.split(" ", 1) for line in marker.read_text().splitlines()) if marker.exists() else {}
 
 
 def _record_digest(mirror: Path, digest: str, tag: str) -> None:
-    with (mirror / ".git" / "fleetstrap-digests").open("a", encoding="utf-8") as fh:
+    with (mirror / ".git" / _MARKER).open("a", encoding="utf-8") as fh:
         fh.write(f"{digest} {tag}\n")
 
 
@@ -99,12 +112,7 @@ def ensure_template_release(src: Path, version: str) -> TemplateSource:
             _git(mirror, "init", "-q", "-b", "main")
         if tag in _git(mirror, "tag", "--list", tag).split():
             return TemplateSource(str(mirror), tag)  # added before (or installed here): never fetched again
-        index = mirror / ".git" / f"fleetstrap-release-{os.getpid()}.index"
-        try:
-            _git(src, f"--git-dir={mirror / '.git'}", f"--work-tree={src}", "add", "-A", index_file=index)
-            tree = _git(mirror, "write-tree", index_file=index)
-        finally:
-            index.unlink(missing_ok=True)
+        tree = _add_tree(mirror, src)
         commit = _git(mirror, "commit-tree", tree, "-m", f"fleetstrap templates {version} ({digest}), released")
         _git(mirror, "tag", tag, commit)
         if digest not in _read_digests(mirror):
@@ -113,26 +121,42 @@ def ensure_template_release(src: Path, version: str) -> TemplateSource:
     return TemplateSource(str(mirror), tag)
 
 
+def _add_tree(mirror: Path, src: Path) -> str:
+    """The tree object of `src` in the mirror, through a private index: the mirror's branch and working tree are
+    never touched, so concurrent installs cannot see each other's half-written content."""
+    index = mirror / ".git" / f"fleetstrap-{os.getpid()}.index"
+    try:
+        _git(src, f"--git-dir={mirror / '.git'}", f"--work-tree={src}", "add", "-A", index_file=index)
+        return _git(mirror, "write-tree", index_file=index)
+    finally:
+        index.unlink(missing_ok=True)
+
+
+def _tag_tree(mirror: Path, ref: str) -> str:
+    """The tree a ref points at, or "" when there is no such ref."""
+    return gitrepo.run(mirror, "rev-parse", "-q", "--verify", f"{ref}^{{tree}}", env=gitrepo.scratch_env(),
+                       check=False).strip()
+
+
 def _ensure_mirror_locked(src: Path, digest: str, mirror: Path, version: str) -> TemplateSource:
-    known = _read_digests(mirror)
-    if digest in known:
-        return TemplateSource(str(mirror), known[digest])
+    tag = mirror_tag(version, digest)
+    if _read_digests(mirror).get(digest) == tag:
+        return TemplateSource(str(mirror), tag)
     mirror.mkdir(parents=True, exist_ok=True)
     if not (mirror / ".git").exists():
         _git(mirror, "init", "-q", "-b", "main")
-    for child in mirror.iterdir():
-        if child.name != ".git":
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-    shutil.copytree(src, mirror, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    _git(mirror, "add", "-A")
-    _git(mirror, "commit", "-q", "--allow-empty", "-m", f"fleetstrap templates {version} ({digest})")
-    tags = set(_git(mirror, "tag", "--list").split())
-    tag = f"v{version}"
-    if tag in tags:
-        # A numbered local label, so copier (PEP 440) orders successive dev builds: +2.g… > +1.g… > none.
-        builds = sum(1 for t in tags if t.startswith(f"v{version}+"))
-        tag = f"v{version}+{builds + 1}.g{digest}"
-    _git(mirror, "tag", "-f", tag)
+    tree = _add_tree(mirror, src)
+    existing = _tag_tree(mirror, tag)
+    if existing and existing != tree:
+        tag = f"v{version.split('+')[0]}+t{digest}"  # the version's tag holds other templates: keep it as it is
+        existing = _tag_tree(mirror, tag)
+    if not existing:
+        commit = _git(mirror, "commit-tree", tree, "-m", f"fleetstrap templates {version} ({digest})")
+        _git(mirror, "tag", tag, commit)
+        if not _tag_tree(mirror, "refs/heads/main"):
+            # A new mirror: `main` (a HEAD for clones) is the first content added; renders use the tags.
+            _git(mirror, "update-ref", "refs/heads/main", commit)
+            _git(mirror, "read-tree", "--reset", "-u", "main")
     _record_digest(mirror, digest, tag)
     return TemplateSource(str(mirror), tag)
 
@@ -146,6 +170,15 @@ def render_component(component: Component, dest: Path, source: TemplateSource, *
     """
     target = copier_adapter.Target(dest, component.answers_file, plain_data(component.data_dict()), component.name)
     copier_adapter.copy(target, source.url, source.ref, overwrite=overwrite, shared=shared)
+    if source.url == str(cache_dir("template-mirror")):
+        record_bundled_source(dest / component.answers_file)
+
+
+def record_bundled_source(answers_file: Path) -> None:
+    """copier records the mirror's path as `_src_path`; the committed file names the bundled templates instead."""
+    lines = answers_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    answers_file.write_text("".join(f"_src_path: {BUNDLED_SOURCE}\n" if ln.startswith("_src_path:") else ln
+                                    for ln in lines), encoding="utf-8")
 
 
 def render_components(components: tuple[Component, ...] | list[Component], dest: Path,
@@ -154,6 +187,18 @@ def render_components(components: tuple[Component, ...] | list[Component], dest:
     with copier_adapter.shared_template(source.url, source.ref) as template:
         for c in components:
             render_component(c, dest, source, shared=template)
+
+
+def warn_unpublished(fleetstrap_pip: str, source: TemplateSource) -> None:
+    """A fleet's workflows install the fleetstrap that rendered it unless `fleetstrap_pip` says otherwise; no index
+    serves a development build, so say so where the fleet is made rather than in its first CI run."""
+    if fleetstrap_pip or not is_development(__version__) or source.url != str(cache_dir("template-mirror")):
+        return
+    output.warn(f"fleetstrap {__version__} is a development build that no package index serves: the fleet's "
+                f"workflows pip install 'fleetstrap[validate]=={source.ref.removeprefix('v')}' and fail until the "
+                "answer fleetstrap_pip names one they can install (a git URL, a wheel URL, or --index-url URL "
+                "with a requirement), e.g. --data 'fleetstrap_pip=fleetstrap[validate]@git+https://HOST/OWNER/"
+                "fleetstrap.git'")
 
 
 def plain_data(value: Any) -> Any:

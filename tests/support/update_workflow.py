@@ -47,7 +47,8 @@ def check_update_workflow(path: Path) -> None:
     assert checkout["with"]["persist-credentials"] is False  # the token reaches git only through fleetstrap
     runs = [s.get("run", "") for s in steps]
     install = next(r for r in runs if "pip" in r)
-    assert '"fleetstrap${FLEETSTRAP_VERSION}"' in install  # newest, or the constraint the repo pins
+    # newest, or the constraint the repo pins; with the validate extra: update runs the validate gate
+    assert '"fleetstrap[validate]${FLEETSTRAP_VERSION}"' in install
     check = next(s for s in steps if "fleetstrap check-update" in s.get("run", ""))
     pr = steps[-1]
     assert "fleetstrap update --pr" in pr["run"]

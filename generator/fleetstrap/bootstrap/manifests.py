@@ -53,14 +53,21 @@ def argocd_url(version: str, base_url: str | None = None) -> str:
 def _fetch(url: str, timeout: float = 60.0) -> bytes:
     if not url.startswith(("https://", "http://")):
         raise UserError(f"download URL must be http(s): {url}")
+    hint = (f"bootstrap downloads the pinned engine manifests once and caches them; without access to that host set "
+            f"{DOWNLOAD_BASE_ENV} to a mirror of it")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # scheme checked above
             data: bytes = resp.read()
             return data
     except urllib.error.HTTPError as exc:
-        raise RemoteError(f"download failed: {url}: HTTP {exc.code}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise RemoteError(f"download failed: {url}: {type(exc).__name__}") from exc
+        raise RemoteError(f"download failed: {url}: HTTP {exc.code}", hint=hint) from exc
+    except urllib.error.URLError as exc:
+        # The reason (name resolution, refused, timed out, certificate), not just the exception's class.
+        reason = exc.reason if isinstance(exc.reason, str) else (
+            getattr(exc.reason, "strerror", None) or str(exc.reason) or type(exc.reason).__name__)
+        raise RemoteError(f"download failed: {url}: {reason}", hint=hint) from exc
+    except OSError as exc:
+        raise RemoteError(f"download failed: {url}: {exc.strerror or type(exc).__name__}", hint=hint) from exc
 
 
 def parse_checksums(text: str, filename: str) -> str | None:

@@ -28,8 +28,8 @@ def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
               help="GitHub repository name (default: the fleet name).")
 @click.option("--repo", "old_repo_name", hidden=True, default=None)
 @click.option("--private/--public", default=True, show_default=True, help="Visibility of a new repository.")
-@click.option("--github-url", default="https://github.com", show_default=True,
-              help="GitHub Enterprise: its web URL (the API is <url>/api/v3).")
+@click.option("--github-url", default="https://github.com", show_default=True, envvar="FLEETSTRAP_GITHUB_URL",
+              help="GitHub Enterprise: its web URL (the API is <url>/api/v3); or $FLEETSTRAP_GITHUB_URL.")
 @click.option("--remote", help="Push to this https or ssh git URL instead, without any GitHub API call.")
 @click.option("--branch", default="main", show_default=True)
 @click.option("--message", "-m", default="fleetstrap: publish fleet repository", show_default=True,

@@ -184,6 +184,24 @@ class GitPublisher:
 
 
 # ---------------------------------------------------------------- GitHub
+PLACEHOLDER_OWNERS = frozenset({"example-org"})  # the blueprints' owner until the user names theirs
+
+
+def check_fleet_identity(fleet: FleetAnswers, owner: str, name: str) -> None:
+    """The repository the fleet points at (Flux/Argo CD git URL, images, deploy keys) is the one pushed to: refuse a
+    placeholder owner and flags that name another repository than the answers."""
+    if owner.lower() in PLACEHOLDER_OWNERS:
+        raise UserError(f"the fleet's owner is the placeholder {owner!r}; render it for yours",
+                        hint="fleetstrap init --force --blueprint NAME --data owner=YOURS DEST")
+    for what, flag, answer in (("owner", owner, fleet.owner), ("repository", name, fleet.fleet_name)):
+        if flag.lower() != answer.lower():
+            raise UserError(f"--{'repo' if what == 'repository' else what} {flag} differs from the fleet's {what} "
+                            f"answer {answer!r} (its git URL, images and deploy keys point at "
+                            f"{fleet.owner}/{fleet.fleet_name})",
+                            hint=f"push with the answer's {what}, or render the fleet again with "
+                                 f"--data {'fleet_name' if what == 'repository' else 'owner'}={flag}")
+
+
 class GitHubPublisher(GitPublisher):
     """Publish to GitHub: the repository, then git, then deploy keys, secrets, variables, environments, rules."""
 
@@ -194,6 +212,7 @@ class GitHubPublisher(GitPublisher):
         self.needs = needs
         self.owner = request.owner or fleet.owner
         self.name = request.repo or fleet.fleet_name
+        check_fleet_identity(fleet, self.owner, self.name)
         self.web = request.github_url.rstrip("/")
         self.token = resolve_token(request.token_env, host=urlsplit(self.web).netloc or "github.com")
         self.api = self._connect(self.token)

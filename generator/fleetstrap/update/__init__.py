@@ -234,7 +234,10 @@ def _unit_unchanged(source: ResolvedSource, unit: str, old: str) -> str | None:
     would record for the target (so the update is only a version bump); else None.
 
     Only for templates laid out like fleetstrap's (`_subdirectory: units/{{ unit }}`): every changed path
-    must sit under another unit's directory."""
+    must sit under another unit's directory. Never for the fleet unit: its workflows and README name the version
+    that rendered it (`_commit`), so a new version is a change there."""
+    if unit == "fleet":
+        return None
     repo = Path(source.local)
     try:
         # copier.yml may hold several documents and copier's own `!include` tags: read the settings document.

@@ -1,8 +1,8 @@
 """Template sources for updates: the bundled mirror (default), a local template repo, or a remote URL.
 
 copier's 3-way merge needs the old and the new template version from one git repo, and it reads the old
-one from the `_src_path` recorded in each answers file, which is a path on whichever machine rendered it.
-So update always resolves a source here and points the answers files at it before merging.
+one from the `_src_path` recorded in each answers file (`fleetstrap` for the bundled templates: no machine path is
+committed). So update always resolves a source here and points the answers files at it before merging.
 
 The bundled mirror only holds the versions installed on this machine. A repo rendered by an older release
 elsewhere gets that release's templates from the package index, as pip would (`ensure_release_templates`).
@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 from fleetstrap import gitrepo, output
 from fleetstrap.errors import GitError, RemoteError, UserError
 from fleetstrap.redact import redact
-from fleetstrap.render import TemplateSource, ensure_template_mirror, ensure_template_release
+from fleetstrap.render import BUNDLED_SOURCE, TemplateSource, ensure_template_mirror, ensure_template_release
 
 TEMPLATE_INDEX_ENV = "FLEETSTRAP_TEMPLATE_INDEX"
 _WHEEL_TEMPLATES = "fleetstrap/_data/templates/"
@@ -107,7 +107,7 @@ def ensure_source(template: str | None, to: str | None, workdir: Path,
             sha = found
         if not sha:
             raise UserError(f"the bundled template mirror lacks its own tag {bundled.ref}")
-        return ResolvedSource(str(repo), ref, sha, str(repo), f"bundled templates {ref}")
+        return ResolvedSource(str(repo), ref, sha, BUNDLED_SOURCE, f"bundled templates {ref}")
     label = redact(template)
     local = _is_local_repo(template)
     if local is not None:

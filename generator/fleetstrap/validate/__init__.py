@@ -40,7 +40,8 @@ def _checks() -> list[tuple[str, Callable[[Context], None]]]:
     return [("schema", _run_schema), ("kustomize", _lazy("check_kustomize", "run_kustomize")),
             ("helm", _lazy("check_helm", "run_helm")), ("xref", _lazy("check_xref", "run_xref")),
             ("otel", _lazy("check_otel", "run_otel")), ("workflows", _lazy("check_tools", "run_workflows")),
-            ("dockerfile", _lazy("check_tools", "run_dockerfiles"))]
+            ("dockerfile", _lazy("check_tools", "run_dockerfiles")),
+            ("placeholders", _lazy("check_placeholders", "run_placeholders"))]
 
 
 def schema_locations(options: ValidateOptions) -> tuple[str, ...]:

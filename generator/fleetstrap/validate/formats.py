@@ -17,6 +17,7 @@ _RULE_TEXT = {
     "otel": "OpenTelemetry Collector pipelines are complete",
     "workflows": "GitHub workflows are valid",
     "dockerfile": "Dockerfiles pass hadolint",
+    "placeholders": "A fleet with a push remote has no placeholder answers (example-org, example.com)",
 }
 
 

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 
-CHECKS: tuple[str, ...] = ("yaml", "schema", "kustomize", "helm", "xref", "otel", "workflows", "dockerfile")
+CHECKS: tuple[str, ...] = ("yaml", "schema", "kustomize", "helm", "xref", "otel", "workflows", "dockerfile",
+                           "placeholders")
 # Checks that call slow external tools; `fast` (the init/add/update gate) skips them.
 SLOW_CHECKS: frozenset[str] = frozenset({"helm", "workflows", "dockerfile"})
 
