@@ -85,6 +85,47 @@ def ensure_commit(path: Path, message: str, author: Author | None = None, branch
     return str(commit.hexsha)
 
 
+def commit_paths(root: Path, paths: list[str], message: str, author: Author | None = None,
+                 branch: str = DEFAULT_BRANCH) -> str | None:
+    """Commit exactly `paths` (added, changed or deleted) and nothing else: the user's other files, tracked
+    changes or untracked secrets, stay out of the commit. None when those paths hold no change.
+
+    No hooks and no signing, like every fleetstrap commit (GitPython's); the author is also the committer."""
+    if not (root / ".git").exists():
+        run(root, "init", "-q", "-b", branch)
+    who = author or default_author(root)
+    env = {"GIT_AUTHOR_NAME": who.name, "GIT_AUTHOR_EMAIL": who.email,
+           "GIT_COMMITTER_NAME": who.name, "GIT_COMMITTER_EMAIL": who.email}
+    # A path the repo's .gitignore excludes stays out, as `git add -A` would leave it.
+    ignored = set(run(root, "check-ignore", "--stdin", "-z", text_input="\0".join(paths), check=False).split("\0"))
+    paths = [p for p in paths if p not in ignored]
+    if paths:
+        run(root, "--literal-pathspecs", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul",
+            text_input="\0".join(paths))
+    has_head = bool(run(root, "rev-parse", "--verify", "-q", "HEAD", check=False).strip())
+    staged = run(root, "diff", "--cached", "--name-only", *(["HEAD"] if has_head else []))
+    if not has_head:
+        staged = run(root, "ls-files", "--cached")
+    if not staged.strip():
+        return None
+    run(root, "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", "commit", "-q", "--no-verify",
+        "-m", message, env=env)
+    return run(root, "rev-parse", "HEAD").strip()
+
+
+def unstage(root: Path, paths: list[str]) -> None:
+    """Take `paths` out of the index again (back to HEAD), after a landing that did not finish."""
+    if not paths or not (root / ".git").exists():
+        return
+    spec = "\0".join(paths)
+    if run(root, "rev-parse", "--verify", "-q", "HEAD", check=False).strip():
+        run(root, "--literal-pathspecs", "reset", "-q", "--pathspec-from-file=-", "--pathspec-file-nul",
+            text_input=spec, check=False)
+    else:  # no commit yet: nothing to reset to, so out of the index
+        run(root, "--literal-pathspecs", "rm", "-q", "-r", "--cached", "--ignore-unmatch", "--pathspec-from-file=-",
+            "--pathspec-file-nul", text_input=spec, check=False)
+
+
 def ensure_branch(root: Path, branch: str) -> bool:
     """Put HEAD on `branch`. Renames the current branch when `branch` doesn't exist yet. True if changed."""
     repo = ensure_repo(root, branch)

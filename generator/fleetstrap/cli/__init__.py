@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from fleetstrap import __version__
-from fleetstrap.errors import FleetstrapError, exit_code_for
+from fleetstrap.errors import FleetstrapError, Terminated, environment_refusal, exit_code_for
 
 # name -> (module, attribute, one-line help). The help is here so listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -84,26 +84,38 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: list[str]) -> int:
     """Run the CLI and return the exit code (tests call this directly)."""
+    from fleetstrap.transaction import handle_signals
+
     tracer = _tracer(args)
     try:
-        if tracer is None:
-            cli.main(args=args, prog_name="fleetstrap", standalone_mode=False)
-        else:
-            with tracer(_command_name(args)):
+        with handle_signals():  # SIGTERM raises Terminated, so every restore runs (exit 143)
+            if tracer is None:
                 cli.main(args=args, prog_name="fleetstrap", standalone_mode=False)
+            else:
+                with tracer(_command_name(args)):
+                    cli.main(args=args, prog_name="fleetstrap", standalone_mode=False)
         return 0
     except click.exceptions.Exit as exc:
         return exit_code_for(exc)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         _err("interrupted")
         return exit_code_for(exc)
+    except Terminated as exc:
+        _err("terminated (SIGTERM)" if exc.signum == 15 else f"terminated by signal {exc.signum}")
+        return exit_code_for(exc)
     except click.ClickException as exc:
         _err(exc.format_message())
         return exit_code_for(exc)
     except FleetstrapError as exc:
-        _err(exc.message, exc.hint)
-        return exit_code_for(exc)
+        refusal = environment_refusal(exc) if exit_code_for(exc) == 3 else None
+        shown = refusal or exc  # the OS refusing a write is the user's environment, not a bug
+        _err(shown.message, shown.hint)
+        return exit_code_for(shown)
     except Exception as exc:
+        refusal = environment_refusal(exc)
+        if refusal is not None:
+            _err(refusal.message, refusal.hint)
+            return exit_code_for(refusal)
         if os.environ.get("FLEETSTRAP_DEBUG"):
             raise
         _err(f"internal error ({type(exc).__name__}): {_safe(exc)}; rerun with FLEETSTRAP_DEBUG=1 and report it")

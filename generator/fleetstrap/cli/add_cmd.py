@@ -10,7 +10,8 @@ from fleetstrap import output
 
 _repo_option = click.option("-C", "--repo", "root", type=click.Path(path_type=Path, file_okay=False),
                             default=".", show_default=True, help="The fleet repository.")
-_commit_option = click.option("--commit", is_flag=True, help="Commit the change.")
+_commit_option = click.option("--commit/--no-commit", default=True, show_default=True,
+                              help="Commit the change (as init does); --no-commit leaves it in the work tree.")
 
 
 @click.group()

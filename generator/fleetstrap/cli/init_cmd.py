@@ -19,11 +19,13 @@ from fleetstrap.gitrepo import Author
 @click.option("-d", "--data", multiple=True, metavar="KEY=VALUE", help="One answer (value read as YAML); repeatable.")
 @click.option("--defaults", is_flag=True, help="Do not prompt: use defaults for every answer not given.")
 @click.option("--force", is_flag=True, help="Render into a non-empty destination.")
+@click.option("--overwrite", is_flag=True,
+              help="With --force: replace the destination's files that the templates also write.")
 @click.option("--author", metavar="'NAME <EMAIL>'", help="Author of the initial commit (default: git config).")
 @click.option("--no-commit", is_flag=True, help="Do not git init and commit.")
 @click.option("--no-validate", is_flag=True, help="Skip the offline validation gate.")
 def init(dest: Path, blueprint: str | None, answers_file: Path | None, data: tuple[str, ...], defaults: bool,
-         force: bool, author: str | None, no_commit: bool, no_validate: bool) -> None:
+         force: bool, overwrite: bool, author: str | None, no_commit: bool, no_validate: bool) -> None:
     """Generate a fleet-infra GitOps repository in DEST (default ./fleet-infra).
 
     Interactive on a terminal; with --blueprint/--answers/--data/--defaults (or without a terminal) it never prompts.
@@ -36,6 +38,7 @@ def init(dest: Path, blueprint: str | None, answers_file: Path | None, data: tup
         sources=AnswerSources(blueprint=blueprint, answers_file=answers_file, data=data, defaults=defaults,
                               interactive=interactive),
         force=force,
+        overwrite=overwrite,
         author=_parse_author(author),
         commit=not no_commit,
         validate=not no_validate,

@@ -27,14 +27,16 @@ from fleetstrap.publish.github_api import ApiSettings, GitHubApi
 from fleetstrap.publish.pullrequest import PullRequestSpec, ensure_pull_request, find_pull
 from fleetstrap.redact import redact
 from fleetstrap.repo import load_fleet
+from fleetstrap.transaction import checkpoint, handle_signals, repo_lock
 from fleetstrap.update import (
     UpdateConflictError,
     UpdateReport,
     UpdateRequest,
     build_commit_message,
     check_updates,
-    update_fleet,
+    run_update,
 )
+from fleetstrap.writer import open_writer
 
 BRANCH_PREFIX = "fleetstrap/update-"
 LABEL = "fleetstrap"
@@ -192,8 +194,16 @@ def build_body(report: UpdateReport, statuses: dict[str, str], hunks: dict[str, 
 
 
 def open_update_pr(request: PrRequest) -> PrReport:
-    """Raises ConflictError (exit 2) after the draft pull request (or branch) is up, when conflicts remain."""
+    """Raises ConflictError (exit 2) after the draft pull request (or branch) is up, when conflicts remain.
+
+    Under the repository's lock (the temporary worktree is registered in its .git), signals handled so the
+    worktree is removed on SIGINT/SIGTERM."""
     root = request.root.resolve()
+    with handle_signals(), repo_lock(root, "update --pr"):
+        return _open_update_pr(request, root)
+
+
+def _open_update_pr(request: PrRequest, root: Path) -> PrReport:
     repo = load_fleet(root)
     if gitrepo.is_dirty(root):
         raise UserError(f"{root} has uncommitted changes; commit or stash them before updating")
@@ -280,7 +290,10 @@ def _update_and_commit(request: PrRequest, wt: Path, target: str) -> tuple[Updat
                            template_index=request.template_index, commit=True,
                            validate=False)  # the repo's own validate workflow runs on the pull request
     try:
-        report = update_fleet(update)
+        # Our own worktree, detached on purpose: the commit goes to the pull request's branch by the push.
+        with open_writer(wt, "update --pr", commit=True, detached_ok=True) as writer:
+            report = run_update(update, writer)
+        checkpoint("commit")
     except UpdateConflictError as exc:
         report = exc.report
         message = build_commit_message(report.updated, report.target) + "\nConflicts left with markers:\n" + \
