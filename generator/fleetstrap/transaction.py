@@ -77,19 +77,22 @@ def deferred_signals() -> Iterator[None]:
 
 
 def checkpoint(step: str) -> None:
-    """A named moment of a command (see the module doc): a no-op unless the fault suite asks to pause here."""
+    """A named moment of a command (see the module doc): a no-op unless the fault suite asks to pause here.
+
+    Paused, the process waits until a signal arrives (raised out of the wait, or delivered when a deferred
+    block ends) or the test removes the marker file (the command then goes on)."""
     if os.environ.get(_PAUSE_AT) != step:
         return
-    marker = os.environ.get(_PAUSE_FILE)
-    if not marker:
+    marker = Path(os.environ.get(_PAUSE_FILE) or "")
+    if not marker.name:
         return
-    Path(marker).write_text(f"{os.getpid()} {step}\n", encoding="utf-8")
+    marker.write_text(f"{os.getpid()} {step}\n", encoding="utf-8")
     deadline = time.monotonic() + _PAUSE_LIMIT
     blocked = bool(signal.pthread_sigmask(signal.SIG_BLOCK, set()) & _SIGNALS)
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and marker.exists():
         if blocked and signal.sigpending() & _SIGNALS:
-            return  # delivered when the deferred block ends
-        time.sleep(0.01)  # the handler raises out of the sleep when the signal is not deferred
+            return
+        time.sleep(0.01)
 
 
 # ---------------------------------------------------------------- the lock
