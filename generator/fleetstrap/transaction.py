@@ -177,14 +177,18 @@ def check_branch(root: Path) -> str:
 
 
 def check_git_dir(root: Path) -> None:
-    """A `.git` that git does not read as a repository (empty, half-copied) is the user's to fix."""
+    """A `.git` that git does not read as this directory's repository (empty, half-copied, a worktree file
+    pointing nowhere) is the user's to fix, not a bug."""
     from fleetstrap import gitrepo
     from fleetstrap.errors import GitError
 
     git_dir = root / ".git"
-    if not git_dir.exists() or git_dir.is_file():
+    if not (git_dir.exists() or git_dir.is_symlink()):
         return
+    problem = DestinationError(f"{git_dir} is not a git repository (empty or broken); repair or remove it")
     try:
-        gitrepo.run(root, f"--git-dir={git_dir}", "rev-parse", "--git-dir")
+        top = gitrepo.run(root, "rev-parse", "--show-toplevel").strip()
     except GitError as exc:
-        raise DestinationError(f"{git_dir} is not a git repository (empty or broken); repair or remove it") from exc
+        raise problem from exc
+    if Path(top).resolve() != root.resolve():  # git skipped it and found a repository above
+        raise problem

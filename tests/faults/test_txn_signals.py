@@ -13,7 +13,7 @@ import pytest
 
 from fleetstrap.cli import run
 from support.deploy import fleet_repo, release, rendered, tag_of
-from support.txn import Paused, env_for, git, leftovers, one_line_error, state
+from support.txn import Paused, env_for, git, leftovers, state
 from update_support import V1, build_v2, render_fleet, write_version
 
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -35,8 +35,8 @@ def _copy(src: Path, dest: Path) -> Path:
 def _interrupted(done_code: int, err: str, sig: signal.Signals) -> None:
     assert done_code == EXIT[sig], err
     assert "Traceback" not in err
-    assert [ln for ln in err.splitlines() if ln.startswith("error:")] == [f"error: {WORD[sig]}" +
-                                                                         (" (SIGTERM)" if sig == signal.SIGTERM else "")]
+    expected = f"error: {WORD[sig]}" + (" (SIGTERM)" if sig == signal.SIGTERM else "")
+    assert [ln for ln in err.splitlines() if ln.startswith("error:")] == [expected]
 
 
 # ---------------------------------------------------------------- init

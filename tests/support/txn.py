@@ -53,7 +53,7 @@ class Paused:
         deadline = time.monotonic() + _MARKER_LIMIT
         while not marker.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                out, err = self.proc.communicate()
+                _, err = self.proc.communicate()
                 raise AssertionError(f"fleetstrap {' '.join(args)} never reached {step} "
                                      f"(exit {self.proc.returncode}): {err[-2000:]}")
             time.sleep(0.02)
@@ -75,8 +75,8 @@ class Paused:
         return Done(self.proc.returncode, out, err)
 
 
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
+def git(root: Path, *args: str, check: bool = True) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=check).stdout
 
 
 @dataclass(frozen=True)
@@ -92,12 +92,12 @@ def state(root: Path) -> RepoState:
     files: dict[str, str] = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
-        if rel.parts[0] == ".git" or p.is_dir() and not p.is_symlink():
+        if rel.parts[0] == ".git" or (p.is_dir() and not p.is_symlink()):
             continue
         data = str(p.readlink()).encode() if p.is_symlink() else p.read_bytes()
         files[rel.as_posix()] = hashlib.sha256(data).hexdigest()
     head = git(root, "rev-parse", "--verify", "-q", "HEAD").strip() if (root / ".git").exists() else ""
-    branch = git(root, "symbolic-ref", "-q", "--short", "HEAD").strip() if (root / ".git").exists() else ""
+    branch = git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False).strip() if head else ""
     status = git(root, "status", "--porcelain", "--untracked-files=all", "--ignored") if head else ""
     entries = tuple(sorted(p.name for p in (root / ".git").iterdir())) if (root / ".git").is_dir() else ()
     return RepoState(head, branch, status, files, entries)
