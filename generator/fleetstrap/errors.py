@@ -131,7 +131,7 @@ def environment_refusal(exc: BaseException, where: object = None) -> Environment
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         if isinstance(cur, OSError) and cur.errno in _OS_REASONS:
-            path = cur.filename or where
+            path = cur.filename2 or cur.filename or where  # a copy's destination is the one refused
             reason = _OS_REASONS[cur.errno]
             return EnvironmentRefusedError(f"cannot write {path}: {reason}" if path else f"cannot write: {reason}",
                                            hint="fix the filesystem or permissions, then run the command again")

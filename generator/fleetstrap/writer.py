@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fleetstrap import gitrepo
-from fleetstrap.errors import EXIT_BUG, FleetstrapError, UserError, environment_refusal
+from fleetstrap.errors import EXIT_BUG, FleetstrapError, GitError, UserError, environment_refusal
 from fleetstrap.gitrepo import Author
 from fleetstrap.transaction import (
     check_branch,
@@ -100,10 +100,15 @@ class _Landing:
             target.parent.mkdir(parents=True, exist_ok=True)
             new = target.parent / f".{target.name}.fleetstrap-new"
             _remove(new)
-            if change.source.is_symlink():
-                new.symlink_to(change.source.readlink())
-            else:
-                shutil.copy2(change.source, new)
+            try:
+                if change.source.is_symlink():
+                    new.symlink_to(change.source.readlink())
+                else:
+                    shutil.copy2(change.source, new)
+            except BaseException:  # a full disk mid-copy: no half-written file stays behind
+                _remove(new)
+                _prune_empty_dirs(target.parent, self.root)
+                raise
         had = target.is_symlink() or target.exists()
         if had:
             target.replace(_aside(target))
@@ -193,15 +198,16 @@ def open_writer(root: Path, command: str, *, commit: bool, dry_run: bool = False
     if dry_run:
         yield RecordingWriter(root)
         return
-    with handle_signals(), repo_lock(root, command):
-        check_git_dir(root)
-        if commit and not detached_ok and (root / ".git").exists():
-            check_branch(root)
-        try:
+    try:
+        with handle_signals(), repo_lock(root, command):
+            check_git_dir(root)
+            if commit and not detached_ok and (root / ".git").exists():
+                check_branch(root)
             yield WorkTreeWriter(root)
-        except Exception as exc:
-            ours = isinstance(exc, FleetstrapError) and exc.exit_code != EXIT_BUG  # already says what it is
-            refusal = None if ours else environment_refusal(exc, root)
-            if refusal is not None:
-                raise refusal from exc
-            raise
+    except Exception as exc:
+        # Ours already say what they are; git's own failures (a full disk when writing objects) get the path.
+        ours = isinstance(exc, FleetstrapError) and exc.exit_code != EXIT_BUG and not isinstance(exc, GitError)
+        refusal = None if ours else environment_refusal(exc, root)
+        if refusal is not None:
+            raise refusal from exc
+        raise
