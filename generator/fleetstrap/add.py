@@ -36,6 +36,7 @@ from fleetstrap.render import (
     render_component,
     staging_dir,
 )
+from fleetstrap.steps import render_service_repo, run_gate
 from fleetstrap.transaction import checkpoint
 from fleetstrap.workspace import Workspace
 from fleetstrap.writer import RepoWriter, open_writer
@@ -96,8 +97,6 @@ def _grow(writer: RepoWriter, fleet: AddTarget, new: Component, fleet_after: Fle
                 paths=conflicts,
                 hint="resolve the markers, then commit",
             )
-        from fleetstrap.init import run_gate
-
         run_gate(ws.path)  # judges what would land, before anything does
         checkpoint("validate")
         landing = writer.land(ws.staged(), message if fleet.commit else None,
@@ -140,8 +139,6 @@ def add_service(fleet: AddTarget, name: str, service_dir: Path | None = None) ->
         if after.repo_layout != "split":
             return _grow(writer, fleet, component, after, message)
         # Split layout: the service's own repository beside the fleet, placed only once the fleet side is in.
-        from fleetstrap.init import render_service_repo
-
         repo_dest = (service_dir or root.parent / name).resolve()
         check_destination(repo_dest, force=False)
         fleet = dataclasses.replace(fleet, source=fleet.source or ensure_template_mirror())

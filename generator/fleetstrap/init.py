@@ -21,7 +21,7 @@ from fleetstrap.blueprints import resolve_blueprint
 from fleetstrap.errors import AnswersError, DestinationError
 from fleetstrap.gitrepo import Author, default_author, ensure_commit
 from fleetstrap.gitrepo import run as git_run
-from fleetstrap.plan import Plan, build_plan, build_service_repo_component
+from fleetstrap.plan import Plan, build_plan
 from fleetstrap.render import (
     TemplateSource,
     check_destination,
@@ -29,6 +29,7 @@ from fleetstrap.render import (
     render_components,
     staging_dir,
 )
+from fleetstrap.steps import render_service_repo, run_gate, service_repo_dests
 from fleetstrap.transaction import checkpoint
 from fleetstrap.writer import Change, RepoWriter, open_writer
 
@@ -93,33 +94,10 @@ def _count_files(root: Path) -> int:
     return sum(1 for p in root.rglob("*") if p.is_file() and ".git" not in p.relative_to(root).parts)
 
 
-def run_gate(root: Path) -> None:
-    """The offline validation gate (a broken import must fail loudly, never skip the gate)."""
-    from fleetstrap.validate import gate
-
-    with trace.stage("validate"):
-        gate(root)
-
-
-def service_repo_dests(answers: FleetAnswers, fleet_dest: Path) -> tuple[tuple[str, Path], ...]:
-    """Split layout: each service's own repository, next to the fleet repository."""
-    if answers.repo_layout != "split":
-        return ()
-    return tuple((s, fleet_dest.parent / s) for s in answers.services)
-
-
-def render_service_repo(answers: FleetAnswers, service: str, tmp: Path, source: TemplateSource,
-                        author: Author | None, commit: bool) -> None:
-    """Render a split-layout service repository into `tmp` and make its initial commit."""
-    render_components([build_service_repo_component(answers, service)], tmp, source)
-    if commit:
-        ensure_commit(tmp, f"Initial {service} service from fleetstrap ({source.ref})", author or default_author(None),
-                      branch=answers.branch)
-
-
-def _commit(root: Path, source: TemplateSource, request: InitRequest, answers: FleetAnswers) -> str | None:
+def _commit(staged: Path, source: TemplateSource, request: InitRequest, answers: FleetAnswers) -> str | None:
+    """The first commit of a new repository, made in its staging directory before it is placed."""
     with trace.stage("commit"):
-        sha = ensure_commit(root, _message(source), request.author or default_author(None), branch=answers.branch)
+        sha = ensure_commit(staged, _message(source), request.author or default_author(None), branch=answers.branch)
         trace.annotate(**{"vcs.commit.sha": sha or ""})
         return sha
 

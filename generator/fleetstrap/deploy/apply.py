@@ -22,14 +22,13 @@ from fleetstrap.deploy.running import running_versions
 from fleetstrap.deploy.state import ServiceState, check_fleet_repo, is_production, read_service_state
 from fleetstrap.errors import DeployError, GitError, UserError
 from fleetstrap.publish.github_api import ApiSettings, GitHubApi
-from fleetstrap.publish.pullrequest import PullRequestSpec, ensure_pull_request, find_pull
+from fleetstrap.publish.pullrequest import LABEL, PullRequestSpec, ensure_pull_request, find_pull, resolve_remote
 from fleetstrap.redact import redact
 from fleetstrap.repo import load_fleet_answers
 from fleetstrap.transaction import checkpoint
 from fleetstrap.writer import Change, RepoWriter, open_writer
 
 Outcome = Literal["up-to-date", "committed", "would commit", "opened", "exists", "closed", "pushed"]
-LABEL = "fleetstrap"
 _VERB = {"promote": "promotes", "rollback": "rolls back", "resume": "resumes the image automation of"}
 Connector = Callable[[Path | None, str | None], KubeClient]
 
@@ -207,8 +206,6 @@ class PullRequestWriter:
     of the same service and environment is closed as superseded."""
 
     def __init__(self, root: Path, target: PrTarget, default_branch: str, *, dry_run: bool) -> None:
-        from fleetstrap.update.pr import resolve_remote
-
         self.root = root
         self.dry_run = dry_run
         self.remote = resolve_remote(root, target.remote_name, target.github_url, target.token_env)

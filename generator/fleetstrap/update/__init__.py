@@ -24,10 +24,10 @@ from fleetstrap.answers import upgrade_answers
 from fleetstrap.copier_adapter import Conflict
 from fleetstrap.errors import ConflictError, FindingsError, NotAFleetRepoError, UserError
 from fleetstrap.gitrepo import default_author
-from fleetstrap.init import run_gate
 from fleetstrap.plan import Component
 from fleetstrap.render import TemplateSource, plain_data
 from fleetstrap.repo import FleetRepo, RepoComponent, load_fleet
+from fleetstrap.steps import run_gate
 from fleetstrap.transaction import checkpoint
 from fleetstrap.update.merge import RenderJob, Renders, Tree, merge_component, render_all
 from fleetstrap.update.migrations import MIGRATIONS, Migration
