@@ -66,8 +66,13 @@ class RemoteError(UserError):
     """A git remote or API refused or failed (auth, network, unrelated history)."""
 
 
-class GitError(RemoteError):
-    """A git command failed (local or against a remote); the message names what, never a credential."""
+class GitError(UserError):
+    """A git command failed; the message names what, never a credential. A local commit is not a remote's
+    failure: only `RemoteGitError` (ls-remote, fetch, push against a URL) is also a RemoteError."""
+
+
+class RemoteGitError(GitError, RemoteError):
+    """A git command against a remote failed (auth, network, rejected push)."""
 
 
 class GitHubError(RemoteError):

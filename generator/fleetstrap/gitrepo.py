@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from fleetstrap.errors import GitError, UserError
+from fleetstrap.errors import GitError, RemoteGitError, UserError
 from fleetstrap.redact import redact
 
 DEFAULT_BRANCH = "main"
@@ -233,16 +233,17 @@ def run(root: Path, *args: str, env: Mapping[str, str] | None = None, url: str |
     errors. With check=False a failure returns "". Output is decoded with surrogateescape, so binary content
     survives (`read_blob`)."""
     full = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+    failure = GitError if url is None else RemoteGitError  # only a command against a remote is a remote's failure
     try:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=timeout, env=full, check=False,
                               input=text_input.encode() if text_input is not None else None)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise GitError(f"git {args[0]} failed: {type(exc).__name__}") from exc
+        raise failure(f"git {args[0]} failed: {type(exc).__name__}") from exc
     if done.returncode != 0:
         if not check:
             return ""
         # Our one line, not git's whole stderr: it may echo a URL or a header.
-        raise GitError(explain(args[0], url, done.stderr.decode("utf-8", "replace")))
+        raise failure(explain(args[0], url, done.stderr.decode("utf-8", "replace")))
     return done.stdout.decode("utf-8", "surrogateescape")
 
 
@@ -321,18 +322,18 @@ def relation(root: Path, local: str | None, remote: str | None, url: str, branch
     if not has_object(root, remote):
         return "unknown"
     if local is None:
-        raise GitError(f"{url} already has a {branch} branch with history that is not ours; refusing to push",
+        raise RemoteGitError(f"{url} already has a {branch} branch with history that is not ours; refusing to push",
                        hint="push to a new or empty repository, or clone it and copy the fleet in")
     try:
         base = run(root, "merge-base", local, remote).strip()
     except GitError:
         base = ""
     if not base:
-        raise GitError(f"{url} branch {branch} holds unrelated history; refusing to push (never forced)",
+        raise RemoteGitError(f"{url} branch {branch} holds unrelated history; refusing to push (never forced)",
                        hint="push to a new or empty repository, or merge that history first")
     if base == remote:
         return "fast-forward"
     if base == local:
         return "behind"
-    raise GitError(f"{url} branch {branch} has diverged from the local branch; refusing to push",
+    raise RemoteGitError(f"{url} branch {branch} has diverged from the local branch; refusing to push",
                    hint=f"pull and merge {branch} first; fleetstrap never force-pushes")

@@ -20,7 +20,7 @@ from fleetstrap.bootstrap.kube import KubeClient, connect
 from fleetstrap.deploy import DeployChange, build_promotion, build_resume, build_rollback
 from fleetstrap.deploy.running import running_versions
 from fleetstrap.deploy.state import ServiceState, check_fleet_repo, is_production, read_service_state
-from fleetstrap.errors import DeployError, GitError, UserError
+from fleetstrap.errors import DeployError, GitError, RemoteGitError, UserError
 from fleetstrap.publish.github_api import ApiSettings, GitHubApi
 from fleetstrap.publish.pullrequest import LABEL, PullRequestSpec, ensure_pull_request, find_pull, resolve_remote
 from fleetstrap.redact import redact
@@ -151,7 +151,7 @@ def _push_and_wait(root: Path, answers: FleetAnswers, report: DeployReport, opti
         try:
             gitrepo.push(root, remote, answers.branch)  # fast-forward only, never forced
         except GitError as exc:
-            raise GitError(f"{exc.message}; the rollback is committed locally ({sha[:12]})",
+            raise RemoteGitError(f"{exc.message}; the rollback is committed locally ({sha[:12]})",
                            hint="a protected branch takes it as a pull request: rerun with --pr instead of "
                                 "--wait") from exc
     journal = (*report.journal, f"pushed {sha[:12]} to {answers.branch} on {remote.url}")

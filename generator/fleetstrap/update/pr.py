@@ -207,7 +207,7 @@ def _open_update_pr(request: PrRequest, root: Path) -> PrReport:
                     raise RemoteError(f"{exc.message} (the update changes workflow files, which GitHub only "
                                       "accepts from a token with the workflow scope or Workflows permission)",
                                       hint="GITHUB_TOKEN never has it: give the fleetstrap-update workflow a "
-                                           "GitHub App (FLEETSTRAP_APP_CLIENT_ID) with Workflows: write") from None
+                                           "GitHub App (FLEETSTRAP_APP_CLIENT_ID) with Workflows: write") from exc
                 raise
             journal.append(f"pushed {branch} to {remote.url}")
         finally:
