@@ -357,7 +357,7 @@ def test_an_interrupted_write_leaves_nothing_half_written(history: Path, tmp_pat
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("fleetstrap.gitrepo.ensure_commit", interrupted)  # after the files, before the commit
+    monkeypatch.setattr("fleetstrap.gitrepo.commit_paths", interrupted)  # after the files, before the commit
     code, _, err = cli(capsys, "rollback", SERVICE, "--env", "staging", "-C", str(root))
 
     assert code == 130 and "interrupted" in err

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import ast
 import http.server
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,3 +96,61 @@ def test_steps_never_ask_whether_it_is_a_dry_run(module: str, classes: set[str])
                         "dry_run" in ast.unparse(test) or "api is None" in ast.unparse(test)):
                     branches.append(f"{cls.name}.{fn.name}: {ast.unparse(test)}")
     assert branches == []
+
+
+# ---------------------------------------------------------------- import contracts (issue 27)
+
+ROOT = PACKAGE.parent.parent
+
+
+def _lint_imports(config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    if exe is None:
+        pytest.fail("lint-imports (PyPI import-linter, in the test extra) is not installed")
+    args = [exe, "--no-cache", *(["--config", str(config)] if config else [])]
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject's [tool.importlinter]: commands never import each other; the layers of docs/architecture.md."""
+    done = _lint_imports()
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "Commands are leaves" in done.stdout and "BROKEN" not in done.stdout
+
+
+def test_the_import_contracts_can_fail(tmp_path: Path) -> None:
+    """The same independence contract without its one listed exception: add's import of update's engine breaks
+    it, so a new command-to-command import would too."""
+    config = tmp_path / "importlinter.ini"
+    config.write_text("[importlinter]\nroot_package = fleetstrap\n\n[importlinter:contract:leaves]\n"
+                      "name = no exceptions\ntype = independence\nmodules =\n    fleetstrap.init\n"
+                      "    fleetstrap.add\n    fleetstrap.update\n    fleetstrap.deploy\n")
+    done = _lint_imports(config)
+    assert done.returncode != 0
+    assert "fleetstrap.add is not allowed to import fleetstrap.update" in done.stdout
+
+
+# ---------------------------------------------------------------- dry runs are the recording writer
+
+
+@pytest.mark.parametrize(("module", "function"), [
+    ("update/__init__.py", "update_fleet"),
+    ("deploy/apply.py", "run_deploy"),
+])
+def test_dry_runs_choose_the_recording_writer_once(module: str, function: str) -> None:
+    """Every command's dry run is `open_writer(..., dry_run=...)`: the writer is chosen where the command starts."""
+    tree = ast.parse((PACKAGE / module).read_text(encoding="utf-8"))
+    (fn,) = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function]
+    calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and ast.unparse(n.func) == "open_writer"]
+    assert len(calls) == 1 and any(k.arg == "dry_run" for k in calls[0].keywords)
+
+
+def test_only_the_writer_layer_commits_in_the_users_repo() -> None:
+    """Commands land their changes through writer.py; none of them commits or restores the work tree itself."""
+    offenders = []
+    for rel in ("init.py", "add.py", "update/__init__.py", "deploy/apply.py"):
+        text = (PACKAGE / rel).read_text(encoding="utf-8")
+        offenders += [f"{rel}: {needle}" for needle in ("restore(", "git.add", '"add", "-A"', "ensure_commit(root",
+                                                        "ensure_commit(self.root") if needle in text]
+    assert offenders == []

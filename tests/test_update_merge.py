@@ -18,7 +18,7 @@ from fleetstrap.repo import RepoComponent
 from fleetstrap.update import ComponentUpdate, UpdateRequest, update_fleet
 from fleetstrap.update.merge import Renders, Tree, merge_component, render_all
 from fleetstrap.update.source import ResolvedSource
-from fleetstrap.update.workspace import Workspace
+from fleetstrap.workspace import Workspace
 from update_support import V1, commit_all, render_fleet, status, variant, write_version
 
 SVC = "apps/dev/{{ service_name }}"

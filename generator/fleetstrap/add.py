@@ -1,14 +1,17 @@
-"""`fleetstrap add service|cluster`: grow an existing fleet repo.
+"""`fleetstrap add service|cluster|monitoring`: grow an existing fleet repo.
 
-The new component renders into a staging directory and is copied in only when complete; the fleet
-component (which lists services and clusters) is then re-rendered with copier's 3-way update so edits
-people made to fleet files survive. The tree must be clean before, so any failure restores it exactly.
+Everything happens in a workspace outside the work tree (workspace.py), under the repository's lock: the new
+component renders there, the fleet component (which lists services and clusters) is re-rendered there with
+copier's 3-way update so edits people made to fleet files survive, the gate validates it there, and only then
+does the change land in the repo with its one commit (writer.py; `commit=False` lands it uncommitted). The
+answers are read under the lock, so two `add`s never lose each other's service.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +19,7 @@ from pathlib import Path
 from fleetstrap import trace
 from fleetstrap.answers import NOTIFICATIONS, ClusterSpec, FleetAnswers, replace
 from fleetstrap.errors import AnswersError, ConflictError, DestinationError
-from fleetstrap.gitrepo import Author, default_author, ensure_commit, is_dirty, restore
+from fleetstrap.gitrepo import Author, default_author, is_dirty
 from fleetstrap.names import dns1123_problem, service_name_problem
 from fleetstrap.plan import (
     Component,
@@ -30,10 +33,13 @@ from fleetstrap.render import (
     TemplateSource,
     check_destination,
     ensure_template_mirror,
-    promote,
     render_component,
     staging_dir,
 )
+from fleetstrap.steps import render_service_repo, run_gate
+from fleetstrap.transaction import checkpoint
+from fleetstrap.workspace import Workspace
+from fleetstrap.writer import RepoWriter, open_writer
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class AddTarget:
     """The fleet repo a component is added to, and how: commit the change (as `author`), render from `source`."""
 
     root: Path
-    commit: bool = False
+    commit: bool = True
     author: Author | None = None
     source: TemplateSource | None = None
 
@@ -62,42 +68,41 @@ def _load(root: Path) -> FleetAnswers:
     return load_fleet(root).answers
 
 
-def _grow(fleet: AddTarget, new: Component, fleet_after: FleetAnswers, message: str) -> AddReport:
+def _grow(writer: RepoWriter, fleet: AddTarget, new: Component, fleet_after: FleetAnswers,
+          message: str) -> AddReport:
     start = time.perf_counter()
-    root = fleet.root.resolve()
+    root = writer.root
     if is_dirty(root):
         raise DestinationError(f"{root} has uncommitted changes; commit or stash them first")
     source = fleet.source or ensure_template_mirror()
-    with staging_dir(root) as tmp:
+    with tempfile.TemporaryDirectory(prefix="fleetstrap-add-") as scratch:
+        ws = Workspace.create(root, Path(scratch) / "ws")
+        rendered = Path(scratch) / "new"
         with trace.stage("render", component=new.name):
-            render_component(new, tmp, source)
-        added = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+            render_component(new, rendered, source)
+        added = sorted(p.relative_to(rendered).as_posix() for p in rendered.rglob("*") if p.is_file())
         clashes = [a for a in added if (root / a).exists()]
         if clashes:
             raise DestinationError(f"{new.name}: {clashes[0]} already exists in the repo")
-        try:
-            for rel in added:
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(tmp / rel, root / rel)
-            conflicts = _update_fleet(root, fleet_after, new)
-            if conflicts:
-                raise ConflictError(
-                    f"the fleet files conflict with local edits: {', '.join(conflicts)}",
-                    paths=conflicts,
-                    hint="resolve the markers, then commit",
-                )
-            from fleetstrap.init import run_gate
-
-            run_gate(root)
-        except ConflictError:
-            raise  # leave the merge result for the user to resolve
-        except BaseException:  # incl. Ctrl-C: the tree was clean, so restore it exactly
-            restore(root)
-            raise
+        for rel in added:
+            (ws.path / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(rendered / rel, ws.path / rel)
+        checkpoint("render")
+        conflicts = _update_fleet(ws.path, fleet_after, new)
+        checkpoint("merge")
+        if conflicts:
+            writer.land(ws.staged(), None)  # the merge result is the user's to resolve: written, not committed
+            raise ConflictError(
+                f"the fleet files conflict with local edits: {', '.join(conflicts)}",
+                paths=conflicts,
+                hint="resolve the markers, then commit",
+            )
+        run_gate(ws.path)  # judges what would land, before anything does
+        checkpoint("validate")
+        landing = writer.land(ws.staged(), message if fleet.commit else None,
+                              author=fleet.author or default_author(root), branch=fleet_after.branch)
     trace.event("files changed", count=len(added))
-    sha = ensure_commit(root, message, fleet.author or default_author(root), branch=fleet_after.branch) \
-        if fleet.commit else None
-    return AddReport(root, new.name, tuple(added), sha, time.perf_counter() - start)
+    return AddReport(root, new.name, tuple(added), landing.commit, time.perf_counter() - start)
 
 
 def _update_fleet(root: Path, answers: FleetAnswers, new: Component) -> tuple[str, ...]:
@@ -123,50 +128,54 @@ def add_service(fleet: AddTarget, name: str, service_dir: Path | None = None) ->
     problem = service_name_problem(name)
     if problem:
         raise AnswersError(problem)
-    answers = _load(fleet.root)
-    if name in answers.services:
-        raise AnswersError(f"service {name!r} already exists in this fleet")
-    after = replace(answers, services=(*answers.services, name))
-    component = build_service_component(after, name)
-    message = f"Add service {name}"
-    if after.repo_layout != "split":
-        return _grow(fleet, component, after, message)
-    # Split layout: the service's own repository beside the fleet, promoted only once the fleet side is in.
-    from fleetstrap.init import render_service_repo
-
-    repo_dest = (service_dir or fleet.root.resolve().parent / name).resolve()
-    check_destination(repo_dest, force=False)
-    fleet = dataclasses.replace(fleet, source=fleet.source or ensure_template_mirror())
-    assert fleet.source is not None
-    with staging_dir(repo_dest) as repo_tmp:
-        render_service_repo(after, name, repo_tmp, fleet.source, fleet.author, commit=True)
-        report = _grow(fleet, component, after, message)
-        promote(repo_tmp, repo_dest)
-    return dataclasses.replace(report, service_repo=repo_dest)
+    root = fleet.root.resolve()
+    with open_writer(root, f"add service {name}", commit=fleet.commit) as writer:
+        answers = _load(root)  # under the lock: another add's service is in it
+        if name in answers.services:
+            raise AnswersError(f"service {name!r} already exists in this fleet")
+        after = replace(answers, services=(*answers.services, name))
+        component = build_service_component(after, name)
+        message = f"Add service {name}"
+        if after.repo_layout != "split":
+            return _grow(writer, fleet, component, after, message)
+        # Split layout: the service's own repository beside the fleet, placed only once the fleet side is in.
+        repo_dest = (service_dir or root.parent / name).resolve()
+        check_destination(repo_dest, force=False)
+        fleet = dataclasses.replace(fleet, source=fleet.source or ensure_template_mirror())
+        assert fleet.source is not None
+        with staging_dir(repo_dest) as repo_tmp:
+            render_service_repo(after, name, repo_tmp, fleet.source, fleet.author, commit=True)
+            report = _grow(writer, fleet, component, after, message)
+            writer.place(repo_tmp, repo_dest)
+        return dataclasses.replace(report, service_repo=repo_dest)
 
 
 def add_cluster(fleet: AddTarget, name: str, environment: str, *, context: str = "", server: str = "") -> AddReport:
     problem = dns1123_problem(name, "cluster")
     if problem:
         raise AnswersError(problem)
-    answers = _load(fleet.root)
-    if any(c.name == name for c in answers.clusters):
-        raise AnswersError(f"cluster {name!r} already exists in this fleet")
-    if environment not in answers.environments:
-        raise AnswersError(
-            f"environment {environment!r} is not one of this fleet's environments ({', '.join(answers.environments)})"
-        )
-    spec = ClusterSpec(name, environment, context, server or "https://kubernetes.default.svc")
-    after = replace(answers, clusters=(*answers.clusters, spec))
-    return _grow(fleet, build_cluster_component(after, name), after, f"Add cluster {name} ({environment})")
+    root = fleet.root.resolve()
+    with open_writer(root, f"add cluster {name}", commit=fleet.commit) as writer:
+        answers = _load(root)
+        if any(c.name == name for c in answers.clusters):
+            raise AnswersError(f"cluster {name!r} already exists in this fleet")
+        if environment not in answers.environments:
+            raise AnswersError(f"environment {environment!r} is not one of this fleet's environments "
+                               f"({', '.join(answers.environments)})")
+        spec = ClusterSpec(name, environment, context, server or "https://kubernetes.default.svc")
+        after = replace(answers, clusters=(*answers.clusters, spec))
+        return _grow(writer, fleet, build_cluster_component(after, name), after,
+                     f"Add cluster {name} ({environment})")
 
 
 def add_monitoring(fleet: AddTarget, notifications: str | None = None) -> AddReport:
     """Switch monitoring on in a fleet made without it: the metrics stack, rules, dashboards, notifications."""
-    answers = _load(fleet.root)
-    if answers.monitoring:
-        raise AnswersError("monitoring is already on in this fleet")
     if notifications is not None and notifications not in NOTIFICATIONS:
         raise AnswersError(f"notifications must be one of {', '.join(NOTIFICATIONS)} (got {notifications!r})")
-    after = replace(answers, monitoring=True, notifications=notifications or answers.notifications)
-    return _grow(fleet, build_monitoring_component(after), after, "Add monitoring")
+    root = fleet.root.resolve()
+    with open_writer(root, "add monitoring", commit=fleet.commit) as writer:
+        answers = _load(root)
+        if answers.monitoring:
+            raise AnswersError("monitoring is already on in this fleet")
+        after = replace(answers, monitoring=True, notifications=notifications or answers.notifications)
+        return _grow(writer, fleet, build_monitoring_component(after), after, "Add monitoring")

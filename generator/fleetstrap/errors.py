@@ -9,7 +9,8 @@ EXIT_OK = 0
 EXIT_USER = 1
 EXIT_FINDINGS = 2
 EXIT_BUG = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
+EXIT_TERMINATED = 143  # SIGTERM (CI runners, `timeout`, `kill`): 128 + 15
 
 
 class FleetstrapError(Exception):
@@ -52,12 +53,26 @@ class ToolMissingError(UserError):
     """An external tool the command needs is not installed."""
 
 
+class LockedError(UserError):
+    """Another fleetstrap command holds the repository's lock (its pid, host, command and start are named)."""
+
+
+class EnvironmentRefusedError(UserError):
+    """The machine refused a write (read-only filesystem, no permission, disk full): the user's environment, not
+    a bug. The message names the path and the OS reason."""
+
+
 class RemoteError(UserError):
     """A git remote or API refused or failed (auth, network, unrelated history)."""
 
 
-class GitError(RemoteError):
-    """A git command failed (local or against a remote); the message names what, never a credential."""
+class GitError(UserError):
+    """A git command failed; the message names what, never a credential. A local commit is not a remote's
+    failure: only `RemoteGitError` (ls-remote, fetch, push against a URL) is also a RemoteError."""
+
+
+class RemoteGitError(GitError, RemoteError):
+    """A git command against a remote failed (auth, network, rejected push)."""
 
 
 class GitHubError(RemoteError):
@@ -97,6 +112,44 @@ class TemplateError(FleetstrapError):
     """A bundled template failed to render: a bug in fleetstrap, exit 3."""
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (CI cancelling a job, `timeout`, `kill`): raised in the main thread by the handler that
+    `transaction.handle_signals` installs, so every `finally` and restore runs. A BaseException, like
+    KeyboardInterrupt, so no `except Exception` swallows it. Exit 128 + the signal number."""
+
+    def __init__(self, signum: int = 15) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum
+
+
+# What the OS says when the environment refuses a write; matched in git's and GitPython's stderr too.
+_OS_REASONS = {30: "Read-only file system", 13: "Permission denied", 1: "Operation not permitted",
+               28: "No space left on device", 122: "Disk quota exceeded"}
+
+
+def environment_refusal(exc: BaseException, where: object = None) -> EnvironmentRefusedError | None:
+    """An EnvironmentRefusedError when `exc` (or what caused it) is the OS refusing a write; else None.
+
+    `where` names the path when the error itself does not (git's stderr, GitPython)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _OS_REASONS:
+            path = cur.filename2 or cur.filename or where  # a copy's destination is the one refused
+            reason = _OS_REASONS[cur.errno]
+            return EnvironmentRefusedError(f"cannot write {path}: {reason}" if path else f"cannot write: {reason}",
+                                           hint="fix the filesystem or permissions, then run the command again")
+        text = str(cur)
+        for reason in _OS_REASONS.values():
+            if reason.lower() in text.lower():
+                return EnvironmentRefusedError(f"cannot write {where}: {reason}" if where else
+                                               f"cannot write: {reason}",
+                                               hint="fix the filesystem or permissions, then run the command again")
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def exit_code_for(exc: BaseException | None) -> int:
     """The one exit-code map: what `fleetstrap` exits with after `exc` (None: success). Telemetry reads it too."""
     import click
@@ -107,6 +160,8 @@ def exit_code_for(exc: BaseException | None) -> int:
         return int(exc.exit_code)
     if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
         return EXIT_INTERRUPTED
+    if isinstance(exc, Terminated):
+        return 128 + exc.signum
     if isinstance(exc, click.ClickException):
         return EXIT_USER  # usage errors are user errors
     if isinstance(exc, FleetstrapError):

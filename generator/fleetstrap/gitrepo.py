@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from fleetstrap.errors import GitError, UserError
+from fleetstrap.errors import GitError, RemoteGitError, UserError
 from fleetstrap.redact import redact
 
 DEFAULT_BRANCH = "main"
@@ -83,6 +83,47 @@ def ensure_commit(path: Path, message: str, author: Author | None = None, branch
     except Exception as exc:
         raise GitError(f"git commit failed in {path}: {type(exc).__name__}") from exc
     return str(commit.hexsha)
+
+
+def commit_paths(root: Path, paths: list[str], message: str, author: Author | None = None,
+                 branch: str = DEFAULT_BRANCH) -> str | None:
+    """Commit exactly `paths` (added, changed or deleted) and nothing else: the user's other files, tracked
+    changes or untracked secrets, stay out of the commit. None when those paths hold no change.
+
+    No hooks and no signing, like every fleetstrap commit (GitPython's); the author is also the committer."""
+    if not (root / ".git").exists():
+        run(root, "init", "-q", "-b", branch)
+    who = author or default_author(root)
+    env = {"GIT_AUTHOR_NAME": who.name, "GIT_AUTHOR_EMAIL": who.email,
+           "GIT_COMMITTER_NAME": who.name, "GIT_COMMITTER_EMAIL": who.email}
+    # A path the repo's .gitignore excludes stays out, as `git add -A` would leave it.
+    ignored = set(run(root, "check-ignore", "--stdin", "-z", text_input="\0".join(paths), check=False).split("\0"))
+    paths = [p for p in paths if p not in ignored]
+    if paths:
+        run(root, "--literal-pathspecs", "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul",
+            text_input="\0".join(paths))
+    has_head = bool(run(root, "rev-parse", "--verify", "-q", "HEAD", check=False).strip())
+    staged = run(root, "diff", "--cached", "--name-only", *(["HEAD"] if has_head else []))
+    if not has_head:
+        staged = run(root, "ls-files", "--cached")
+    if not staged.strip():
+        return None
+    run(root, "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", "commit", "-q", "--no-verify",
+        "-m", message, env=env)
+    return run(root, "rev-parse", "HEAD").strip()
+
+
+def unstage(root: Path, paths: list[str]) -> None:
+    """Take `paths` out of the index again (back to HEAD), after a landing that did not finish."""
+    if not paths or not (root / ".git").exists():
+        return
+    spec = "\0".join(paths)
+    if run(root, "rev-parse", "--verify", "-q", "HEAD", check=False).strip():
+        run(root, "--literal-pathspecs", "reset", "-q", "--pathspec-from-file=-", "--pathspec-file-nul",
+            text_input=spec, check=False)
+    else:  # no commit yet: nothing to reset to, so out of the index
+        run(root, "--literal-pathspecs", "rm", "-q", "-r", "--cached", "--ignore-unmatch", "--pathspec-from-file=-",
+            "--pathspec-file-nul", text_input=spec, check=False)
 
 
 def ensure_branch(root: Path, branch: str) -> bool:
@@ -192,16 +233,17 @@ def run(root: Path, *args: str, env: Mapping[str, str] | None = None, url: str |
     errors. With check=False a failure returns "". Output is decoded with surrogateescape, so binary content
     survives (`read_blob`)."""
     full = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+    failure = GitError if url is None else RemoteGitError  # only a command against a remote is a remote's failure
     try:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=timeout, env=full, check=False,
                               input=text_input.encode() if text_input is not None else None)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise GitError(f"git {args[0]} failed: {type(exc).__name__}") from exc
+        raise failure(f"git {args[0]} failed: {type(exc).__name__}") from exc
     if done.returncode != 0:
         if not check:
             return ""
         # Our one line, not git's whole stderr: it may echo a URL or a header.
-        raise GitError(explain(args[0], url, done.stderr.decode("utf-8", "replace")))
+        raise failure(explain(args[0], url, done.stderr.decode("utf-8", "replace")))
     return done.stdout.decode("utf-8", "surrogateescape")
 
 
@@ -280,18 +322,18 @@ def relation(root: Path, local: str | None, remote: str | None, url: str, branch
     if not has_object(root, remote):
         return "unknown"
     if local is None:
-        raise GitError(f"{url} already has a {branch} branch with history that is not ours; refusing to push",
+        raise RemoteGitError(f"{url} already has a {branch} branch with history that is not ours; refusing to push",
                        hint="push to a new or empty repository, or clone it and copy the fleet in")
     try:
         base = run(root, "merge-base", local, remote).strip()
     except GitError:
         base = ""
     if not base:
-        raise GitError(f"{url} branch {branch} holds unrelated history; refusing to push (never forced)",
+        raise RemoteGitError(f"{url} branch {branch} holds unrelated history; refusing to push (never forced)",
                        hint="push to a new or empty repository, or merge that history first")
     if base == remote:
         return "fast-forward"
     if base == local:
         return "behind"
-    raise GitError(f"{url} branch {branch} has diverged from the local branch; refusing to push",
+    raise RemoteGitError(f"{url} branch {branch} has diverged from the local branch; refusing to push",
                    hint=f"pull and merge {branch} first; fleetstrap never force-pushes")

@@ -1,4 +1,10 @@
-"""`fleetstrap init`: answers → plan → render (staged) → gate → commit → move into place."""
+"""`fleetstrap init`: answers → plan → render (staged) → gate → land (writer.py) with the one commit.
+
+Into a new or empty directory the staged repository (committed there) is renamed into place. Into an existing
+directory or git repository (`--force`) the rendered files land through the writer and only they are committed:
+the user's other files (an untracked `.env.local`) never are; a tree with uncommitted changes is refused, and
+files it would overwrite are named and refused unless `--overwrite`.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetstrap import output, trace
+from fleetstrap import trace
 from fleetstrap.answers import FleetAnswers, build_answers, load_answers_file, missing_answers, parse_data_flags
 from fleetstrap.blueprints import resolve_blueprint
-from fleetstrap.errors import AnswersError
+from fleetstrap.errors import AnswersError, DestinationError
 from fleetstrap.gitrepo import Author, default_author, ensure_commit
-from fleetstrap.plan import Plan, build_plan, build_service_repo_component
+from fleetstrap.gitrepo import run as git_run
+from fleetstrap.plan import Plan, build_plan
 from fleetstrap.render import (
     TemplateSource,
     check_destination,
     ensure_template_mirror,
-    promote,
     render_components,
     staging_dir,
     warn_unpublished,
 )
+from fleetstrap.steps import render_service_repo, run_gate, service_repo_dests
+from fleetstrap.transaction import checkpoint
+from fleetstrap.writer import Change, RepoWriter, open_writer
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class InitRequest:
     dest: Path
     sources: AnswerSources = field(default_factory=AnswerSources)
     force: bool = False
+    overwrite: bool = False  # with force: replace files of the destination the templates also write
     author: Author | None = None
     commit: bool = True
     validate: bool = True
@@ -85,43 +95,58 @@ def _count_files(root: Path) -> int:
     return sum(1 for p in root.rglob("*") if p.is_file() and ".git" not in p.relative_to(root).parts)
 
 
-def run_gate(root: Path) -> None:
-    """The offline validation gate (a broken import must fail loudly, never skip the gate). A plain install (no
-    `validate` extra) renders anyway and says, in one warning, that the gate did not run and what would run it."""
-    from fleetstrap.errors import ToolMissingError
-    from fleetstrap.validate import gate
-
-    with trace.stage("validate"):
-        try:
-            gate(root)
-        except ToolMissingError as exc:
-            output.warn(f"the offline validation gate did not run: {exc}; its schema, kustomize, helm, cross-reference "
-                        f"and workflow checks were skipped ({exc.hint or 'pip install fleetstrap[validate]'}, then "
-                        "run fleetstrap validate on the fleet)")
-
-
-def service_repo_dests(answers: FleetAnswers, fleet_dest: Path) -> tuple[tuple[str, Path], ...]:
-    """Split layout: each service's own repository, next to the fleet repository."""
-    if answers.repo_layout != "split":
-        return ()
-    return tuple((s, fleet_dest.parent / s) for s in answers.services)
-
-
-def render_service_repo(answers: FleetAnswers, service: str, tmp: Path, source: TemplateSource,
-                        author: Author | None, commit: bool) -> None:
-    """Render a split-layout service repository into `tmp` and make its initial commit."""
-    render_components([build_service_repo_component(answers, service)], tmp, source)
-    if commit:
-        ensure_commit(tmp, f"Initial {service} service from fleetstrap ({source.ref})", author or default_author(None),
-                      branch=answers.branch)
-
-
-def _commit(root: Path, source: TemplateSource, request: InitRequest, answers: FleetAnswers) -> str | None:
+def _commit(staged: Path, source: TemplateSource, request: InitRequest, answers: FleetAnswers) -> str | None:
+    """The first commit of a new repository, made in its staging directory before it is placed."""
     with trace.stage("commit"):
-        sha = ensure_commit(root, f"Initial fleet from fleetstrap ({source.ref})",
-                            request.author or default_author(None), branch=answers.branch)
+        sha = ensure_commit(staged, _message(source), request.author or default_author(None), branch=answers.branch)
         trace.annotate(**{"vcs.commit.sha": sha or ""})
         return sha
+
+
+def _message(source: TemplateSource) -> str:
+    return f"Initial fleet from fleetstrap ({source.ref})"
+
+
+def _rendered(tmp: Path) -> list[str]:
+    return sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and ".git" not in p.relative_to(tmp).parts)
+
+
+def _check_existing(dest: Path) -> None:
+    """Into an existing git repository: its uncommitted changes are the user's, never mixed into our commit."""
+    if not (dest / ".git").is_dir():
+        return
+    changed = [ln[3:] for ln in git_run(dest, "status", "--porcelain", "--untracked-files=no").splitlines() if ln]
+    if changed:
+        raise DestinationError(f"{dest} has uncommitted changes ({', '.join(changed[:3])}"
+                               f"{', ...' if len(changed) > 3 else ''}); commit or stash them before init --force")
+
+
+def _check_overwrites(tmp: Path, dest: Path, rendered: list[str], overwrite: bool) -> None:
+    clash = [rel for rel in rendered
+             if (dest / rel).is_file() and (dest / rel).read_bytes() != (tmp / rel).read_bytes()]
+    if clash and not overwrite:
+        raise DestinationError(f"init would overwrite {len(clash)} file(s) in {dest}: {', '.join(clash[:5])}"
+                               f"{', ...' if len(clash) > 5 else ''}",
+                               hint="move them away, or pass --overwrite to replace them with the template's")
+
+
+def _land(writer: RepoWriter, tmp: Path, dest: Path, request: InitRequest, source: TemplateSource,
+          answers: FleetAnswers) -> str | None:
+    """The rendered tree into `dest`: a rename of the committed staging repo when `dest` is new or empty, else
+    the rendered files through the writer with one commit of exactly those files."""
+    if not dest.is_dir() or not any(dest.iterdir()):
+        sha = _commit(tmp, source, request, answers) if request.commit else None
+        writer.place(tmp, dest)
+        return sha
+    rendered = _rendered(tmp)
+    _check_overwrites(tmp, dest, rendered, request.overwrite)
+    with trace.stage("commit"):
+        landing = writer.land([Change(rel, tmp / rel) for rel in rendered],
+                              _message(source) if request.commit else None,
+                              author=request.author or default_author(None), branch=answers.branch)
+        trace.annotate(**{"vcs.commit.sha": landing.commit or ""})
+    return landing.commit
 
 
 def init_fleet(request: InitRequest) -> InitReport:
@@ -134,7 +159,9 @@ def init_fleet(request: InitRequest) -> InitReport:
     for _, repo_dest in repos:
         check_destination(repo_dest, force=False)
     trace.annotate(**{"fleet.repo": f"{answers.owner}/{answers.fleet_name}", "fleet.engine": answers.engine})
-    with contextlib.ExitStack() as stack:
+    with open_writer(dest, "init", commit=request.commit) as writer, contextlib.ExitStack() as stack:
+        check_destination(dest, force=request.force)  # again under the lock: another init may have been first
+        _check_existing(dest)
         tmp = stack.enter_context(staging_dir(dest))
         with trace.stage("render", components=len(plan.components)):
             source = request.template or ensure_template_mirror()
@@ -144,20 +171,15 @@ def init_fleet(request: InitRequest) -> InitReport:
             staged = [(stack.enter_context(staging_dir(d)), d) for _, d in repos]
             for (service, _), (repo_tmp, _) in zip(repos, staged, strict=True):
                 render_service_repo(answers, service, repo_tmp, source, request.author, request.commit)
+        checkpoint("render")
         files = _count_files(tmp)
         trace.event("files changed", count=files)
         if request.validate:
             run_gate(tmp)
-        sha = None
-        # --force into an existing git repo: its history stays, and the fleet is committed on top of it.
-        into_existing_repo = (dest / ".git").exists()
-        if request.commit and not into_existing_repo:
-            sha = _commit(tmp, source, request, answers)
-        promote(tmp, dest)
-        if request.commit and into_existing_repo:
-            sha = _commit(dest, source, request, answers)
+        checkpoint("validate")
         for repo_tmp, repo_dest in staged:
-            promote(repo_tmp, repo_dest)
+            writer.place(repo_tmp, repo_dest)
+        sha = _land(writer, tmp, dest, request, source, answers)
     return InitReport(
         dest=dest,
         answers=answers,

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
 from typing import Any
 
 import click
 
 from fleetstrap import __version__
-from fleetstrap.errors import FleetstrapError, exit_code_for
+from fleetstrap.errors import FleetstrapError, Terminated, environment_refusal, exit_code_for
 
 # Listed in every command's --help (click rewraps epilogs; the \b keeps this one as written).
 EXIT_CODES_HELP = ("\b\nExit codes:\n  0    ok\n  1    user error (bad input; nothing written)\n"
@@ -23,9 +22,6 @@ EXIT_CODES_HELP = ("\b\nExit codes:\n  0    ok\n  1    user error (bad input; no
                    "  143  terminated (SIGTERM)")
 EXIT_TERMINATED = 143
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process runs so `with` blocks and transactions unwind as for Ctrl-C."""
 
 # name -> (module, attribute, one-line help). The help is here so listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -99,25 +95,22 @@ def _command_name(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _terminate)
     code = run(args)
     sys.exit(code)
 
 
-def _terminate(signum: int, frame: Any) -> None:  # noqa: ARG001 (signal handler API)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    raise Terminated
-
-
 def run(args: list[str]) -> int:
     """Run the CLI and return the exit code (tests call this directly)."""
+    from fleetstrap.transaction import handle_signals
+
     tracer = _tracer(args)
     try:
-        if tracer is None:
-            cli.main(args=args, prog_name="fleetstrap", standalone_mode=False)
-        else:
-            with tracer(_command_name(args)):
+        with handle_signals():  # SIGTERM raises Terminated, so every restore runs (exit 143)
+            if tracer is None:
                 cli.main(args=args, prog_name="fleetstrap", standalone_mode=False)
+            else:
+                with tracer(_command_name(args)):
+                    cli.main(args=args, prog_name="fleetstrap", standalone_mode=False)
         return 0
     except click.exceptions.Exit as exc:
         return exit_code_for(exc)
@@ -128,13 +121,22 @@ def run(args: list[str]) -> int:
             return EXIT_TERMINATED
         _err("interrupted")
         return exit_code_for(exc)
+    except Terminated as exc:
+        _err("terminated (SIGTERM)" if exc.signum == 15 else f"terminated by signal {exc.signum}")
+        return exit_code_for(exc)
     except click.ClickException as exc:
         _err(exc.format_message())
         return exit_code_for(exc)
     except FleetstrapError as exc:
-        _err(exc.message, exc.hint)
-        return exit_code_for(exc)
+        refusal = environment_refusal(exc) if exit_code_for(exc) == 3 else None
+        shown = refusal or exc  # the OS refusing a write is the user's environment, not a bug
+        _err(shown.message, shown.hint)
+        return exit_code_for(shown)
     except Exception as exc:
+        refusal = environment_refusal(exc)
+        if refusal is not None:
+            _err(refusal.message, refusal.hint)
+            return exit_code_for(refusal)
         if os.environ.get("FLEETSTRAP_DEBUG"):
             raise
         _err(f"internal error ({type(exc).__name__}): {_safe(exc)}; rerun with FLEETSTRAP_DEBUG=1 and report it")

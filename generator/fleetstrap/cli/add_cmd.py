@@ -15,7 +15,8 @@ from fleetstrap.cli.options import format_option, repo_dir
 if TYPE_CHECKING:
     from fleetstrap.add import AddReport
 
-_commit_option = click.option("--commit", is_flag=True, help="Commit the change.")
+_commit_option = click.option("--commit/--no-commit", default=True, show_default=True,
+                              help="Commit the change (as init does); --no-commit leaves it in the work tree.")
 
 
 @click.group()

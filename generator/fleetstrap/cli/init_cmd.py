@@ -24,12 +24,14 @@ from fleetstrap.gitrepo import Author
 @click.option("-d", "--data", multiple=True, metavar="KEY=VALUE", help="One answer (value read as YAML); repeatable.")
 @click.option("--defaults", is_flag=True, help="Do not prompt: use defaults for every answer not given.")
 @click.option("--force", is_flag=True, help="Render into a non-empty destination.")
+@click.option("--overwrite", is_flag=True,
+              help="With --force: replace the destination's files that the templates also write.")
 @click.option("--author", metavar="'NAME <EMAIL>'", help="Author of the initial commit (default: git config).")
 @click.option("--no-commit", is_flag=True, help="Do not git init and commit.")
 @click.option("--no-validate", is_flag=True, help="Skip the offline validation gate.")
 @format_option()
 def init(dest: Path | None, dir_: Path | None, blueprint: str | None, answers_file: Path | None,
-         data: tuple[str, ...], defaults: bool, force: bool, author: str | None, no_commit: bool,
+         data: tuple[str, ...], defaults: bool, force: bool, overwrite: bool, author: str | None, no_commit: bool,
          no_validate: bool, fmt: str) -> None:
     """Generate a fleet-infra GitOps repository in DEST or -C DIR (default ./fleet-infra).
 
@@ -49,6 +51,7 @@ def init(dest: Path | None, dir_: Path | None, blueprint: str | None, answers_fi
         sources=AnswerSources(blueprint=blueprint, answers_file=answers_file, data=data, defaults=defaults,
                               interactive=interactive),
         force=force,
+        overwrite=overwrite,
         author=_parse_author(author),
         commit=not no_commit,
         validate=not no_validate,

@@ -2,7 +2,8 @@
 
 The writer is chosen once: `CheckoutWriter` commits in the user's checkout, `PullRequestWriter` commits in a
 temporary worktree off the default branch, pushes a `fleetstrap/...` branch (never the default branch) and opens
-the pull request with the update --pr machinery; `--dry-run` uses `RecordingWriter`, which only records.
+the pull request with the update --pr machinery; `--dry-run` gives `CheckoutWriter` the recording repository
+writer (writer.py), which only records.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from fleetstrap.bootstrap.kube import KubeClient, connect
 from fleetstrap.deploy import DeployChange, build_promotion, build_resume, build_rollback
 from fleetstrap.deploy.running import running_versions
 from fleetstrap.deploy.state import ServiceState, check_fleet_repo, is_production, read_service_state
-from fleetstrap.errors import DeployError, GitError, UserError
+from fleetstrap.errors import DeployError, GitError, RemoteGitError, UserError
 from fleetstrap.publish.github_api import ApiSettings, GitHubApi
-from fleetstrap.publish.pullrequest import PullRequestSpec, ensure_pull_request, find_pull
+from fleetstrap.publish.pullrequest import LABEL, PullRequestSpec, ensure_pull_request, find_pull, resolve_remote
 from fleetstrap.redact import redact
 from fleetstrap.repo import load_fleet_answers
+from fleetstrap.transaction import checkpoint
+from fleetstrap.writer import Change, RepoWriter, open_writer
 
 Outcome = Literal["up-to-date", "committed", "would commit", "opened", "exists", "closed", "pushed"]
-LABEL = "fleetstrap"
 _VERB = {"promote": "promotes", "rollback": "rolls back", "resume": "resumes the image automation of"}
 Connector = Callable[[Path | None, str | None], KubeClient]
 
@@ -93,8 +95,16 @@ def build_change(request: DeployRequest, state: ServiceState,
 
 
 def run_deploy(request: DeployRequest, connector: Connector = connect) -> DeployReport:
+    """Read, build and write the change inside the transaction (writer.py): the repository locked from the read
+    to the commit, signals handled, a detached HEAD refused when committing in the checkout."""
     root = request.root.resolve()
     check_fleet_repo(root)
+    in_checkout = request.pr is None
+    with open_writer(root, request.action, commit=in_checkout, dry_run=request.dry_run and in_checkout) as repo:
+        return _run_deploy(request, root, repo, connector)
+
+
+def _run_deploy(request: DeployRequest, root: Path, repo: RepoWriter, connector: Connector) -> DeployReport:
     answers = load_fleet_answers(root)
     if not (root / ".git").exists():
         raise DeployError(f"{root} is not a git repository: promote and rollback read its history")
@@ -113,8 +123,9 @@ def run_deploy(request: DeployRequest, connector: Connector = connect) -> Deploy
     if request.pr is not None:
         writer = PullRequestWriter(root, request.pr, answers.branch, dry_run=request.dry_run)
     else:
-        writer = RecordingWriter(root) if request.dry_run else CheckoutWriter(root)
+        writer = CheckoutWriter(repo)
     state = read_service_state(root, request.service, writer.base_rev())
+    checkpoint("read")
     where: tuple[tuple[str, str, str], ...] = ()
     if request.action == "promote" and request.clusters and is_production(answers, request.env):
         state.env(request.env)  # unknown names are refused before any cluster is asked
@@ -140,7 +151,7 @@ def _push_and_wait(root: Path, answers: FleetAnswers, report: DeployReport, opti
         try:
             gitrepo.push(root, remote, answers.branch)  # fast-forward only, never forced
         except GitError as exc:
-            raise GitError(f"{exc.message}; the rollback is committed locally ({sha[:12]})",
+            raise RemoteGitError(f"{exc.message}; the rollback is committed locally ({sha[:12]})",
                            hint="a protected branch takes it as a pull request: rerun with --pr instead of "
                                 "--wait") from exc
     journal = (*report.journal, f"pushed {sha[:12]} to {answers.branch} on {remote.url}")
@@ -162,39 +173,31 @@ def _write_files(root: Path, change: DeployChange) -> None:
 
 
 class CheckoutWriter:
-    """Commits the change on the checked-out branch (the push is the user's: their branch, their review)."""
+    """Commits the change on the checked-out branch (the push is the user's: their branch, their review), through
+    the repository writer: staged outside the work tree, landed with its commit in one step. With the recording
+    writer (--dry-run) it only says what would be committed."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, repo: RepoWriter) -> None:
+        self.repo = repo
 
     def base_rev(self) -> str:
         return "HEAD"
 
     def write(self, change: DeployChange) -> DeployReport:
-        try:
-            _write_files(self.root, change)
-            sha = gitrepo.ensure_commit(self.root, change.message)
-        except BaseException:  # a failed commit or Ctrl-C between two files: nothing half-written
+        root = self.repo.root
+        for f in change.files:
+            if (root / f.path).read_text(encoding="utf-8") != f.before:
+                raise DeployError(f"{f.path} changed while fleetstrap was working; run the command again")
+        with tempfile.TemporaryDirectory(prefix="fleetstrap-deploy-") as tmp:
+            staged = []
             for f in change.files:
-                (self.root / f.path).write_text(f.before, encoding="utf-8")
-            gitrepo.run(self.root, "reset", "-q", "--", *(f.path for f in change.files), check=False)
-            raise
-        return DeployReport(change, "committed" if sha else "up-to-date", sha)
-
-
-class RecordingWriter:
-    """--dry-run: what would be committed; nothing is written."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def base_rev(self) -> str:
-        return "HEAD"
-
-    def write(self, change: DeployChange) -> DeployReport:
-        journal = [*(f"would write {f.path}" for f in change.files),
-                   f"would commit: {change.message.splitlines()[0]}"]
-        return DeployReport(change, "would commit", journal=tuple(journal))
+                (Path(tmp) / f.path).parent.mkdir(parents=True, exist_ok=True)
+                (Path(tmp) / f.path).write_text(f.after, encoding="utf-8")
+                staged.append(Change(f.path, Path(tmp) / f.path))
+            landing = self.repo.land(staged, change.message, author=gitrepo.default_author(root))
+        if landing.journal:
+            return DeployReport(change, "would commit", journal=landing.journal)
+        return DeployReport(change, "committed" if landing.commit else "up-to-date", landing.commit)
 
 
 class PullRequestWriter:
@@ -203,8 +206,6 @@ class PullRequestWriter:
     of the same service and environment is closed as superseded."""
 
     def __init__(self, root: Path, target: PrTarget, default_branch: str, *, dry_run: bool) -> None:
-        from fleetstrap.update.pr import resolve_remote
-
         self.root = root
         self.dry_run = dry_run
         self.remote = resolve_remote(root, target.remote_name, target.github_url, target.token_env)

@@ -3,11 +3,13 @@
 Flow: load the repo's components → resolve the template source (bundled mirror, or --template/--to) →
 skip components already on the target commit → copy the repo into a scratch workspace → per component:
 point its answers file at the source, `copier update`, put bot-owned lines back, find conflicts, commit →
-migrations → (pretend: return the diffs) → copy the result into the repo → validate → commit on request.
+migrations → validate the workspace → land the result through the writer (writer.py), with its commit on request,
+in one step under the repository's lock; `--pretend` is the recording writer.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Generator, Mapping, Sequence
@@ -21,10 +23,12 @@ from fleetstrap import copier_adapter, output, trace
 from fleetstrap.answers import upgrade_answers
 from fleetstrap.copier_adapter import Conflict
 from fleetstrap.errors import ConflictError, FindingsError, NotAFleetRepoError, UserError
-from fleetstrap.init import run_gate
+from fleetstrap.gitrepo import default_author
 from fleetstrap.plan import Component
 from fleetstrap.render import TemplateSource, plain_data
 from fleetstrap.repo import FleetRepo, RepoComponent, load_fleet
+from fleetstrap.steps import run_gate
+from fleetstrap.transaction import checkpoint
 from fleetstrap.update.merge import RenderJob, Renders, Tree, merge_component, render_all
 from fleetstrap.update.migrations import MIGRATIONS, Migration
 from fleetstrap.update.protect import has_conflict_markers, protect_file
@@ -36,7 +40,8 @@ from fleetstrap.update.source import (
     parse_version,
     rev_commit,
 )
-from fleetstrap.update.workspace import FileChange, Workspace
+from fleetstrap.workspace import Workspace
+from fleetstrap.writer import RepoWriter, open_writer
 
 __all__ = [
     "CheckReport",
@@ -48,6 +53,7 @@ __all__ = [
     "apply_answers_change",
     "build_commit_message",
     "check_updates",
+    "run_update",
     "update_fleet",
 ]
 
@@ -374,14 +380,19 @@ def build_commit_message(updated: Sequence[ComponentUpdate], target: str) -> str
     return "\n".join(lines) + "\n"
 
 
-def _apply_to_repo(ws: Workspace, root: Path) -> list[FileChange]:
-    changes = ws.changes(ws.base)
-    try:
-        ws.export(root, changes)
-    except BaseException:  # incl. Ctrl-C: the repo was clean, so put every touched path back
-        ws.restore(root, changes)
-        raise
-    return changes
+def _export(ws: Workspace, root: Path) -> None:
+    """apply_answers_change: the merge result into `root`, a staging tree of the caller (add's workspace)."""
+    for ch in ws.staged():
+        target = root / ch.path
+        if ch.source is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            if ch.source.is_symlink():
+                target.symlink_to(ch.source.readlink())
+            else:
+                shutil.copy2(ch.source, target)
 
 
 class UpdateConflictError(ConflictError):
@@ -394,7 +405,14 @@ class UpdateConflictError(ConflictError):
 
 def update_fleet(request: UpdateRequest) -> UpdateReport:
     """Update the selected components (all by default). Raises ConflictError (exit 2) after writing the
-    merge result when conflicts remain; nothing is committed then."""
+    merge result when conflicts remain; nothing is committed then. `pretend` is the recording writer."""
+    root = request.root.resolve()
+    with open_writer(root, "update", commit=request.commit, dry_run=request.pretend) as writer:
+        return run_update(request, writer)
+
+
+def run_update(request: UpdateRequest, writer: RepoWriter) -> UpdateReport:
+    """The engine, with the writer the caller chose (update's face, or update --pr's worktree)."""
     start = time.perf_counter()
     repo = load_fleet(request.root)
     root = repo.root
@@ -433,6 +451,7 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
                 legacy = {k: v for k, v in upgrade_answers(dict(rc.data)).items() if (k, v) not in rc.data}
                 updated.append(_update_one(ws, rc.component(), source, request.conflict, legacy or None,
                                            with_diff=request.pretend))
+        checkpoint("merge")
         before_migrations = ws.commit("components")
         ran = _run_migrations(ws, request.migrations, updated, source.ref)
         after_migrations = ws.commit("migrations")
@@ -444,26 +463,29 @@ def update_fleet(request: UpdateRequest) -> UpdateReport:
         conflicts = tuple(sorted({p for u in updated for p in u.conflicts}))
         report = UpdateReport(root, source.label, source.ref, tuple(updated), up_to_date,
                               tuple(ch.path for ch in all_changes), conflicts, ran, None, request.pretend)
-        if request.pretend or not all_changes:
+        if not all_changes:
             return _timed(report, start)
+        if conflicts or request.pretend:
+            # The merge result is the user's to resolve (conflicts): written, never validated nor committed.
+            with trace.stage("write"):
+                writer.land(ws.staged(), None)
+            trace.event("files changed", count=len(all_changes))
+            if request.pretend:
+                return _timed(report, start)
+            raise UpdateConflictError(
+                f"update left {len(conflicts)} conflicted file(s): {', '.join(conflicts)}",
+                report=_timed(report, start),
+                hint="resolve the <<<<<<< markers (or .rej files), then validate and commit",
+            )
+        if request.validate:
+            run_gate(ws.path)  # the gate judges what would land, before anything does
+        checkpoint("validate")
         with trace.stage("write"):
-            _apply_to_repo(ws, root)
+            landing = writer.land(ws.staged(), build_commit_message(updated, source.ref) if request.commit else None,
+                                  author=default_author(root), branch=repo.answers.branch)
         trace.event("files changed", count=len(all_changes))
-    if conflicts:
-        raise UpdateConflictError(
-            f"update left {len(conflicts)} conflicted file(s): {', '.join(conflicts)}",
-            report=_timed(report, start),
-            hint="resolve the <<<<<<< markers (or .rej files), then validate and commit",
-        )
-    if request.validate:
-        run_gate(root)
-    sha = None
-    if request.commit:
-        from fleetstrap.gitrepo import ensure_commit
-
-        sha = ensure_commit(root, build_commit_message(updated, source.ref), branch=repo.answers.branch)
     return _timed(UpdateReport(report.root, report.template, report.target, report.updated, report.up_to_date,
-                               report.files, (), ran, sha, False), start)
+                               report.files, (), ran, landing.commit, False), start)
 
 
 def _timed(report: UpdateReport, start: float) -> UpdateReport:
@@ -512,7 +534,7 @@ def apply_answers_change(root: Path, component: Component, source: TemplateSourc
         resolved = _source_for(root, component, source, tmp / "src")
         ws = Workspace.create(root, tmp / "ws")
         result = _update_one(ws, component, resolved, mode, component.data_dict(), with_diff=False)
-        _apply_to_repo(ws, root)
+        _export(ws, root)
     return result.conflicts
 
 

@@ -12,32 +12,38 @@ never written to a file, the git config, the pull request or the output.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from fleetstrap import gitrepo, output, trace
 from fleetstrap.errors import ConflictError, GitError, RemoteError, UserError
-from fleetstrap.publish.auth import Token, clean_url, git_env, has_credentials, resolve_token
 from fleetstrap.publish.github_api import ApiSettings, GitHubApi
-from fleetstrap.publish.pullrequest import PullRequestSpec, ensure_pull_request, find_pull
+from fleetstrap.publish.pullrequest import (
+    LABEL,
+    PullRequestSpec,
+    Remote,
+    _github_repo,  # noqa: F401 (tests read it here)
+    ensure_pull_request,
+    find_pull,
+    resolve_remote,
+)
 from fleetstrap.redact import redact
 from fleetstrap.repo import load_fleet
+from fleetstrap.transaction import checkpoint, handle_signals, repo_lock
 from fleetstrap.update import (
     UpdateConflictError,
     UpdateReport,
     UpdateRequest,
     build_commit_message,
     check_updates,
-    update_fleet,
+    run_update,
 )
+from fleetstrap.writer import open_writer
 
 BRANCH_PREFIX = "fleetstrap/update-"
-LABEL = "fleetstrap"
 Action = Literal["up-to-date", "exists", "closed", "opened", "pushed"]
 # The template changelog for the versions crossed, as markdown (empty: none). fleetstrap.changelog provides it
 # once it ships; until then the section is left out.
@@ -71,59 +77,12 @@ class PrReport:
     journal: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Remote:
-    url: str  # clean
-    env: dict[str, str] = field(repr=False)
-    github: tuple[str, str] | None  # (owner, name) when the remote is on the GitHub at github_url
-    token: Token | None = field(repr=False)
-
-
 def branch_for(target: str) -> str:
     return f"{BRANCH_PREFIX}v{target.removeprefix('v')}"
 
 
-def _github_repo(url: str, github_url: str) -> tuple[str, str] | None:
-    """owner/name when `url` (https or scp-like ssh) points at the GitHub host of `github_url`."""
-    host = urlsplit(github_url).netloc.lower()
-    m = re.match(r"^(?:ssh://)?git@([^:/]+)[:/](.+)$", url)
-    if m:
-        url_host, path = m.group(1).lower(), m.group(2)
-    else:
-        parts = urlsplit(url)
-        url_host, path = parts.netloc.lower().rsplit("@", 1)[-1], parts.path
-    bits = [b for b in path.strip("/").removesuffix(".git").split("/") if b]
-    if url_host != host or len(bits) < 2:
-        return None
-    return bits[-2], bits[-1]
-
-
 def _remote(request: PrRequest, root: Path) -> Remote:
     return resolve_remote(root, request.remote_name, request.github_url, request.token_env)
-
-
-def resolve_remote(root: Path, remote_name: str, github_url: str, token_env: str | None) -> Remote:
-    """The remote a pull-request branch goes to, its credentials (process environment only) and, when it is on
-    the GitHub at `github_url`, the repository for the pull request (also used by promote/rollback --pr)."""
-    raw = gitrepo.remote_url(root, remote_name)
-    if raw is None:
-        raise UserError(f"{root} has no git remote {remote_name!r} to push the branch to",
-                        hint="fleetstrap push (GitHub or any git remote) sets it up")
-    if has_credentials(raw):
-        raise UserError(f"git remote {remote_name} holds credentials in its URL; remove them "
-                        "(git remote set-url) and pass the token in GH_TOKEN or --token-env")
-    url = clean_url(raw)
-    https = url.startswith(("https://", "http://"))
-    github = _github_repo(url, github_url)
-    if github is not None:
-        token = resolve_token(token_env, host=urlsplit(github_url).netloc or "github.com")
-        if token is None:
-            raise UserError("no GitHub token to open the pull request: set GH_TOKEN or GITHUB_TOKEN, pass "
-                            "--token-env NAME, or log in with `gh auth login`")
-    else:
-        # Only an explicitly named token goes to another host: GH_TOKEN must never leak elsewhere.
-        token = resolve_token(token_env, allow_defaults=False) if https else None
-    return Remote(url, git_env(url, token if https else None), github, token)
 
 
 # ---------------------------------------------------------------- the pull request text
@@ -192,8 +151,16 @@ def build_body(report: UpdateReport, statuses: dict[str, str], hunks: dict[str, 
 
 
 def open_update_pr(request: PrRequest) -> PrReport:
-    """Raises ConflictError (exit 2) after the draft pull request (or branch) is up, when conflicts remain."""
+    """Raises ConflictError (exit 2) after the draft pull request (or branch) is up, when conflicts remain.
+
+    Under the repository's lock (the temporary worktree is registered in its .git), signals handled so the
+    worktree is removed on SIGINT/SIGTERM."""
     root = request.root.resolve()
+    with handle_signals(), repo_lock(root, "update --pr"):
+        return _open_update_pr(request, root)
+
+
+def _open_update_pr(request: PrRequest, root: Path) -> PrReport:
     repo = load_fleet(root)
     if gitrepo.is_dirty(root):
         raise UserError(f"{root} has uncommitted changes; commit or stash them before updating")
@@ -240,7 +207,7 @@ def open_update_pr(request: PrRequest) -> PrReport:
                     raise RemoteError(f"{exc.message} (the update changes workflow files, which GitHub only "
                                       "accepts from a token with the workflow scope or Workflows permission)",
                                       hint="GITHUB_TOKEN never has it: give the fleetstrap-update workflow a "
-                                           "GitHub App (FLEETSTRAP_APP_CLIENT_ID) with Workflows: write") from None
+                                           "GitHub App (FLEETSTRAP_APP_CLIENT_ID) with Workflows: write") from exc
                 raise
             journal.append(f"pushed {branch} to {remote.url}")
         finally:
@@ -280,7 +247,10 @@ def _update_and_commit(request: PrRequest, wt: Path, target: str) -> tuple[Updat
                            template_index=request.template_index, commit=True,
                            validate=False)  # the repo's own validate workflow runs on the pull request
     try:
-        report = update_fleet(update)
+        # Our own worktree, detached on purpose: the commit goes to the pull request's branch by the push.
+        with open_writer(wt, "update --pr", commit=True, detached_ok=True) as writer:
+            report = run_update(update, writer)
+        checkpoint("commit")
     except UpdateConflictError as exc:
         report = exc.report
         message = build_commit_message(report.updated, report.target) + "\nConflicts left with markers:\n" + \

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from packaging.version import InvalidVersion, Version
 
 from fleetstrap import gitrepo, output
-from fleetstrap.errors import GitError, RemoteError, UserError
+from fleetstrap.errors import GitError, RemoteError, RemoteGitError, UserError
 from fleetstrap.redact import redact
 from fleetstrap.render import BUNDLED_SOURCE, TemplateSource, ensure_template_mirror, ensure_template_release
 
@@ -119,7 +119,7 @@ def ensure_source(template: str | None, to: str | None, workdir: Path,
         try:
             git(workdir, "clone", "-q", "--no-checkout", template, str(repo))
         except GitError as exc:
-            raise GitError(f"cannot clone template repo {label}: {exc}") from exc
+            raise RemoteGitError(f"cannot clone template repo {label}: {exc}") from exc
         record = template
     if to:
         ref, sha = _resolve_ref(repo, to, label)

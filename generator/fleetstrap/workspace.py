@@ -1,8 +1,11 @@
-"""A throwaway git repo holding a copy of the fleet repo's files, where copier's merges run.
+"""A throwaway git repo holding a copy of the fleet repo's files: where a command's changes are staged, outside
+the work tree, before they land (writer.py) in one step with their commit.
 
 copier refuses to update a dirty tree, and a fleet has many components: merging them one after another in
 the user's repo would need a commit between each. In the workspace every component gets its own commit
-(which also gives the per-component diffs for --pretend), and only the final result is copied back.
+(which also gives the per-component diffs for --pretend), and only the final result lands in the repo.
+`add` renders its new component here and re-renders the fleet here; `update` merges here; the gate validates
+the workspace, so nothing unvalidated ever reaches the work tree.
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetstrap import gitrepo
-from fleetstrap.update.source import git
+from fleetstrap.writer import Change
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """git in a scratch repo (no hooks, no signing: the user's config must not change a merge)."""
+    return gitrepo.run(cwd, "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false", *args,
+                       env=gitrepo.scratch_env(), check=check)
 
 
 @dataclass(frozen=True)
@@ -106,33 +115,7 @@ class Workspace:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(text.encode("utf-8"))
 
-    def export(self, root: Path, changes: list[FileChange]) -> None:
-        """Make `root` match the workspace for these changed paths (root is assumed to equal the base)."""
-        for ch in changes:
-            target = root / ch.path
-            if ch.status == "D":
-                if target.is_symlink() or target.exists():
-                    target.unlink()
-                _prune_empty_dirs(target.parent, root)
-            else:
-                _copy(self.path / ch.path, target)
-
-    def restore(self, root: Path, changes: list[FileChange]) -> None:
-        """Undo export: put the base content of these paths back in `root`."""
-        for ch in changes:
-            target = root / ch.path
-            old = None if ch.status == "A" else self.show_bytes(self.base, ch.path)
-            if target.is_symlink() or target.exists():
-                target.unlink()
-            if old is None:
-                _prune_empty_dirs(target.parent, root)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(old)
-
-
-def _prune_empty_dirs(start: Path, stop: Path) -> None:
-    d = start
-    while d != stop and d.is_dir() and not any(d.iterdir()):
-        d.rmdir()
-        d = d.parent
+    def staged(self) -> list[Change]:
+        """Every change since the base, as the writer lands it (commits what is in the working tree first)."""
+        self.commit("staged")
+        return [Change(ch.path, None if ch.status == "D" else self.path / ch.path) for ch in self.changes(self.base)]
