@@ -17,10 +17,8 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tracing::Span;
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt as _};
-use tracing_subscriber::filter::filter_fn;
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::Layer as _;
 use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::{Config, OtlpProtocol};
@@ -81,14 +79,12 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
     let otel_layer = tracer_provider.as_ref().map(|provider| {
         // A static scope name: the SDK clones the scope into every finished span (an owned name is one more
         // allocation and copy per span).
-        OpenTelemetryLayer::new(provider.tracer(env!("CARGO_PKG_NAME")))
+        let layer = OpenTelemetryLayer::new(provider.tracer(env!("CARGO_PKG_NAME")))
             .with_location(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
-            .with_target(false)
-            .with_filter(filter_fn(|metadata| {
-                metadata.is_span() || *metadata.level() <= tracing::Level::WARN
-            }))
+            .with_target(false);
+        WarningEventsOnly(layer)
     });
 
     tracing_subscriber::registry()
@@ -102,6 +98,101 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         tracer_provider,
         meter_provider,
     })
+}
+
+/// The OpenTelemetry layer for every span but only for WARN and ERROR events (they become span events; an ERROR
+/// also sets the span's status). A wrapper rather than a per-layer filter (`Layer::with_filter`): that filter is
+/// consulted on every span and event callback and cost ~500 instructions per request (benchmarks/service_bench.py).
+struct WarningEventsOnly<L>(L);
+
+impl<S, L> tracing_subscriber::Layer<S> for WarningEventsOnly<L>
+where
+    S: tracing::Subscriber,
+    L: tracing_subscriber::Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
+    }
+
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        self.0.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, ctx: LayerContext<'_, S>) -> bool {
+        self.0.enabled(metadata, ctx)
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: LayerContext<'_, S>,
+    ) {
+        self.0.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: LayerContext<'_, S>,
+    ) {
+        self.0.on_record(id, values, ctx);
+    }
+
+    fn on_follows_from(
+        &self,
+        id: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        ctx: LayerContext<'_, S>,
+    ) {
+        self.0.on_follows_from(id, follows, ctx);
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: LayerContext<'_, S>) {
+        if *event.metadata().level() <= tracing::Level::WARN {
+            self.0.on_event(event, ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, ctx: LayerContext<'_, S>) {
+        self.0.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, ctx: LayerContext<'_, S>) {
+        self.0.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: LayerContext<'_, S>) {
+        self.0.on_close(id, ctx);
+    }
+
+    fn on_id_change(
+        &self,
+        old: &tracing::span::Id,
+        new: &tracing::span::Id,
+        ctx: LayerContext<'_, S>,
+    ) {
+        self.0.on_id_change(old, new, ctx);
+    }
+
+    // SAFETY: a pointer to `self` only for its own type id; otherwise what the inner layer returns for the id
+    // (tracing-opentelemetry finds its span-context accessor this way), pointing into `self.0`, which lives as
+    // long as `self`.
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else {
+            self.0.downcast_raw(id)
+        }
+    }
 }
 
 impl Telemetry {
@@ -886,7 +977,11 @@ mod otlp_grpc {
             n += 1;
         }
         len[n] = value as u8;
-        buf.splice(start..start, len[..=n].iter().copied());
+        let end = buf.len();
+        let width = n + 1;
+        buf.resize(end + width, 0);
+        buf.copy_within(start..end, start + width);
+        buf[start..start + width].copy_from_slice(&len[..width]);
     }
 
     #[cfg(test)]
