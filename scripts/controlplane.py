@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Build, or start, the real control plane the cluster tests use (all from the Go module proxy).
 
-  python scripts/controlplane.py build [--flux] # etcd, kube-apiserver, -controller-manager, -scheduler, kwok;
-                                                # --flux: also the Flux controllers of the pinned release
+  python scripts/controlplane.py build [--flux] [--argocd]
+                                                # etcd, kube-apiserver, -controller-manager, -scheduler, kwok;
+                                                # --flux: also the Flux controllers of the pinned release;
+                                                # --argocd: also Argo CD v3.2.11 and its helm (support.argocd)
   python scripts/controlplane.py up [--flux] [--kubeconfig FILE]
                                                 # start it; writes a kubeconfig with its own context and
                                                 # runs until Ctrl-C, then stops every process it started
@@ -22,17 +24,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "generator")]
 
 from fleetstrap.pins import pin  # noqa: E402
-from support import cluster_tools  # noqa: E402
+from support import argocd, cluster_tools  # noqa: E402
 from support.controlplane import CONTEXT, ControlPlane, FluxControllers  # noqa: E402
 
 
-def build(with_flux: bool) -> int:
+def build(with_flux: bool, with_argocd: bool = False) -> int:
     started = time.monotonic()
     bins, kwok, flux = cluster_tools.build_all(pin("flux_version"), with_flux=with_flux)
     print(f"kubernetes v{cluster_tools.KUBERNETES_VERSION}: {bins}")
     print(f"kwok {cluster_tools.KWOK_VERSION}: {kwok.binary}")
     for name, path in flux.binaries.items():
         print(f"{name}: {path}")
+    if with_argocd:
+        print(f"argocd {argocd.ARGOCD_RUNTIME_VERSION}: {argocd.build_argocd()}")
+        print(f"helm {argocd.HELM_VERSION}: {argocd.build_helm()}")
     print(f"built or found in {time.monotonic() - started:.1f}s")
     return 0
 
@@ -69,12 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     builder = sub.add_parser("build", help="build every binary (cached)")
     builder.add_argument("--flux", action="store_true", help="also build the Flux controllers")
+    builder.add_argument("--argocd", action="store_true", help="also build Argo CD and its helm")
     start = sub.add_parser("up", help="start a control plane until Ctrl-C")
     start.add_argument("--kubeconfig", type=Path, help="also write the kubeconfig here")
     start.add_argument("--flux", action="store_true", help="also install Flux CRDs and run the Flux controllers")
     args = parser.parse_args(argv)
     if args.command == "build":
-        return build(args.flux)
+        return build(args.flux, args.argocd)
     return up(args.kubeconfig, args.flux)
 
 
