@@ -135,7 +135,7 @@ def argocd_application_state(app: dict[str, Any]) -> str:
     why = (st.get("health") or {}).get("message") or next(
         (c.get("message") for c in st.get("conditions") or [] if c.get("message")), "") or (
         (st.get("operationState") or {}).get("message") or "")
-    return f"{state}: {' '.join(str(why).split())[:300]}" if why else state
+    return f"{state}: {' '.join(str(why).split())}" if why else state
 
 
 def argocd_object_states(client: KubeClient) -> tuple[tuple[str, str], ...]:
