@@ -5,7 +5,7 @@
                                                 # etcd, kube-apiserver, -controller-manager, -scheduler, kwok;
                                                 # --flux: also the Flux controllers of the pinned release;
                                                 # --argocd: also Argo CD v3.2.11 and its helm (support.argocd)
-  python scripts/controlplane.py up [--flux] [--kubeconfig FILE]
+  python scripts/controlplane.py up [--flux] [--argocd] [--kubeconfig FILE]
                                                 # start it; writes a kubeconfig with its own context and
                                                 # runs until Ctrl-C, then stops every process it started
 
@@ -15,6 +15,7 @@ The builds are cached under the user cache directory (tests/support/tools.py), s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -42,18 +43,21 @@ def build(with_flux: bool, with_argocd: bool = False) -> int:
     return 0
 
 
-def up(kubeconfig: Path | None, with_flux: bool) -> int:
+def up(kubeconfig: Path | None, with_flux: bool, with_argocd: bool = False) -> int:
     bins, kwok = cluster_tools.build_kubernetes(), cluster_tools.build_kwok()
     workdir = Path(tempfile.mkdtemp(prefix="fleetstrap-controlplane-"))
     started = time.monotonic()
     plane = ControlPlane(workdir, bins, kwok)
     plane.start()
+    stack = contextlib.ExitStack()
     try:
         if with_flux:
             flux = cluster_tools.build_flux(pin("flux_version"))
             plane.apply_files(flux.crd_files())
             plane.kubectl("create", "namespace", "flux-system")
             FluxControllers(plane, flux).start()
+        if with_argocd:
+            stack.enter_context(argocd.running_argocd(plane))
         if kubeconfig is not None:
             plane.write_kubeconfig(kubeconfig)
         print(f"control plane {plane.version()} up in {time.monotonic() - started:.1f}s (context {CONTEXT})")
@@ -66,6 +70,7 @@ def up(kubeconfig: Path | None, with_flux: bool) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        stack.close()
         plane.stop()
 
 
@@ -78,10 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     start = sub.add_parser("up", help="start a control plane until Ctrl-C")
     start.add_argument("--kubeconfig", type=Path, help="also write the kubeconfig here")
     start.add_argument("--flux", action="store_true", help="also install Flux CRDs and run the Flux controllers")
+    start.add_argument("--argocd", action="store_true",
+                       help="also install Argo CD's CRDs and RBAC and run its controllers (with Redis)")
     args = parser.parse_args(argv)
     if args.command == "build":
         return build(args.flux, args.argocd)
-    return up(args.kubeconfig, args.flux)
+    return up(args.kubeconfig, args.flux, args.argocd)
 
 
 if __name__ == "__main__":
