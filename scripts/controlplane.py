@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Build, or start, the real control plane the cluster tests use (all from the Go module proxy).
 
-  python scripts/controlplane.py build [--flux] # etcd, kube-apiserver, -controller-manager, -scheduler, kwok;
-                                                # --flux: also the Flux controllers of the pinned release
-  python scripts/controlplane.py up [--flux] [--kubeconfig FILE]
+  python scripts/controlplane.py build [--flux] [--argocd]
+                                                # etcd, kube-apiserver, -controller-manager, -scheduler, kwok;
+                                                # --flux: also the Flux controllers of the pinned release;
+                                                # --argocd: also Argo CD v3.2.11 and its helm (support.argocd)
+  python scripts/controlplane.py up [--flux] [--argocd] [--kubeconfig FILE]
                                                 # start it; writes a kubeconfig with its own context and
                                                 # runs until Ctrl-C, then stops every process it started
 
@@ -13,6 +15,7 @@ The builds are cached under the user cache directory (tests/support/tools.py), s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -22,33 +25,39 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "generator")]
 
 from fleetstrap.pins import pin  # noqa: E402
-from support import cluster_tools  # noqa: E402
+from support import argocd, cluster_tools  # noqa: E402
 from support.controlplane import CONTEXT, ControlPlane, FluxControllers  # noqa: E402
 
 
-def build(with_flux: bool) -> int:
+def build(with_flux: bool, with_argocd: bool = False) -> int:
     started = time.monotonic()
     bins, kwok, flux = cluster_tools.build_all(pin("flux_version"), with_flux=with_flux)
     print(f"kubernetes v{cluster_tools.KUBERNETES_VERSION}: {bins}")
     print(f"kwok {cluster_tools.KWOK_VERSION}: {kwok.binary}")
     for name, path in flux.binaries.items():
         print(f"{name}: {path}")
+    if with_argocd:
+        print(f"argocd {argocd.ARGOCD_RUNTIME_VERSION}: {argocd.build_argocd()}")
+        print(f"helm {argocd.HELM_VERSION}: {argocd.build_helm()}")
     print(f"built or found in {time.monotonic() - started:.1f}s")
     return 0
 
 
-def up(kubeconfig: Path | None, with_flux: bool) -> int:
+def up(kubeconfig: Path | None, with_flux: bool, with_argocd: bool = False) -> int:
     bins, kwok = cluster_tools.build_kubernetes(), cluster_tools.build_kwok()
     workdir = Path(tempfile.mkdtemp(prefix="fleetstrap-controlplane-"))
     started = time.monotonic()
     plane = ControlPlane(workdir, bins, kwok)
     plane.start()
+    stack = contextlib.ExitStack()
     try:
         if with_flux:
             flux = cluster_tools.build_flux(pin("flux_version"))
             plane.apply_files(flux.crd_files())
             plane.kubectl("create", "namespace", "flux-system")
             FluxControllers(plane, flux).start()
+        if with_argocd:
+            stack.enter_context(argocd.running_argocd(plane))
         if kubeconfig is not None:
             plane.write_kubeconfig(kubeconfig)
         print(f"control plane {plane.version()} up in {time.monotonic() - started:.1f}s (context {CONTEXT})")
@@ -61,6 +70,7 @@ def up(kubeconfig: Path | None, with_flux: bool) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        stack.close()
         plane.stop()
 
 
@@ -69,13 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     builder = sub.add_parser("build", help="build every binary (cached)")
     builder.add_argument("--flux", action="store_true", help="also build the Flux controllers")
+    builder.add_argument("--argocd", action="store_true", help="also build Argo CD and its helm")
     start = sub.add_parser("up", help="start a control plane until Ctrl-C")
     start.add_argument("--kubeconfig", type=Path, help="also write the kubeconfig here")
     start.add_argument("--flux", action="store_true", help="also install Flux CRDs and run the Flux controllers")
+    start.add_argument("--argocd", action="store_true",
+                       help="also install Argo CD's CRDs and RBAC and run its controllers (with Redis)")
     args = parser.parse_args(argv)
     if args.command == "build":
-        return build(args.flux)
-    return up(args.kubeconfig, args.flux)
+        return build(args.flux, args.argocd)
+    return up(args.kubeconfig, args.flux, args.argocd)
 
 
 if __name__ == "__main__":

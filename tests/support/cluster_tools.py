@@ -247,10 +247,10 @@ def crd_names(files: list[Path]) -> list[str]:
 
 
 def build_from_module(tool: str, module: str, version: str, package: str = ".", *, name: str | None = None,
-                      prepare: Callable[[Path], None] | None = None) -> Path:
+                      prepare: Callable[[Path], None] | None = None, stamp: dict[str, str] | None = None) -> Path:
     """`go build` of `package` from `module`@`version`'s source, copied writable out of the module cache, into
     the cache dir of `tool` keyed by version, as `name` (default `tool`). `prepare` edits the copied source first
-    (go.mod replaces)."""
+    (go.mod replaces); `stamp` sets string variables with `-X` (a version the binary would otherwise not know)."""
     home = tool_dir(tool, cache_key(version))
     name = name or tool
     binary = home / name
@@ -267,7 +267,8 @@ def build_from_module(tool: str, module: str, version: str, package: str = ".", 
             path.chmod(0o755 if path.is_dir() else 0o644)  # the module cache is read-only
         if prepare is not None:
             prepare(src)
-        build_with_substitutes(["build", "-mod=mod", "-trimpath", "-ldflags", "-s -w", "-o", str(home / f"{name}.tmp"),
+        ldflags = " ".join(["-s", "-w", *(f"-X {var}={value}" for var, value in (stamp or {}).items())])
+        build_with_substitutes(["build", "-mod=mod", "-trimpath", "-ldflags", ldflags, "-o", str(home / f"{name}.tmp"),
                                 package], src, home / "substitutions.txt")
         (home / f"{name}.tmp").rename(binary)
         shutil.rmtree(src, ignore_errors=True)

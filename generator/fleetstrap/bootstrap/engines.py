@@ -36,8 +36,8 @@ class Engine(Protocol):
 
     def commit_message(self) -> str: ...
 
-    def build_components(self, install: str) -> list[dict[str, Any]]:
-        """The objects that install the engine."""
+    def build_components(self, install: str, pre: Preflight) -> list[dict[str, Any]]:
+        """The objects that install the engine (with what preflight learned about the git host)."""
         ...
 
     def build_secret(self, pre: Preflight) -> dict[str, Any]:
@@ -126,7 +126,7 @@ class FluxEngine(_EngineBase, name="flux", title="Flux", workloads="Flux control
     def commit_message(self) -> str:
         return f"Add Flux v{pin('flux_version').removeprefix('v')} components for {self.cluster}"
 
-    def build_components(self, install: str) -> list[dict[str, Any]]:
+    def build_components(self, install: str, pre: Preflight) -> list[dict[str, Any]]:  # noqa: ARG002 (protocol)
         return manifests.documents(install, "Flux components manifest")
 
     def build_secret(self, pre: Preflight) -> dict[str, Any]:
@@ -164,8 +164,11 @@ class ArgoCDEngine(_EngineBase, name="argocd", title="Argo CD", workloads="Argo 
     def commit_message(self) -> str:
         return f"Bootstrap Argo CD on {self.cluster}"
 
-    def build_components(self, install: str) -> list[dict[str, Any]]:
-        return [objects.build_namespace(self.namespace), *manifests.documents(install, "Argo CD install manifest")]
+    def build_components(self, install: str, pre: Preflight) -> list[dict[str, Any]]:
+        # The git host's keys go where the repo-server reads them (Flux keeps them in its source Secret).
+        return [objects.build_namespace(self.namespace),
+                *(objects.with_argocd_known_hosts(o, pre.known_hosts)
+                  for o in manifests.documents(install, "Argo CD install manifest"))]
 
     def build_secret(self, pre: Preflight) -> dict[str, Any]:
         return objects.build_argocd_repo_secret(self.fleet.fleet_name, self.fleet.git_url, pre.identity)

@@ -204,7 +204,7 @@ class Bootstrapper:
         secret = engine.build_secret(pre)
         self.check_objects([secret, *sync], pre.kube_version)
         sha = self.ensure_pushed(engine.commit_message(), head)
-        components = engine.build_components(install)
+        components = engine.build_components(install, pre)
         with trace.stage("bootstrap.apply", engine=engine.name, what="components"):
             self.ensure_applied(components, engine.namespace)
         with trace.stage("wait.components", engine=engine.name):

@@ -57,6 +57,30 @@ def build_argocd_repo_secret(fleet_name: str, git_url: str, identity: str) -> di
     }
 
 
+ARGOCD_KNOWN_HOSTS = "argocd-ssh-known-hosts-cm"
+
+
+def with_argocd_known_hosts(obj: Mapping[str, Any], known_hosts: str) -> dict[str, Any]:
+    """`obj`, or when it is Argo CD's argocd-ssh-known-hosts-cm, that ConfigMap with the fleet's git host keys
+    added to the ones the install manifest ships. The repo-server checks an ssh repository's host key against
+    this ConfigMap only (a repository Secret has no field for it): without the fleet's own git host there, every
+    fetch fails with "knownhosts: key is unknown"."""
+    out = dict(obj)
+    if obj.get("kind") != "ConfigMap" or (obj.get("metadata") or {}).get("name") != ARGOCD_KNOWN_HOSTS:
+        return out
+    out = copy.deepcopy(out)
+    data = out.setdefault("data", {})
+    lines = str(data.get("ssh_known_hosts") or "").splitlines()
+    present = {line.strip() for line in lines}
+    for line in known_hosts.splitlines():
+        entry = line.strip()
+        if entry and not entry.startswith("#") and entry not in present:
+            lines.append(entry)
+            present.add(entry)
+    data["ssh_known_hosts"] = "\n".join(lines) + "\n"
+    return out
+
+
 def redacted(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A Secret fit for printing: keys kept, values replaced."""
     out = copy.deepcopy(dict(obj))

@@ -40,7 +40,8 @@ class ClusterState:
     reachable: bool
     revision: str
     state: str  # Ready / Synced+Healthy / the reason it is not
-    # Flux: every Kustomization and HelmRelease on the cluster, ("Kind ns/name", "Ready" or why not).
+    # Flux: every Kustomization and HelmRelease on the cluster, ("Kind ns/name", "Ready" or why not);
+    # Argo CD: every Application, ("Application ns/name", "<sync>/<health>" and why when not Synced/Healthy).
     objects: tuple[tuple[str, str], ...] = ()
 
 
@@ -123,6 +124,30 @@ def _flux_state(client: KubeClient) -> tuple[str, str]:
     return revision, "; ".join(states)
 
 
+def argocd_application_state(app: dict[str, Any]) -> str:
+    """"Synced/Healthy", or "<sync>/<health>: <why>" from the controller's health message or first condition."""
+    st = app.get("status") or {}
+    sync = (st.get("sync") or {}).get("status") or "Unknown"
+    health = (st.get("health") or {}).get("status") or "Unknown"
+    state = f"{sync}/{health}"
+    if (sync, health) == ("Synced", "Healthy"):
+        return state
+    why = (st.get("health") or {}).get("message") or next(
+        (c.get("message") for c in st.get("conditions") or [] if c.get("message")), "") or (
+        (st.get("operationState") or {}).get("message") or "")
+    return f"{state}: {' '.join(str(why).split())}" if why else state
+
+
+def argocd_object_states(client: KubeClient) -> tuple[tuple[str, str], ...]:
+    """("Application ns/name", state) of every Application in argocd, as the application-controller reports."""
+    try:
+        apps = client.list("argoproj.io/v1alpha1", "Application", "argocd")
+    except FleetstrapError:
+        return ()
+    return tuple((f"Application {a['metadata'].get('namespace', 'argocd')}/{a['metadata']['name']}",
+                  argocd_application_state(a)) for a in sorted(apps, key=lambda a: a["metadata"]["name"]))
+
+
 def _argocd_state(client: KubeClient) -> tuple[str, str]:
     apps: list[dict[str, Any]] = client.list("argoproj.io/v1alpha1", "Application", "argocd")
     if not apps:
@@ -146,7 +171,8 @@ def _cluster_states(fleet: FleetAnswers, req: StatusRequest,
                 client = connector(req.kubeconfig, context)
                 client.version()
                 revision, state = _flux_state(client) if engine == "flux" else _argocd_state(client)
-                objects = flux_object_states(client) if engine == "flux" and revision else ()
+                objects = ((flux_object_states(client) if engine == "flux" else argocd_object_states(client))
+                           if revision else ())
             except FleetstrapError as exc:
                 out.append(ClusterState(spec.name, engine, False, "", f"unreachable: {exc}"))
                 continue

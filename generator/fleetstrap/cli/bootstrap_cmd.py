@@ -131,4 +131,5 @@ def status(ctx: click.Context, cluster: str | None, root: Path, context: str | N
                  [(c.name, c.engine, c.revision or "-", c.state) for c in report.clusters])
     for c in report.clusters:
         if c.objects:
-            output.table(f"{c.name}: Flux objects", ["object", "state"], list(c.objects))
+            engine = "Flux" if c.engine == "flux" else "Argo CD"
+            output.table(f"{c.name}: {engine} objects", ["object", "state"], list(c.objects))
