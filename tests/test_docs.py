@@ -6,7 +6,6 @@ import importlib.util
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from fleetstrap import errors
 from fleetstrap.answers import QUESTIONS
 from fleetstrap.blueprints import list_blueprints
+from support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -156,10 +156,7 @@ def test_error_messages_read_from_the_source() -> None:
 
 @pytest.mark.slow
 def test_init_recording_follows_the_prompts(tmp_path: Path) -> None:
-    if shutil.which("tmux") is None:
-        if os.environ.get("CI"):
-            pytest.fail("tmux is missing (scripts/system-deps.sh installs it)")
-        pytest.skip("tmux is not installed")
+    require_tool("tmux")
     rec = _load("record_init")
     fresh = rec.record(tmp_path)
     committed = (DOCS / "assets" / "init-session.txt").read_text(encoding="utf-8")
