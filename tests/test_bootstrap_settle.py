@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetstrap.bootstrap.wait import Reconciled, helmrelease_pending, kustomization_pending, wait_settled
+from fleetstrap.bootstrap.wait import (
+    Reconciled,
+    helmrelease_pending,
+    kustomization_applied,
+    kustomization_pending,
+    wait_settled,
+)
 
 REV = "main@sha1:2b1f3c0d"
 OLD = "main@sha1:0a0a0a0a"
@@ -75,7 +81,9 @@ def test_a_failing_release_is_settled_once_final_or_its_source_failed() -> None:
 
 
 def test_applied_means_generation_observed_and_the_sources_revision() -> None:
-    assert kustomization_pending(kustomization("True", observed=1, applied=REV, attempted=REV), REV, {}) is None
+    applied = kustomization("True", observed=1, applied=REV, attempted=REV)
+    assert kustomization_pending(applied, REV, {}) is None
+    assert kustomization_applied(applied, REV) and not kustomization_applied(applied, OLD)
     # Ready at the previous commit: the source moved on, the Kustomization has not applied it yet.
     assert kustomization_pending(kustomization("True", observed=1, applied=OLD, attempted=OLD), REV, {}) is not None
     # Its spec changed (generation 2) and it has not reconciled that yet.
@@ -112,7 +120,11 @@ def test_failures_are_verdicts_at_the_current_revision() -> None:
     assert kustomization_pending(kustomization("False", "HealthCheckFailed", attempted=REV), REV, {}) is None
     assert kustomization_pending(kustomization("False", "BuildFailed", attempted=OLD), REV, {}) is not None
     assert kustomization_pending(kustomization("False", "HealthCheckCanceled", attempted=REV), REV, {}) is not None
-    assert kustomization_pending(kustomization("False", "DependencyNotReady"), REV, {}) is None
+    # Blocked by a dependency that is not applied: that one carries the cause. Once every dependency is
+    # applied, DependencyNotReady only lasts until the controller's requeue: not a verdict.
+    blocked = kustomization("False", "DependencyNotReady")
+    assert kustomization_pending(blocked, REV, {}, dependencies_applied=False) is None
+    assert kustomization_pending(blocked, REV, {}, dependencies_applied=True) is not None
     assert kustomization_pending(kustomization("False", "ArtifactFailed"), None, {}) is None
     assert kustomization_pending(kustomization("Unknown", "Progressing"), None, {}) is not None
 

@@ -12,7 +12,13 @@ import yaml
 from fleetstrap import gitrepo
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap.kube import KubeClient, connect
-from fleetstrap.bootstrap.wait import Reconciled, helmrelease_pending, kustomization_pending, ready_condition
+from fleetstrap.bootstrap.wait import (
+    Reconciled,
+    helmrelease_pending,
+    kustomization_applied,
+    kustomization_pending,
+    ready_condition,
+)
 from fleetstrap.errors import FleetstrapError
 from fleetstrap.publish.auth import remote_of
 from fleetstrap.repo import component_name, load_fleet_answers
@@ -112,17 +118,26 @@ def flux_reconciled(client: KubeClient) -> tuple[Reconciled, ...]:
     releases = {ref: Reconciled(ref, why, helmrelease_pending(obj, source_failed))
                 for ref, obj, why, source_failed in objects if ref.startswith("HelmRelease ")}
     revisions: dict[tuple[str, str, str], str | None] = {}
-    out = []
-    for ref, obj, why, _ in objects:
-        if ref in releases:
-            out.append(releases[ref])
-            continue
+
+    def revision(obj: dict[str, Any]) -> str | None:
         src = (obj.get("spec") or {}).get("sourceRef") or {}
         key = (str(src.get("kind")), str(src.get("namespace") or obj["metadata"].get("namespace")),
                str(src.get("name")))
         if key not in revisions:
             revisions[key] = _source_revision(client, obj)
-        out.append(Reconciled(ref, why, kustomization_pending(obj, revisions[key], releases)))
+        return revisions[key]
+
+    kustomizations = {ref: obj for ref, obj, _, _ in objects if ref.startswith("Kustomization ")}
+    applied = {ref: kustomization_applied(obj, revision(obj)) for ref, obj in kustomizations.items()}
+    out = []
+    for ref, obj, why, _ in objects:
+        if ref in releases:
+            out.append(releases[ref])
+            continue
+        deps = [f"Kustomization {d.get('namespace') or obj['metadata'].get('namespace', '')}/{d.get('name')}"
+                for d in (obj.get("spec") or {}).get("dependsOn") or []]
+        out.append(Reconciled(ref, why, kustomization_pending(
+            obj, revision(obj), releases, dependencies_applied=all(applied.get(d, False) for d in deps))))
     return tuple(out)
 
 

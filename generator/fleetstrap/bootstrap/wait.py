@@ -172,18 +172,29 @@ def inventory_helmreleases(obj: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def kustomization_applied(obj: Mapping[str, Any], source_revision: str | None) -> bool:
+    """Ready with its generation observed at the source's artifact revision (what kustomize-controller itself
+    asks of a dependency)."""
+    return (_condition(obj, "Ready").get("status") == "True" and _generation_observed(obj)
+            and source_revision is not None
+            and (obj.get("status") or {}).get("lastAppliedRevision") == source_revision)
+
+
 def kustomization_pending(obj: Mapping[str, Any], source_revision: str | None,
-                          releases: Mapping[str, Reconciled]) -> str | None:
+                          releases: Mapping[str, Reconciled], dependencies_applied: bool = False) -> str | None:
     """None when kustomize-controller has a verdict on the source's current revision:
     - applied: Ready, the generation observed, lastAppliedRevision == the source's artifact revision;
-    - failed at that revision (Ready=False, lastAttemptedRevision == it), or waiting for a dependency or for a
-      source that has no artifact (those carry the cause);
+    - failed at that revision (Ready=False, lastAttemptedRevision == it), or waiting for a source without an
+      artifact, or for a dependency that is not applied (that one carries the cause). Once every dependency is
+      applied, DependencyNotReady is only the controller's requeue delay (30 s by default): not a verdict;
     - health-checking that revision with a HelmRelease that failed while every other one has its verdict:
       the Kustomization can only end in a failed health check (after its own timeout, 10 minutes and more).
     `releases`: "HelmRelease ns/name" -> its state, for every HelmRelease on the cluster."""
     st = obj.get("status") or {}
     ready = _condition(obj, "Ready")
     status, reason = ready.get("status", "Unknown"), ready.get("reason", "")
+    if status == "False" and reason == "DependencyNotReady":
+        return "its dependencies are applied: waiting for it to start" if dependencies_applied else None
     if source_revision is None:
         return None if status == "False" else "its source has no artifact yet"
     if status == "True":
@@ -193,7 +204,7 @@ def kustomization_pending(obj: Mapping[str, Any], source_revision: str | None,
             return f"applied {st.get('lastAppliedRevision') or 'nothing'}, the source is at {source_revision}"
         return None
     if status == "False":
-        if reason in {"DependencyNotReady", "ArtifactFailed"}:
+        if reason == "ArtifactFailed":
             return None
         if st.get("lastAttemptedRevision") == source_revision and reason != "HealthCheckCanceled":
             return None
