@@ -110,10 +110,14 @@ def test_health_checks_settle_on_a_failed_release_only_when_every_release_has_a_
     # Every release installed: the Kustomization is about to become Ready; wait for it.
     ok = state("HelmRelease cert-manager/cert-manager", helmrelease("True", observed=1, history=True))
     assert kustomization_pending(k, REV, {ok.ref: ok, installed.ref: installed}) is not None
-    # Health checks of an older revision say nothing about this one.
+    # Health checks of an older revision run to their timeout first: with a failed release, also a verdict.
     old = kustomization("Unknown", "Progressing", attempted=OLD, reconciling=checking.replace(REV, OLD),
                         releases=("cert-manager/cert-manager",))
-    assert kustomization_pending(old, REV, {failed.ref: failed}) is not None
+    assert kustomization_pending(old, REV, {failed.ref: failed}) is None
+    # A message of another revision than the one attempted is not the health-check phase.
+    stale = kustomization("Unknown", "Progressing", attempted=REV, reconciling=checking.replace(REV, OLD),
+                          releases=("cert-manager/cert-manager",))
+    assert kustomization_pending(stale, REV, {failed.ref: failed}) is not None
 
 
 def test_failures_are_verdicts_at_the_current_revision() -> None:

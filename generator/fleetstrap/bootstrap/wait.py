@@ -187,8 +187,9 @@ def kustomization_pending(obj: Mapping[str, Any], source_revision: str | None,
     - failed at that revision (Ready=False, lastAttemptedRevision == it), or waiting for a source without an
       artifact, or for a dependency that is not applied (that one carries the cause). Once every dependency is
       applied, DependencyNotReady is only the controller's requeue delay (30 s by default): not a verdict;
-    - health-checking that revision with a HelmRelease that failed while every other one has its verdict:
-      the Kustomization can only end in a failed health check (after its own timeout, 10 minutes and more).
+    - health-checking (this revision, or an older one it must finish first) with a HelmRelease that failed
+      while every other one has its verdict: it can only end in a failed health check (after its own
+      timeout, 10 minutes and more).
     `releases`: "HelmRelease ns/name" -> its state, for every HelmRelease on the cluster."""
     st = obj.get("status") or {}
     ready = _condition(obj, "Ready")
@@ -210,8 +211,10 @@ def kustomization_pending(obj: Mapping[str, Any], source_revision: str | None,
             return None
         return f"Ready=False {reason} at {st.get('lastAttemptedRevision') or 'no revision'}, the source is at " \
                f"{source_revision}"
-    checking = str(_condition(obj, "Reconciling").get("message", "")).startswith(HEALTH_CHECKS + source_revision)
-    if checking and st.get("lastAttemptedRevision") == source_revision:
+    # Health checks of an older revision run to their own timeout before the current one is tried: with a
+    # failed HelmRelease they too can only end in a failure.
+    attempted = str(st.get("lastAttemptedRevision") or "")
+    if attempted and str(_condition(obj, "Reconciling").get("message", "")).startswith(HEALTH_CHECKS + attempted):
         mine = [releases.get(ref) for ref in inventory_helmreleases(obj)]
         judged = [r for r in mine if r is not None and r.pending is None]
         if mine and len(judged) == len(mine) and any(r.why != "Ready" for r in judged):
