@@ -1,4 +1,4 @@
-"""Shared test configuration: isolated cache/config dirs, a git identity, CRD schema location."""
+"""Shared test configuration: the rule for skips, isolated cache/config dirs, a git identity, CRD schema location."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Under CI=true a skip is a failure unless allow-listed (support/skips.py): these hooks enforce it for the suite.
+from support.skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 (pytest hooks)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,9 +51,12 @@ def crd_schemas() -> Path:
     return Path(location())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real control plane (support/controlplane.py) for the session; every process it started is stopped."""
+    """A real control plane (support/controlplane.py) for one test module; every process it started is stopped.
+
+    One per module: what a module leaves on its cluster (CRDs, a bootstrapped Flux, namespaces) never meets
+    another module, so the modules are right in any order, and only one control plane runs at a time."""
     from support.controlplane import control_plane_for_tests
 
     with control_plane_for_tests(tmp_path_factory.mktemp("controlplane")) as plane:

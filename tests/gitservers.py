@@ -3,13 +3,14 @@
 - lighttpd + `git http-backend` (CGI) behind basic auth; wrong credentials fail fast (no auth delay)
 - `git daemon --enable=receive-pack`
 - `sshd` on a loopback port with a throwaway config and host key, authorizing given public keys
-Each server gets a free port, a start timeout and a teardown that kills only the process it started.
+Each server gets a loopback port reserved until it stops (support.ports: no release-then-bind gap), a start
+timeout and a teardown that kills only the process it started. A missing server program skips with the package
+that provides it (support.tools; a failure under CI=true); a server that cannot start FAILS with its own error.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import textwrap
@@ -18,23 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-HTTP_BACKEND = Path("/usr/lib/git-core/git-http-backend")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from support.ports import PortReservation
+from support.tools import require_tool, scaled
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 15.0) -> None:
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise RuntimeError(f"{what} exited early ({proc.returncode}): {err[-500:]}")
+            raise RuntimeError(f"{what} exited early ({proc.returncode}): {err[-2000:]}")
         with socket.socket() as s:
             s.settimeout(0.5)
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -56,13 +51,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             stream.close()
 
 
-def need(binary: str) -> str:
-    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
-    if path is None:
-        pytest.skip(f"{binary} is not installed (CI installs it with apt-get)")
-    return path
-
-
 def bare_repo(root: Path, name: str) -> Path:
     path = root / name
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
@@ -82,21 +70,36 @@ class Server:
     root: Path
     proc: subprocess.Popen[bytes] = field(repr=False)
     extra: dict[str, str] = field(default_factory=dict)
+    ports: PortReservation = field(default_factory=PortReservation, repr=False)
 
     def stop(self) -> None:
         stop(self.proc)
+        self.ports.release()
+
+
+def _started(what: str, argv: list[str], ports: PortReservation, port: int) -> subprocess.Popen[bytes]:
+    """Start a server and wait until it listens on `port`; on any failure stop it, free the port and raise
+    with the server's own error (a fixture that cannot start its server fails, never skips)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_port(port, proc, what)
+    except BaseException:
+        stop(proc)
+        ports.release()
+        raise
+    return proc
 
 
 def start_lighttpd(workdir: Path, users: dict[str, str]) -> Server:
     """git smart HTTP at <url>/git/<repo>.git, basic auth from `users` (user -> password)."""
-    lighttpd = need("lighttpd")
-    if not HTTP_BACKEND.exists():
-        pytest.skip("git http-backend not found")
+    lighttpd = require_tool("lighttpd")
+    backend = require_tool("git-http-backend")
     root = workdir / "repos"
     root.mkdir(parents=True, exist_ok=True)
     userfile = workdir / "users"
     userfile.write_text("".join(f"{u}:{p}\n" for u, p in users.items()), encoding="utf-8")
-    port = free_port()
+    ports = PortReservation()
+    port = ports.port()
     conf = workdir / "lighttpd.conf"
     conf.write_text(textwrap.dedent(f"""\
         server.document-root = "{root}"
@@ -104,7 +107,7 @@ def start_lighttpd(workdir: Path, users: dict[str, str]) -> Server:
         server.port = {port}
         server.errorlog = "{workdir}/error.log"
         server.modules = ("mod_auth", "mod_authn_file", "mod_alias", "mod_setenv", "mod_cgi")
-        alias.url = ("/git/" => "{HTTP_BACKEND}/")
+        alias.url = ("/git/" => "{backend}/")
         $HTTP["url"] =~ "^/git/" {{
           cgi.assign = ("" => "")
           setenv.set-environment = ("GIT_PROJECT_ROOT" => "{root}", "GIT_HTTP_EXPORT_ALL" => "1")
@@ -114,34 +117,27 @@ def start_lighttpd(workdir: Path, users: dict[str, str]) -> Server:
         auth.require = ("/git/" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
         auth.delay-invalid-creds = "disable"
         """), encoding="utf-8")
-    proc = subprocess.Popen([lighttpd, "-D", "-f", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_port(port, proc, "lighttpd")
-    except RuntimeError:
-        stop(proc)
-        raise
-    return Server(f"http://127.0.0.1:{port}/git", root, proc)
+    proc = _started("lighttpd", [lighttpd, "-D", "-f", str(conf)], ports, port)
+    return Server(f"http://127.0.0.1:{port}/git", root, proc, ports=ports)
 
 
 def start_git_daemon(workdir: Path) -> Server:
+    git = require_tool("git")
+    require_tool("git-daemon")  # `git daemon` runs it from git's exec path
     root = workdir / "daemon"
     root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
-                             f"--base-path={root}", "--listen=127.0.0.1", f"--port={port}", str(root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_port(port, proc, "git daemon")
-    except RuntimeError:
-        stop(proc)
-        raise
-    return Server(f"git://127.0.0.1:{port}", root, proc)
+    ports = PortReservation()
+    port = ports.port()
+    proc = _started("git daemon", [git, "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
+                                   f"--base-path={root}", "--listen=127.0.0.1", f"--port={port}", str(root)],
+                    ports, port)
+    return Server(f"git://127.0.0.1:{port}", root, proc, ports=ports)
 
 
 def start_sshd(workdir: Path, authorized: Sequence[str]) -> Server:
     """sshd for the current user on loopback; `authorized` are public key lines. extra: known_hosts path."""
-    sshd = need("sshd")
-    keygen = need("ssh-keygen")
+    sshd = require_tool("sshd")
+    keygen = require_tool("ssh-keygen")
     d = workdir / "sshd"
     d.mkdir(parents=True, exist_ok=True)
     hostkey = d / "host_ed25519"
@@ -151,7 +147,8 @@ def start_sshd(workdir: Path, authorized: Sequence[str]) -> Server:
     auth.chmod(0o600)
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir sshd insists on
-    port = free_port()
+    ports = PortReservation()
+    port = ports.port()
     conf = d / "sshd_config"
     conf.write_text(textwrap.dedent(f"""\
         Port {port}
@@ -166,18 +163,13 @@ def start_sshd(workdir: Path, authorized: Sequence[str]) -> Server:
         UsePAM no
         PermitRootLogin prohibit-password
         """), encoding="utf-8")
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_port(port, proc, "sshd")
-    except RuntimeError as exc:
-        stop(proc)
-        pytest.skip(f"sshd cannot run here: {exc}")
+    proc = _started("sshd", [sshd, "-D", "-e", "-f", str(conf)], ports, port)
     known = d / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {(d / 'host_ed25519.pub').read_text().split(' ', 2)[0]} "
                      f"{(d / 'host_ed25519.pub').read_text().split()[1]}\n", encoding="utf-8")
     import getpass
 
-    return Server(f"ssh://{getpass.getuser()}@127.0.0.1:{port}", d, proc, {"known_hosts": str(known)})
+    return Server(f"ssh://{getpass.getuser()}@127.0.0.1:{port}", d, proc, {"known_hosts": str(known)}, ports)
 
 
 # ---------------------------------------------------------------- a tiny fleet repo (no templates needed)

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from fleetstrap.answers import build_answers
 from fleetstrap.pins import pin
 from fleetstrap.plan import build_service_component
 from fleetstrap.render import ensure_template_mirror, render_component
+from support.tools import require_module
 
 SERVICE = "checkout"
 NAMESPACE = SERVICE
@@ -70,7 +70,7 @@ def render_service(variant: str) -> Path:
 
 
 def helm_sdk() -> Any:
-    return pytest.importorskip("helm_python", reason="the Helm SDK (pip install 'fleetstrap[helm]') is not installed")
+    return require_module("helm_python")
 
 
 def lint_problems(chart: Path, values: Mapping[str, Any] | None = None) -> list[str]:

@@ -24,6 +24,7 @@ from fleetstrap.bootstrap.engines import build_flux_kustomization
 from fleetstrap.bootstrap.manifests import Downloads as Source
 from fleetstrap.bootstrap.ssh import public_key_openssh, ssh_host
 from fleetstrap.errors import ClusterError, RemoteError
+from support.tools import require_module
 
 VERSION = "2.9.4"
 
@@ -121,7 +122,7 @@ def _generated(tmp_path: Path) -> list[dict[str, object]]:
 
 
 def test_generated_core_objects_validate_strictly(tmp_path: Path) -> None:
-    pytest.importorskip("kubernetes_validate", reason="the `validate` extra is not installed")
+    require_module("kubernetes_validate")
     for obj in _generated(tmp_path)[:3]:
         assert objects.validate_object(obj, "1.35") is None, obj["kind"]
     bad = objects.build_namespace("x")

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 
 from fleetstrap.pins import pin
 from support import k8s
+from support.tools import require_tool
 from support_service import (
     K8S_VERSION,
     NAMESPACE,
@@ -127,16 +127,18 @@ def test_rendered_objects_validate_strictly(rendered: dict[str, Objects], toggle
         assert k8s.outdated_api(doc) is None, k8s.outdated_api(doc)
     custom = [(t, d) for t, d in objects if not k8s.is_core(d["apiVersion"])]
     if custom:
-        if k8s.crd_schema_dir() is None:
-            pytest.skip(f"{k8s.CRD_SCHEMAS_ENV} is not set; custom kinds {kinds(custom)} not validated")
         assert k8s.validate_objects(custom, K8S_VERSION) == []
 
 
 def test_environment_values_lint_render_and_validate() -> None:
     """The values every environment overlay ships (sidecar and monitoring on in the 'full' variant)."""
+    # The default answers' one environment (copier.yml: [dev]), and the full variant's three.
+    expected = {"default": ["dev"], "full": ["dev", "production", "staging"]}
     for variant in ("default", "full"):
         root = render_service(variant)
-        for values_file in sorted((root / "apps").glob(f"*/{SERVICE}/values.yaml")):
+        files = sorted((root / "apps").glob(f"*/{SERVICE}/values.yaml"))
+        assert [f.parent.parent.name for f in files] == expected[variant], files
+        for values_file in files:
             values = yaml.safe_load(values_file.read_text(encoding="utf-8"))
             where = values_file.relative_to(root).as_posix()
             assert lint_problems(root / "charts" / SERVICE, values) == [], where
@@ -510,10 +512,7 @@ def test_chart_has_what_helm_create_gives(chart: Path) -> None:
 
 
 def test_checkov_passes_with_justified_skips(rendered: dict[str, Objects], unit: Path, tmp_path: Path) -> None:
-    bindir = Path(sys.executable).parent
-    checkov = shutil.which("checkov", path=str(bindir)) or shutil.which("checkov")
-    if checkov is None:
-        pytest.skip("checkov (pip install checkov) is not installed")
+    checkov = require_tool("checkov")
     for toggle in ("defaults", "everything"):
         docs = [doc for _, doc in rendered[toggle]]
         (tmp_path / f"chart-{toggle}.yaml").write_text(yaml.safe_dump_all(docs), encoding="utf-8")

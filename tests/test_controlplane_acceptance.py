@@ -42,7 +42,7 @@ def family_of(api_version: str) -> str:
     return group.split(".", 1)[1] if group.endswith(".fluxcd.io") else group
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def crds(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     """Install the CRDs of every pinned controller; family (API group family) -> kinds installed."""
     files = list(cluster_tools.flux_modules(pin("flux_version")).crd_files())

@@ -31,14 +31,18 @@ from fleetstrap.publish.auth import build_ssh_command
 from gitservers import Server, bare_repo, repo_log, start_sshd
 from support import cluster_tools
 from support.commands import ok
-from support.controlplane import ControlPlane, FluxControllers, free_port
+from support.controlplane import ControlPlane, FluxControllers
+from support.ports import PortReservation
+from support.tools import scaled
 
 pytestmark = pytest.mark.xdist_group("controlplane")
 
 T = TypeVar("T")
 FLUX_NS = "flux-system"
-# Generous bounds for a loaded 2-core CI machine; they only stop a broken run from hanging.
-SETTLE = 240.0
+# Generous bounds for a loaded 2-core CI machine, times $FLEETSTRAP_TEST_TIMEOUT_SCALE; they only stop a broken
+# run from hanging: every wait below is for a condition.
+SETTLE = scaled(240.0)
+BOOTSTRAP_TIMEOUT = str(int(scaled(180.0)))
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +52,16 @@ def flux(control_plane: ControlPlane) -> Iterator[FluxControllers]:
     # exist before they run, as in a cluster where the Deployments start after the CRDs are applied.
     control_plane.apply_files(build.crd_files(), manager="flux-install")
     control_plane.wait_crds_established(cluster_tools.crd_names(build.crd_files()))
-    closed = f"http://127.0.0.1:{free_port()}"
-    controllers = FluxControllers(control_plane, build, extra_env={
-        "HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "127.0.0.1,localhost"})
-    controllers.start()
-    try:
-        yield controllers
-    finally:
-        controllers.stop()
+    with PortReservation() as reserved:
+        # A port held (bound, never listening) for the module: it refuses every connection, and stays closed.
+        closed = f"http://{reserved.address()}"
+        controllers = FluxControllers(control_plane, build, extra_env={
+            "HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "127.0.0.1,localhost"})
+        controllers.start()
+        try:
+            yield controllers
+        finally:
+            controllers.stop()
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +103,34 @@ def helmrelease(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any
 
 
 def helmrelease_when(plane: ControlPlane, namespace: str, name: str, ready_status: str) -> dict[str, Any] | None:
-    """The HelmRelease once its Ready condition has `ready_status`, else None."""
+    """The HelmRelease once helm-controller has finished with its current generation and its Ready condition
+    has `ready_status`, else None. What `rollback --wait` waits for (deploy/wait.py helmrelease_check): Ready=True
+    alone is not enough, helm-controller sets it before it records the release (status.history) and observes the
+    generation."""
     release = helmrelease(plane, namespace, name)
-    return release if release is not None and ready(release)[0] == ready_status else None
+    if release is None or ready(release)[0] != ready_status:
+        return None
+    status = release.get("status") or {}
+    if ready_status == "True" and (int(status.get("observedGeneration") or -1) < release["metadata"]["generation"]
+                                   or not status.get("history")):
+        return None
+    return release
+
+
+def helmrepository_failed(plane: ControlPlane, namespace: str) -> dict[str, Any] | None:
+    """A HelmRepository of `namespace` that source-controller failed to fetch, else None."""
+    repos = get(plane, f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/helmrepositories")
+    return next((r for r in (repos or {}).get("items") or [] if ready(r)[0] == "False"), None)
+
+
+def kustomization_applied(plane: ControlPlane, name: str, revision: str) -> dict[str, Any] | None:
+    """The Kustomization once it applied `revision` with its current generation (what bootstrap waits for)."""
+    kust = get(plane, f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{FLUX_NS}/kustomizations/{name}")
+    status = (kust or {}).get("status") or {}
+    if kust is None or ready(kust)[0] != "True" or status.get("lastAppliedRevision") != revision or \
+            int(status.get("observedGeneration") or -1) < kust["metadata"]["generation"]:
+        return None
+    return kust
 
 
 def gitrepository_revision(plane: ControlPlane) -> str:
@@ -165,7 +196,7 @@ def test_flux_mission_on_a_real_control_plane(control_plane: ControlPlane, flux:
         # 2. bootstrap: install manifest from the local release (checksum verified), then the real controllers
         # reconcile flux-system; bootstrap returns once that revision is applied.
         boot = ["bootstrap", "dev", "-C", str(fleet), "--kubeconfig", kc, "--deploy-key", str(key),
-                "--known-hosts", known, "--timeout", "180"]
+                "--known-hosts", known, "--timeout", BOOTSTRAP_TIMEOUT]
         out, _ = ok(capsys, *boot, "--format", "json")
         report = json.loads(out)
         head = git(fleet, "rev-parse", "HEAD")
@@ -185,8 +216,10 @@ def test_flux_mission_on_a_real_control_plane(control_plane: ControlPlane, flux:
         infra = [(c, n) for c, n in (("cert-manager", "cert-manager"),) if helmrelease(plane, c, n) is not None]
         assert infra, "the starter's infrastructure HelmReleases were not applied"
         for namespace, name in infra:
-            eventually(lambda ns=namespace, n=name: helmrelease_when(plane, ns, n, "False"),
-                       f"HelmRelease {namespace}/{name} failed", flux)
+            # The verdict bootstrap waited for: the release failed because its chart repository did (status
+            # below names the repository's error).
+            eventually(lambda ns=namespace, n=name: helmrelease_when(plane, ns, n, "False") and
+                       helmrepository_failed(plane, ns), f"HelmRelease {namespace}/{name} failed", flux)
         notes = "\n".join(report["notes"])
         assert "HelmRelease cert-manager/cert-manager not ready: Ready=False" in notes, notes
 
@@ -226,6 +259,10 @@ def test_flux_mission_on_a_real_control_plane(control_plane: ControlPlane, flux:
         request_reconcile(plane)
         eventually(lambda: helmrelease_when(plane, "payments", "payments", "True"), "HelmRelease payments Ready", flux)
         assert deployment_available(plane, "payments") is not None
+        # status reports flux-system's applied revision: wait until that Kustomization applied the commit too
+        # (it reconciles beside `apps`, which created payments).
+        eventually(lambda: kustomization_applied(plane, "flux-system", f"main@sha1:{head}"),
+                   "flux-system at the new commit", flux)
         out, _ = ok(capsys, "status", "-C", str(fleet), "--kubeconfig", kc, "--format", "json")
         (cluster,) = json.loads(out)["clusters"]
         assert cluster["revision"] == f"main@sha1:{head}"

@@ -14,6 +14,7 @@ import yaml
 from fleetstrap.deploy import values as v
 from support.commands import cli, ok
 from support.deploy import SERVICE, clean, fleet_repo, git, head, release, rendered, tag_of, values
+from support.tools import require_module
 
 # (engine, repo_layout, image_automation): every engine and layout, with and without the bots.
 VARIANTS = [
@@ -244,14 +245,11 @@ def test_promote_into_a_rolled_back_environment_keeps_it_pinned_to_the_promoted_
 @pytest.fixture(scope="module")
 def flux_setters() -> Path:
     """image-automation-controller's own Setters update (support/flux_setters.py), built from its Go module."""
-    import shutil
-
     from fleetstrap.pins import pin
     from support.flux_setters import build_flux_setters
-    from support.tools import missing
+    from support.tools import require_tool
 
-    if shutil.which("go") is None:
-        missing("Go builds Flux's image-automation-controller Setters code from the Go module proxy")
+    require_tool("go", "builds Flux's image-automation-controller Setters code from the Go module proxy")
     return build_flux_setters(pin("flux_version"))
 
 
@@ -319,7 +317,7 @@ def test_a_split_layout_service_repository_is_not_the_place(tmp_path: Path, caps
 def test_a_rolled_back_fleet_still_passes_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The edited values and ImageUpdater files are what the engines get: the offline gate (schemas with the
     Image Updater CRD, kustomize builds, helm template with the values) passes on the rolled-back fleet."""
-    pytest.importorskip("kubernetes_validate", reason="the `validate` extra is not installed")
+    require_module("kubernetes_validate")
     root = fleet_repo(rendered("both", "split", True), tmp_path / "fleet")
     for version in ("0.2.0", "0.3.0"):
         release(root, version, by="flux")

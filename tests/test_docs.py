@@ -7,8 +7,8 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
+import shutil
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,6 +20,7 @@ import pytest
 from fleetstrap import errors
 from fleetstrap.answers import QUESTIONS
 from fleetstrap.blueprints import list_blueprints
+from support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -236,10 +237,7 @@ def test_error_messages_read_from_the_source() -> None:
 
 @pytest.mark.slow
 def test_init_recording_follows_the_prompts(tmp_path: Path) -> None:
-    if shutil.which("tmux") is None:
-        if os.environ.get("CI"):
-            pytest.fail("tmux is missing (scripts/system-deps.sh installs it)")
-        pytest.skip("tmux is not installed")
+    require_tool("tmux")
     rec = _load("record_init")
     fresh = rec.record(tmp_path)
     committed = (DOCS / "assets" / "init-session.txt").read_text(encoding="utf-8")

@@ -29,6 +29,7 @@ from fleetstrap.pins import pin
 from support import k8s
 from support.commands import cli, ok
 from support.fleet import RenderedFleet, render_blueprint
+from support.tools import require_module, require_tool
 from support_service import render_chart
 from test_fleet_template import _kustomization_dirs, _objects
 
@@ -305,10 +306,10 @@ def _flagger_render(query: str, **variables: str) -> str:
     return rendered
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (Debian package `prometheus`)")
 def test_queries_judge_the_canary_alone(fleet: RenderedFleet, tmp_path: Path) -> None:
     """promtool evaluates the rendered queries on span metrics of a canary (5% errors, slow) beside a healthy
     primary with ten times its traffic: the result is the canary's, so the analysis fails it."""
+    promtool = require_tool("promtool")
     objects = _chart(fleet, "dev")
     canary = _one(objects, "Canary")
     namespace, target = canary["metadata"]["namespace"], canary["spec"]["targetRef"]["name"]
@@ -340,7 +341,7 @@ def test_queries_judge_the_canary_alone(fleet: RenderedFleet, tmp_path: Path) ->
     ]}]}
     path = tmp_path / "queries_test.yaml"
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    res = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False)
+    res = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     thresholds = {m["name"]: m["thresholdRange"] for m in canary["spec"]["analysis"]["metrics"]}
     # Both values fail the generated thresholds.
@@ -349,13 +350,13 @@ def test_queries_judge_the_canary_alone(fleet: RenderedFleet, tmp_path: Path) ->
     # The same file with the primary's numbers expected must fail: promtool really compares.
     tests["tests"][0]["promql_expr_test"][0]["exp_samples"][0]["value"] = 100
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    res = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False)
+    res = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False)
     assert res.returncode != 0, res.stdout
 
 
 def test_gateway_labels_span_metrics_by_workload(fleet: RenderedFleet) -> None:
     """The gateway, run for real, emits the labels the MetricTemplates select the canary by."""
-    pytest.importorskip("opentelemetry.proto", reason="opentelemetry-proto (test extra) is not installed")
+    require_module("opentelemetry.proto")
     import time
     import urllib.request
 
@@ -389,12 +390,14 @@ def test_gateway_labels_span_metrics_by_workload(fleet: RenderedFleet) -> None:
 
 def _legacy_templates(dest: Path) -> Path:
     """The real templates as of LEGACY_TEMPLATES_COMMIT (progressive_delivery: bool), from this checkout's git."""
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
+    git = require_tool("git")
+    if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: the previous templates are not at hand")
-    res = subprocess.run(["git", "-C", str(ROOT), "archive", LEGACY_TEMPLATES_COMMIT, "templates"],
+    res = subprocess.run([git, "-C", str(ROOT), "archive", LEGACY_TEMPLATES_COMMIT, "templates"],
                          capture_output=True, check=False)
     if res.returncode != 0:
-        pytest.skip(f"commit {LEGACY_TEMPLATES_COMMIT} is not in this clone (shallow?)")
+        pytest.skip(f"commit {LEGACY_TEMPLATES_COMMIT} is not in this clone (a shallow clone? "
+                    f"git fetch --unshallow): {res.stderr.decode(errors='replace').strip()[-300:]}")
     with tarfile.open(fileobj=io.BytesIO(res.stdout)) as tar:
         tar.extractall(dest, filter="data")
     copier_yml = (dest / "templates/copier.yml").read_text()
@@ -515,7 +518,9 @@ class _FakePrometheus:
 def _wait(what: str, check: Any, logs: Any, timeout: float = 180) -> Any:
     import time
 
-    deadline = time.monotonic() + timeout
+    from support.tools import scaled
+
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         value = check()
         if value:
@@ -533,7 +538,6 @@ def test_flagger_runs_the_charts_canary(control_plane: Any, fleet: RenderedFleet
     import json
 
     from support import cluster_tools
-    from support.controlplane import free_port
     from support.tools import require_command
 
     require_command("go", cluster_tools.GO_HINT)
@@ -567,7 +571,7 @@ def test_flagger_runs_the_charts_canary(control_plane: Any, fleet: RenderedFleet
     control_plane.processes.start("flagger", [
         str(binary), "-kubeconfig", str(control_plane.kubeconfig), "-mesh-provider", "kubernetes",
         "-metrics-server", prometheus.url, "-namespace", namespace, "-control-loop-interval", "2s",
-        "-port", str(free_port()), "-log-level", "info"])
+        "-port", str(control_plane.processes.ports.port()), "-log-level", "info"])
     logs = lambda: control_plane.processes.tail("flagger", 60)  # noqa: E731
     try:
         _wait("the canary to initialize", lambda: phase() == "Initialized", logs)

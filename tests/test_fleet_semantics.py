@@ -118,6 +118,7 @@ def test_instrumentation_endpoint_matches_the_service_protocol(fleet: RenderedFl
     receivers = _gateway(fleet)["receivers"]["otlp"]["protocols"]
     assert receivers["grpc"]["endpoint"].endswith(":" + port)
     chart_values = sorted(fleet.root.glob("charts/*/values.yaml"))
+    assert chart_values, "no chart values rendered"
     for values in chart_values:
         # Injected env wins over the chart's envFrom: the protocol the chart sets must fit the port.
         assert yaml.safe_load(values.read_text())["otel"]["protocol"] == "grpc", values
@@ -126,7 +127,10 @@ def test_instrumentation_endpoint_matches_the_service_protocol(fleet: RenderedFl
 def test_flux_kustomization_outwaits_its_helmreleases(fleet: RenderedFleet) -> None:
     releases = [d for _, d in _docs(fleet.root, "infrastructure/controllers/**/*.yaml") if d["kind"] == "HelmRelease"]
     longest = max(_seconds(r["spec"].get("timeout", "5m")) for r in releases)
+    checked = []
     for rel, doc in _docs(fleet.root, "clusters/*/infrastructure.yaml"):
         if doc["metadata"]["name"] == "infra-controllers":
             assert doc["spec"]["wait"] is True
             assert _seconds(doc["spec"]["timeout"]) > longest, rel
+            checked.append(rel)
+    assert checked, "no infra-controllers Kustomization rendered"

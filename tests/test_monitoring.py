@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from fleetstrap.pins import pin
 from fleetstrap.plan import build_monitoring_component
 from fleetstrap.render import ensure_template_mirror, render_component
 from support.fleet import RenderedFleet, render_blueprint
-from support.k8s import crd_schema_dir, kustomize_build, load_documents, validate_objects
+from support.k8s import kustomize_build, load_documents, validate_objects
+from support.tools import require_tool
 
 K8S_VERSION = pin("kubernetes_version")
 CONTROLLERS = "infrastructure/controllers/monitoring"
@@ -154,16 +154,17 @@ def test_files_follow_engine_and_notifications(rendered: dict[str, Rendered]) ->
             assert "{%" not in (path.read_text() if path.is_file() else ""), path
 
 
-def test_kustomize_roots_build(built: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+def test_kustomize_roots_build(rendered: dict[str, Rendered],
+                               built: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+    assert set(built) == set(rendered) and rendered
     for key, roots in built.items():
+        assert roots, f"{key}: no kustomize roots built"
         for rel, docs in roots.items():
             assert docs, f"{key}: {rel} built no objects"
 
 
 def test_objects_validate_strictly(rendered: dict[str, Rendered],
                                    built: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
-    if crd_schema_dir() is None:
-        pytest.skip("FLEETSTRAP_CRD_SCHEMAS is not set to a CRD schema directory (see .ci/run)")
     for item in rendered.values():
         objs = _objects(item, built)
         problems = validate_objects(((item.key, o) for o in objs), K8S_VERSION)
@@ -258,18 +259,17 @@ def test_promql_parser_rejects_bad_expressions() -> None:
         promql_parser.parse("sum by (x (rate(foo[5m]))")
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None,
-                    reason="promtool not installed (Debian package `prometheus`)")
 def test_promtool_checks_rules(rendered: dict[str, Rendered],
                                built: dict[str, dict[str, list[dict[str, Any]]]],
                                tmp_path: Path) -> None:
+    promtool = require_tool("promtool")
     files = []
     for item in rendered.values():
         for rule_obj in _of_kind(_objects(item, built), "PrometheusRule"):
             path = tmp_path / f"{item.key}-{rule_obj['metadata']['name']}.yaml"
             path.write_text(yaml.safe_dump(rule_obj["spec"]))
             files.append(str(path))
-    res = subprocess.run(["promtool", "check", "rules", *files], capture_output=True, text=True, check=False)
+    res = subprocess.run([promtool, "check", "rules", *files], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -531,11 +531,11 @@ def test_switching_monitoring_off_removes_all_of_it() -> None:
         for word in ("kube-prometheus-stack", "PrometheusRule", "ServiceMonitor", "grafana_dashboard", "Provider"):
             assert word not in text, f"{rel} still has {word} with monitoring off"
         assert len(on_docs) > len(off_docs)
-    if crd_schema_dir() is not None:
-        off_objs = [("off", o) for rel in ("infrastructure/controllers", "infrastructure/configs")
-                    for o in kustomize_build(off.root / rel)]
-        problems = validate_objects(off_objs, K8S_VERSION)
-        assert not problems, "\n".join(map(str, problems))
+    off_objs = [("off", o) for rel in ("infrastructure/controllers", "infrastructure/configs")
+                for o in kustomize_build(off.root / rel)]
+    assert off_objs
+    problems = validate_objects(off_objs, K8S_VERSION)
+    assert not problems, "\n".join(map(str, problems))
 
 
 def test_argocd_project_admits_the_monitoring_stack() -> None:

@@ -7,6 +7,7 @@ contrib version, exactly the components of scripts/otelcol-components.yaml); see
 from __future__ import annotations
 
 import copy
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -14,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from fleetstrap.pins import pin
 from support.fleet import render_blueprint
 from support.otelcol import (
     FLEET_VARIANTS,
@@ -30,8 +30,9 @@ from support.otelcol import (
     standin_gateway,
     validate_config,
 )
+from support.tools import require_module
 
-pytest.importorskip("helm_python", reason="the Helm SDK (pip install 'fleetstrap[helm]') is not installed")
+require_module("helm_python")
 
 BLUEPRINTS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "blueprints").glob("*.yaml"))
 VARIANTS = [f"blueprint:{b}" for b in BLUEPRINTS] + [f"starter+{v}" for v in FLEET_VARIANTS]
@@ -65,10 +66,21 @@ def test_component_list_is_what_the_rendered_configs_use() -> None:
         "run `python scripts/build_otelcol.py --update-components`")
 
 
+def test_collector_version_is_read_from_the_image_pin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = build_script()
+    for image, expected in (("otel/opentelemetry-collector-contrib:0.159.0", "0.159.0"),
+                            ("otel/opentelemetry-collector-contrib:v0.160.1", "0.160.1")):
+        pins = tmp_path / "pins.yml"
+        pins.write_text(f"pins:\n  default:\n    otel_collector_image: {image!r}\n", encoding="utf-8")
+        monkeypatch.setattr(script, "PINS", pins)
+        assert script.collector_version() == expected
+
+
 def test_manifest_pins_every_module_to_the_image_version() -> None:
     script = build_script()
     version = script.collector_version()
-    assert pin("otel_collector_image") == f"otel/opentelemetry-collector-contrib:{version}"
+    # A plain release number: a Go module version is `v` + it, and the image tag is it.
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
     manifest = script.build_manifest(version, script.load_components(), Path("out"))
     gomods = [m["gomod"] for kind in script.KINDS for m in manifest.get(kind, [])]
     assert gomods and all(g.endswith(f" v{version}") for g in gomods)
@@ -207,7 +219,7 @@ def _send_grpc(endpoint: str, request: Any) -> None:
 @pytest.mark.parametrize("monitoring", [False, True], ids=["monitoring-off", "monitoring-on"])
 def test_gateway_carries_spans_over_grpc_and_http_with_its_resource_attributes(otelcol: Path,
                                                                                monitoring: bool) -> None:
-    pytest.importorskip("opentelemetry.proto", reason="opentelemetry-proto (test extra) is not installed")
+    require_module("opentelemetry.proto")
     from otlp_receiver import grpc_receiver
 
     fleet = render_blueprint("starter", monitoring=monitoring)

@@ -26,7 +26,7 @@ from fleetstrap.validate import ValidateOptions, validate_repo
 from support.fleet import RenderedFleet, render_answers, render_blueprint
 from support.k8s import kustomize_build
 from support.kyverno import kyverno_cli
-from support.tools import missing
+from support.tools import require_tool
 from support_service import helm_sdk
 
 POLICIES = ("restricted-pod-security", "disallow-latest-tag", "require-requests-limits", "require-probes",
@@ -469,8 +469,7 @@ def test_each_rule_reports_its_own_violation(tmp_path: Path) -> None:
 def kyverno_chart(tmp: Path) -> Path:
     """charts/kyverno of the pinned release's Go module (the chart repository is not reachable offline), without
     the subcharts that come from other repositories (CRDs of policies.kyverno.io and openreports, reports-server)."""
-    if shutil.which("go") is None:
-        missing("go is not installed, needed to fetch the Kyverno chart from its Go module")
+    require_tool("go", "fetches the Kyverno chart from its Go module")
     from support.cluster_tools import module_dir
 
     chart = tmp / "kyverno"

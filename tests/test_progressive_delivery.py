@@ -7,7 +7,6 @@ the service values switching the chart to a Rollout (real Helm engine), and the 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,11 +40,6 @@ def fleet(request: pytest.FixtureRequest) -> RenderedFleet:
 def engines() -> tuple[RenderedFleet, RenderedFleet]:
     return (render_blueprint(BLUEPRINT, engine="flux", progressive_delivery=True, services=SERVICES),
             render_blueprint(BLUEPRINT, engine="argocd", progressive_delivery=True, services=SERVICES))
-
-
-def _need_crd_schemas() -> None:
-    if k8s.crd_schema_dir() is None:
-        pytest.skip(f"{k8s.CRD_SCHEMAS_ENV} is not set to the CRD schema catalog (see .ci/run)")
 
 
 def _values(fleet: RenderedFleet, env: str, service: str) -> dict[str, Any]:
@@ -117,7 +111,6 @@ def test_parity_of_infrastructure_controllers(engines: tuple[RenderedFleet, Rend
 
 
 def test_objects_validate_strictly(fleet: RenderedFleet) -> None:
-    _need_crd_schemas()
     objects = _objects(fleet)
     assert any(d["kind"] == "HelmRelease" for _, d in objects) or fleet.answers.engine == "argocd"
     problems = k8s.validate_objects(objects, K8S_VERSION)
@@ -125,7 +118,6 @@ def test_objects_validate_strictly(fleet: RenderedFleet) -> None:
 
 
 def test_every_kustomization_builds_and_validates(fleet: RenderedFleet) -> None:
-    _need_crd_schemas()
     for d in _kustomization_dirs(fleet):
         rel = d.relative_to(fleet.root)
         problems = k8s.validate_objects([(f"{rel} (built)", o) for o in k8s.kustomize_build(d)], K8S_VERSION)
@@ -160,7 +152,6 @@ def test_flux_release_waits_without_kstatus_on_the_rollout(engines: tuple[Render
 
 @pytest.mark.parametrize("env", ["dev", "production"])
 def test_chart_renders_a_rollout_with_the_values(engines: tuple[RenderedFleet, RenderedFleet], env: str) -> None:
-    _need_crd_schemas()
     flux, _ = engines
     chart = flux.root / "charts" / "hello"
     objects = render_chart(chart, _values(flux, env, "hello"))
@@ -182,11 +173,9 @@ def test_chart_renders_a_rollout_with_the_values(engines: tuple[RenderedFleet, R
 
 
 def test_fleet_validates_clean(fleet: RenderedFleet) -> None:
-    _need_crd_schemas()
     from fleetstrap.validate import ValidateOptions, validate_repo
 
     schemas = k8s.crd_schema_dir()
-    assert isinstance(schemas, Path)
     report = validate_repo(fleet.root, ValidateOptions(schema_locations=(str(schemas),), offline=True,
                                                        catalog_url=None))
     assert report.findings == (), [f.as_dict() for f in report.findings]

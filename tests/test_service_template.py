@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import yaml
 
 from fleetstrap.pins import action_pins, pin, pins
 from support import k8s
+from support.tools import require_tool
 from support.update_workflow import check_update_workflow
 from support_service import K8S_VERSION, SERVICE, VARIANTS, render_service
 
@@ -39,12 +38,7 @@ def full() -> Path:
     return render_service("full")
 
 
-def tool(name: str) -> str:
-    bindir = Path(sys.executable).parent
-    found = shutil.which(name, path=str(bindir)) or shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed")
-    return found
+tool = require_tool
 
 
 # ---------------------------------------------------------------- layout
@@ -80,9 +74,9 @@ def test_split_layouts() -> None:
                                                "namespace": SERVICE}
     oci = next(d for d in release_objects if d["kind"] == "OCIRepository")
     assert oci["spec"]["url"] == f"oci://ghcr.io/acme/charts/{SERVICE}"
-    if k8s.crd_schema_dir() is not None:
-        custom = [("split-gitops", d) for d in release_objects if not k8s.is_core(d["apiVersion"])]
-        assert k8s.validate_objects(custom, K8S_VERSION) == []
+    custom = [("split-gitops", d) for d in release_objects if not k8s.is_core(d["apiVersion"])]
+    assert custom
+    assert k8s.validate_objects(custom, K8S_VERSION) == []
 
 
 # ---------------------------------------------------------------- Rust
@@ -294,7 +288,7 @@ def test_overlays_build_and_validate(variant: str) -> None:
         namespace = next(d for _, d in docs if d["kind"] == "Namespace")
         assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
         custom = [d for d in docs if not k8s.is_core(d[1]["apiVersion"])]
-        if custom and k8s.crd_schema_dir() is not None:
+        if custom:
             assert k8s.validate_objects(custom, K8S_VERSION) == []
         values = yaml.safe_load((root / "apps" / env / SERVICE / "values.yaml").read_text(encoding="utf-8"))
         assert list(chart_schema(root).iter_errors(values)) == [], f"{env} values do not fit the chart schema"

@@ -118,14 +118,20 @@ def test_cli_sarif_is_well_formed(broken_repo: Path, capsys: pytest.CaptureFixtu
     assert {r["ruleId"] for r in run0["results"]} == {"schema"}
 
 
-def test_cli_disable_check(broken_repo: Path) -> None:
-    assert run(_cli_args(str(broken_repo), "--disable", "schema", "--disable", "kustomize")) == 0
+def test_cli_disable_check(broken_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Disabling another check leaves the schema findings; disabling schema removes exactly them.
+    assert run(_cli_args(str(broken_repo), "--disable", "kustomize", "--format", "json")) == EXIT_FINDINGS
+    assert {f["check"] for f in json.loads(capsys.readouterr().out)["findings"]} == {"schema"}
+    assert run(_cli_args(str(broken_repo), "--disable", "schema", "--disable", "kustomize", "--format", "json")) == 0
+    assert json.loads(capsys.readouterr().out)["findings"] == []
 
 
 @pytest.mark.parametrize("args", [["--kubernetes-version", "9.99"], ["--kubernetes-version", "latest"],
                                   ["--disable", "nope"], ["--format", "xml"]])
-def test_cli_usage_errors_exit_one(clean_repo: Path, args: list[str]) -> None:
+def test_cli_usage_errors_exit_one(clean_repo: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["validate", str(clean_repo), "--offline", *args]) == 1
+    err = capsys.readouterr().err
+    assert args[1] in err and "Traceback" not in err, err  # names the bad value
 
 
 def test_cli_missing_directory_exits_one(tmp_path: Path) -> None:

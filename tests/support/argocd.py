@@ -33,7 +33,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from support.cluster_tools import build_from_module, load_all, module_dir
-from support.controlplane import ControlPlane, free_port
+from support.controlplane import ControlPlane
 
 ARGOCD_RUNTIME_VERSION = "v3.2.11"
 ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
@@ -191,6 +191,7 @@ class ArgoCDControllers:
         self._mirror.start()
 
         procs = self.plane.processes
+        free_port = procs.ports.port  # held until the process stops: no release-then-bind gap
         self.redis_port = free_port()
         self.names.append("redis")
         procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "",
@@ -288,7 +289,7 @@ def running_argocd(plane: ControlPlane) -> Iterator[ArgoCDControllers]:
     plane.apply_files([manifest], manager="argocd-install")
     plane.wait_crds_established([o["metadata"]["name"] for o in objs if o["kind"] == "CustomResourceDefinition"])
     # Only loopback: chart repositories on the internet fail fast through a closed proxy instead of reaching out.
-    closed = f"http://127.0.0.1:{free_port()}"
+    closed = f"http://127.0.0.1:{plane.processes.ports.port()}"  # reserved, never listening
     # argocd-server (not run here: no UI or API is under test) creates the `default` AppProject at its start;
     # every install has it, and the generated root Application is in it.
     status, body = plane.request("POST", f"/apis/argoproj.io/v1alpha1/namespaces/{ARGOCD_NS}/appprojects", {

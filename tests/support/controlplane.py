@@ -7,7 +7,9 @@ The apiserver serves on 127.0.0.1 with a certificate from a throwaway CA and aut
 creates, so Deployments become Available without containers.
 
 Every process is started in its own session and recorded; `stop()` ends exactly those (by pid), also when a test
-failed. Logs stay in the work directory for the failure message.
+failed. Logs stay in the work directory for the failure message. Every port a process listens on is reserved
+(support.ports) until the process stops, so no other process on the machine can take it in between; start-up
+bounds are scaled by support.tools.scaled (one factor, $FLEETSTRAP_TEST_TIMEOUT_SCALE).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -33,17 +34,13 @@ from typing import Any
 import yaml
 
 from support.cluster_tools import FluxBuild, Kwok
+from support.ports import PortReservation
+from support.tools import scaled
 
 ADVERTISE_ADDRESS = "192.0.2.10"  # TEST-NET-1: never routed; with endpoint-reconciler none nothing dials it
 NODE_NAME = "kwok-node-0"
 CONTEXT = "fleetstrap-controlplane"
 SERVICE_CIDR = "10.0.0.0/24"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- keys and certificates
@@ -100,6 +97,8 @@ class Processes:
 
     logs: Path
     started: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # The ports of the processes started here, held until they are stopped.
+    ports: PortReservation = field(default_factory=PortReservation)
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -136,6 +135,8 @@ class Processes:
                     proc.kill()
                 proc.wait(timeout=15)
         self.started = [(n, p) for n, p in self.started if (n, p) not in chosen]
+        if not self.started:
+            self.ports.release()
 
 
 # ---------------------------------------------------------------- the control plane
@@ -175,7 +176,7 @@ class ControlPlane:
 
     def start(self, timeout: float = 120.0) -> None:
         try:
-            self._start(timeout)
+            self._start(scaled(timeout))
         except BaseException:
             self.stop()
             raise
@@ -184,6 +185,7 @@ class ControlPlane:
         _write_keys(self.pki)
         (self.workdir / "tokens.csv").write_text(f'{self.token},admin,admin,"system:masters"\n')
         (self.workdir / "tokens.csv").chmod(0o600)
+        free_port = self.processes.ports.port
         etcd_port, peer_port = free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         self.processes.start("etcd", [
@@ -192,7 +194,6 @@ class ControlPlane:
             "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
             "--initial-cluster", f"default=http://127.0.0.1:{peer_port}",
-            "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}",
             "--unsafe-no-fsync", "--log-level", "warn",
         ])
         self.port = free_port()
@@ -319,7 +320,7 @@ class ControlPlane:
         from support.k8s import kubectl
 
         res = subprocess.run([kubectl(), "--kubeconfig", str(self.kubeconfig), *args], input=stdin,
-                             capture_output=True, text=True, check=False, timeout=300)
+                             capture_output=True, text=True, check=False, timeout=scaled(300))
         if check and res.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr.strip()[-3000:]}")
         return res
@@ -332,6 +333,7 @@ class ControlPlane:
     def wait_crds_established(self, names: Sequence[str], timeout: float = 60.0) -> None:
         # `kubectl wait` fails at once on a CRD created a moment ago whose status has no conditions yet
         # (".status.conditions accessor error"): ask again until the apiserver has written them.
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while True:
             res = self.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
@@ -354,6 +356,7 @@ class FluxControllers:
     build: FluxBuild
     extra_env: Mapping[str, str] = field(default_factory=dict)
     storage_port: int = 0
+    listens: list[str] = field(default_factory=list)
 
     def start(self) -> None:
         names = list(self.build.binaries)
@@ -366,11 +369,13 @@ class FluxControllers:
     def _start(self) -> None:
         storage = self.plane.workdir / "flux-storage"
         storage.mkdir(parents=True, exist_ok=True)
+        free_port = self.plane.processes.ports.port
         self.storage_port = free_port()
         env = {**self.extra_env, "KUBECONFIG": str(self.plane.kubeconfig), "RUNTIME_NAMESPACE": "flux-system"}
         # notification-controller receives the others' events on its own loopback port (its default :9090
         # is also source-controller's storage default).
         events = f"127.0.0.1:{free_port()}"
+        self.listens = [f"127.0.0.1:{self.storage_port}", events]
         for name, binary in self.build.binaries.items():
             argv = [str(binary), "--metrics-addr", f"127.0.0.1:{free_port()}",
                     "--health-addr", f"127.0.0.1:{free_port()}", "--enable-leader-election=false",
@@ -383,14 +388,34 @@ class FluxControllers:
                 addr = f"127.0.0.1:{self.storage_port}"
                 argv += ["--storage-path", str(storage), "--storage-addr", addr, "--storage-adv-addr", addr]
             self.plane.processes.start(name, argv, env)
-        time.sleep(1.0)
-        self.plane.processes.check_running()
+        self.wait_listening(scaled(60.0))
+
+    def wait_listening(self, timeout: float) -> None:
+        """Until source-controller serves artifacts and notification-controller takes events (the others
+        reach them there), or one of the controllers exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.plane.processes.check_running()
+            if all(_listening(addr) for addr in self.listens):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Flux controllers not listening on {self.listens} in {timeout:g}s\n{self.logs()}")
+            time.sleep(0.3)
 
     def stop(self) -> None:
         self.plane.processes.stop(list(self.build.binaries))
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{self.plane.processes.tail(n, 40)}" for n in self.build.binaries)
+
+
+def _listening(address: str) -> bool:
+    import socket
+
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, int(port))) == 0
 
 
 @contextlib.contextmanager

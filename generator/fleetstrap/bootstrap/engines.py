@@ -15,7 +15,7 @@ from fleetstrap.bootstrap.kube import KubeClient
 from fleetstrap.bootstrap.manifests import Downloads
 from fleetstrap.bootstrap.preflight import Preflight, sync_path
 from fleetstrap.bootstrap.ssh import public_key_openssh
-from fleetstrap.bootstrap.status import flux_object_states
+from fleetstrap.bootstrap.status import flux_reconciled
 from fleetstrap.bootstrap.wait import States, Target, argocd_check, flux_check, workload_check
 from fleetstrap.pins import pin
 
@@ -145,7 +145,7 @@ class FluxEngine(_EngineBase, name="flux", title="Flux", workloads="Flux control
         return targets
 
     def build_reconciled_states(self, kube: KubeClient) -> States | None:
-        return lambda: flux_object_states(kube)
+        return lambda: flux_reconciled(kube)
 
     def notes(self) -> tuple[str, ...]:
         return ()

@@ -12,7 +12,13 @@ import yaml
 from fleetstrap import gitrepo
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap.kube import KubeClient, connect
-from fleetstrap.bootstrap.wait import ready_condition
+from fleetstrap.bootstrap.wait import (
+    Reconciled,
+    helmrelease_pending,
+    kustomization_applied,
+    kustomization_pending,
+    ready_condition,
+)
 from fleetstrap.errors import FleetstrapError
 from fleetstrap.publish.auth import remote_of
 from fleetstrap.repo import component_name, load_fleet_answers
@@ -71,8 +77,9 @@ def build_components(root: Path) -> tuple[ComponentState, ...]:
 FLUX_RECONCILED = (("kustomize.toolkit.fluxcd.io/v1", "Kustomization"), ("helm.toolkit.fluxcd.io/v2", "HelmRelease"))
 
 
-def flux_object_states(client: KubeClient) -> tuple[tuple[str, str], ...]:
-    """("Kind ns/name", "Ready" or "Ready=<status> <reason>: <message>") of every Kustomization and HelmRelease."""
+def _flux_objects(client: KubeClient) -> list[tuple[str, dict[str, Any], str, bool]]:
+    """(ref "Kind ns/name", object, "Ready" or "Ready=<status> <reason>: <message>[; <source>: why]", whether a
+    HelmRelease's chart source failed) of every Kustomization and HelmRelease."""
     out = []
     for api_version, kind in FLUX_RECONCILED:
         try:
@@ -82,10 +89,56 @@ def flux_object_states(client: KubeClient) -> tuple[tuple[str, str], ...]:
         for obj in sorted(found, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])):
             status, why = ready_condition(obj)
             meta = obj["metadata"]
-            if status != "True" and kind == "HelmRelease":
-                why += source_failure(client, obj)
-            out.append((f"{kind} {meta.get('namespace', '')}/{meta['name']}",
-                        "Ready" if status == "True" else f"Ready={status} {why}"))
+            failure = source_failure(client, obj) if status != "True" and kind == "HelmRelease" else ""
+            out.append((f"{kind} {meta.get('namespace', '')}/{meta['name']}", obj,
+                        "Ready" if status == "True" else f"Ready={status} {why}{failure}", bool(failure)))
+    return out
+
+
+def flux_object_states(client: KubeClient) -> tuple[tuple[str, str], ...]:
+    """("Kind ns/name", "Ready" or "Ready=<status> <reason>: <message>") of every Kustomization and HelmRelease."""
+    return tuple((ref, why) for ref, _, why, _ in _flux_objects(client))
+
+
+def _source_revision(client: KubeClient, kustomization: dict[str, Any]) -> str | None:
+    ref = (kustomization.get("spec") or {}).get("sourceRef") or {}
+    namespace = str(ref.get("namespace") or kustomization["metadata"].get("namespace", ""))
+    try:
+        source = client.get("source.toolkit.fluxcd.io/v1", str(ref.get("kind", "GitRepository")),
+                            str(ref.get("name", "")), namespace)
+    except FleetstrapError:
+        return None
+    revision = (((source or {}).get("status") or {}).get("artifact") or {}).get("revision")
+    return str(revision) if revision else None
+
+
+def flux_reconciled(client: KubeClient) -> tuple[Reconciled, ...]:
+    """Every Kustomization and HelmRelease with its state and what it still waits for (bootstrap's settle
+    check: wait.kustomization_pending, wait.helmrelease_pending)."""
+    objects = _flux_objects(client)
+    releases = {ref: Reconciled(ref, why, helmrelease_pending(obj, source_failed))
+                for ref, obj, why, source_failed in objects if ref.startswith("HelmRelease ")}
+    revisions: dict[tuple[str, str, str], str | None] = {}
+
+    def revision(obj: dict[str, Any]) -> str | None:
+        src = (obj.get("spec") or {}).get("sourceRef") or {}
+        key = (str(src.get("kind")), str(src.get("namespace") or obj["metadata"].get("namespace")),
+               str(src.get("name")))
+        if key not in revisions:
+            revisions[key] = _source_revision(client, obj)
+        return revisions[key]
+
+    kustomizations = {ref: obj for ref, obj, _, _ in objects if ref.startswith("Kustomization ")}
+    applied = {ref: kustomization_applied(obj, revision(obj)) for ref, obj in kustomizations.items()}
+    out = []
+    for ref, obj, why, _ in objects:
+        if ref in releases:
+            out.append(releases[ref])
+            continue
+        deps = [f"Kustomization {d.get('namespace') or obj['metadata'].get('namespace', '')}/{d.get('name')}"
+                for d in (obj.get("spec") or {}).get("dependsOn") or []]
+        out.append(Reconciled(ref, why, kustomization_pending(
+            obj, revision(obj), releases, dependencies_applied=all(applied.get(d, False) for d in deps))))
     return tuple(out)
 
 

@@ -116,29 +116,120 @@ def wait_ready(client: KubeClient, targets: Sequence[Target], *, what: str, time
         time.sleep(interval)
 
 
-States = Callable[[], Sequence[tuple[str, str]]]  # ("Kind ns/name", "Ready" or why not)
+@dataclass(frozen=True)
+class Reconciled:
+    """One object the engine reconciles from the repo: its state for the report and what it still waits for."""
+
+    ref: str  # "Kind ns/name"
+    why: str  # "Ready", or why it is not
+    pending: str | None  # None once the controller has a verdict on the current generation and revision
 
 
-def flux_settled(states: Sequence[tuple[str, str]]) -> bool:
-    """Every object was reconciled once and every HelmRelease has a verdict (installed or failed).
+States = Callable[[], Sequence[Reconciled]]
 
-    A Kustomization that waits for its HelmReleases' health stays Ready=Unknown until its own timeout
-    (10 minutes and more): its HelmReleases' verdicts already say how it will end."""
-    return all(why != "Ready=Unknown no Ready condition yet" and
-               not (ref.startswith("HelmRelease ") and why.startswith("Ready=Unknown")) for ref, why in states)
+HEALTH_CHECKS = "Running health checks for revision "  # kustomize-controller's Reconciling message while it waits
+
+
+def _generation_observed(obj: Mapping[str, Any]) -> bool:
+    gen = (obj.get("metadata") or {}).get("generation")
+    seen = (obj.get("status") or {}).get("observedGeneration")
+    return gen is not None and seen is not None and int(seen) >= int(gen)
+
+
+def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return dict(c)
+    return {}
+
+
+def helmrelease_pending(obj: Mapping[str, Any], source_failed: bool) -> str | None:
+    """None when helm-controller has a verdict: installed (Ready, generation observed, a release in history)
+    or failed (Ready=False and either final, with the generation observed, or its chart source failing, or
+    waiting for a dependency). Ready=True alone is not enough: helm-controller reports it before it records
+    the release and observes the generation."""
+    ready = _condition(obj, "Ready")
+    status = ready.get("status", "Unknown")
+    if status == "True":
+        if not _generation_observed(obj):
+            return "Ready=True but the generation is not observed yet"
+        if not (obj.get("status") or {}).get("history"):
+            return "Ready=True but no release in its history yet"
+        return None
+    if status == "False" and (_generation_observed(obj) or source_failed
+                              or ready.get("reason") == "DependencyNotReady"):
+        return None
+    return f"Ready={status} {ready.get('reason', '')}".strip()
+
+
+def inventory_helmreleases(obj: Mapping[str, Any]) -> list[str]:
+    """"HelmRelease ns/name" of every HelmRelease in a Kustomization's inventory (ids: ns_name_group_Kind)."""
+    out = []
+    for entry in ((obj.get("status") or {}).get("inventory") or {}).get("entries") or []:
+        parts = str(entry.get("id", "")).split("_")
+        if len(parts) == 4 and parts[2] == "helm.toolkit.fluxcd.io" and parts[3] == "HelmRelease":
+            out.append(f"HelmRelease {parts[0]}/{parts[1]}")
+    return out
+
+
+def kustomization_applied(obj: Mapping[str, Any], source_revision: str | None) -> bool:
+    """Ready with its generation observed at the source's artifact revision (what kustomize-controller itself
+    asks of a dependency)."""
+    return (_condition(obj, "Ready").get("status") == "True" and _generation_observed(obj)
+            and source_revision is not None
+            and (obj.get("status") or {}).get("lastAppliedRevision") == source_revision)
+
+
+def kustomization_pending(obj: Mapping[str, Any], source_revision: str | None,
+                          releases: Mapping[str, Reconciled], dependencies_applied: bool = False) -> str | None:
+    """None when kustomize-controller has a verdict on the source's current revision:
+    - applied: Ready, the generation observed, lastAppliedRevision == the source's artifact revision;
+    - failed at that revision (Ready=False, lastAttemptedRevision == it), or waiting for a source without an
+      artifact, or for a dependency that is not applied (that one carries the cause). Once every dependency is
+      applied, DependencyNotReady is only the controller's requeue delay (30 s by default): not a verdict;
+    - health-checking (this revision, or an older one it must finish first) with a HelmRelease that failed
+      while every other one has its verdict: it can only end in a failed health check (after its own
+      timeout, 10 minutes and more).
+    `releases`: "HelmRelease ns/name" -> its state, for every HelmRelease on the cluster."""
+    st = obj.get("status") or {}
+    ready = _condition(obj, "Ready")
+    status, reason = ready.get("status", "Unknown"), ready.get("reason", "")
+    if status == "False" and reason == "DependencyNotReady":
+        return "its dependencies are applied: waiting for it to start" if dependencies_applied else None
+    if source_revision is None:
+        return None if status == "False" else "its source has no artifact yet"
+    if status == "True":
+        if not _generation_observed(obj):
+            return "Ready=True but the generation is not observed yet"
+        if st.get("lastAppliedRevision") != source_revision:
+            return f"applied {st.get('lastAppliedRevision') or 'nothing'}, the source is at {source_revision}"
+        return None
+    if status == "False":
+        if reason == "ArtifactFailed":
+            return None
+        if st.get("lastAttemptedRevision") == source_revision and reason != "HealthCheckCanceled":
+            return None
+        return f"Ready=False {reason} at {st.get('lastAttemptedRevision') or 'no revision'}, the source is at " \
+               f"{source_revision}"
+    # Health checks of an older revision run to their own timeout before the current one is tried: with a
+    # failed HelmRelease they too can only end in a failure.
+    attempted = str(st.get("lastAttemptedRevision") or "")
+    if attempted and str(_condition(obj, "Reconciling").get("message", "")).startswith(HEALTH_CHECKS + attempted):
+        mine = [releases.get(ref) for ref in inventory_helmreleases(obj)]
+        judged = [r for r in mine if r is not None and r.pending is None]
+        if mine and len(judged) == len(mine) and any(r.why != "Ready" for r in judged):
+            return None
+    return f"Ready={status} {reason}".strip()
 
 
 def wait_settled(states: States, *, timeout: float, interval: float) -> list[tuple[str, str]]:
-    """Poll `states` until they are settled and the set of objects is stable, or until `timeout`; return the
-    objects that are not Ready. Never raises on objects that failed: the caller reports them."""
+    """Poll `states` until every object has a verdict (pending None), or until `timeout`; return the objects
+    that are not Ready. Never raises on objects that failed: the caller reports them."""
     deadline = time.monotonic() + timeout
-    previous: Sequence[tuple[str, str]] | None = None
     while True:
         current = states()
-        stable = previous is not None and [r for r, _ in previous] == [r for r, _ in current]
-        if (flux_settled(current) and stable) or time.monotonic() >= deadline:
-            return [(ref, redact(why)) for ref, why in current if why != "Ready"]
-        previous = current
+        if all(s.pending is None for s in current) or time.monotonic() >= deadline:
+            return [(s.ref, redact(s.why)) for s in current if s.why != "Ready"]
         time.sleep(interval)
 
 
