@@ -7,8 +7,8 @@ import json
 import logging
 import os
 import re
-import subprocess
 import shutil
+import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
