@@ -2,7 +2,9 @@
 
 kmock 0.8 was evaluated: its PATCH only updates existing objects (no server-side apply create, no fieldManager),
 and it has no SelfSubjectAccessReview, so this small threaded server implements just what bootstrap uses:
-discovery, /version, get/list, server-side apply (PATCH application/apply-patch+yaml with fieldManager),
+discovery, /version, get/list, server-side apply (PATCH application/apply-patch+yaml with fieldManager; field
+ownership per manager, so an apply removes what the same manager applied before and no longer sends),
+schema checks that answer 422 (the Application CRD's required fields),
 SelfSubjectAccessReview, CRDs that extend discovery, and "controllers" that flip objects to Ready.
 """
 
@@ -65,6 +67,9 @@ class KubeDouble:
     version: tuple[str, str] = ("1", "35")
     denied: set[tuple[str, str, str]] = field(default_factory=set)  # (verb, group, resource)
     controllers: dict[str, Controller] = field(default_factory=dict)
+    # Schema checks per kind after the apply merge: a message is the API server's 422 Invalid.
+    validators: dict[str, Callable[[dict[str, Any]], str | None]] = field(
+        default_factory=lambda: {"Application": application_invalid})
     resources: list[Res] = field(default_factory=lambda: list(BUILTIN))
     objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
@@ -124,22 +129,117 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
             "message": message}
 
 
-def _merge_applied(old: dict[str, Any], applied: dict[str, Any], manager: str) -> dict[str, Any]:
-    """A simplified server-side apply: the applier owns every top-level field it sends."""
-    new = copy.deepcopy(old)
+Path_ = tuple[str, ...]
+
+
+def _leaves(value: Any, prefix: Path_ = ()) -> dict[Path_, Any]:
+    """The fields an applied object sets, as paths to leaves. Maps are walked; a list is one atomic field (the
+    double's simplification: the API server merges lists with merge keys field by field)."""
+    if isinstance(value, dict) and value:
+        out: dict[Path_, Any] = {}
+        for key, sub in value.items():
+            out.update(_leaves(sub, (*prefix, str(key))))
+        return out
+    return {prefix: value}
+
+
+def _applied_fields(applied: dict[str, Any]) -> dict[Path_, Any]:
+    """What an apply configures: everything but identity and status; of metadata, labels and annotations."""
+    fields: dict[Path_, Any] = {}
     for key, value in applied.items():
-        if key in {"metadata", "status"}:
-            continue
-        new[key] = copy.deepcopy(value)
-    meta = new.setdefault("metadata", {})
-    ameta = applied.get("metadata") or {}
+        if key not in {"apiVersion", "kind", "metadata", "status"}:
+            fields.update(_leaves(value, (key,)))
+    meta = applied.get("metadata") or {}
     for sub in ("labels", "annotations"):
-        if ameta.get(sub):
-            meta[sub] = {**(meta.get(sub) or {}), **ameta[sub]}
-    managers = [m for m in meta.get("managedFields") or [] if m.get("manager") != manager]
-    managers.append({"manager": manager, "operation": "Apply", "apiVersion": applied.get("apiVersion")})
-    meta["managedFields"] = managers
+        for name, value in (meta.get(sub) or {}).items():
+            fields[("metadata", sub, str(name))] = value
+    return fields
+
+
+def _to_fields_v1(paths: set[Path_]) -> dict[str, Any]:
+    """Paths in the managedFields FieldsV1 shape ({"f:spec": {"f:project": {}}})."""
+    tree: dict[str, Any] = {}
+    for path in sorted(paths):
+        node = tree
+        for part in path:
+            node = node.setdefault(f"f:{part}", {})
+    return tree
+
+
+def _from_fields_v1(tree: dict[str, Any], prefix: Path_ = ()) -> set[Path_]:
+    if not tree:
+        return {prefix} if prefix else set()
+    out: set[Path_] = set()
+    for key, sub in tree.items():
+        out |= _from_fields_v1(sub, (*prefix, key.removeprefix("f:")))
+    return out
+
+
+def _remove(obj: dict[str, Any], path: Path_) -> None:
+    """Remove one field and the maps it leaves empty."""
+    parents = [obj]
+    for part in path[:-1]:
+        child = parents[-1].get(part)
+        if not isinstance(child, dict):
+            return
+        parents.append(child)
+    parents[-1].pop(path[-1], None)
+    for depth in range(len(path) - 1, 0, -1):
+        if parents[depth]:
+            break
+        parents[depth - 1].pop(path[depth - 1], None)
+
+
+def _set(obj: dict[str, Any], path: Path_, value: Any) -> None:
+    node = obj
+    for part in path[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[path[-1]] = copy.deepcopy(value)
+
+
+def _merge_applied(old: dict[str, Any], applied: dict[str, Any], manager: str) -> dict[str, Any]:
+    """Server-side apply with field ownership per manager, as the API server does it (lists atomic): an apply is
+    the manager's whole intent. It sets the fields it sends and takes them from other managers (force), and
+    removes the fields it applied before and no longer sends, unless another manager owns them too."""
+    new = copy.deepcopy(old)
+    meta = new.setdefault("metadata", {})
+    sent = _applied_fields(applied)
+    entries = [dict(m) for m in meta.get("managedFields") or []]
+    before: set[Path_] = set()
+    others: set[Path_] = set()
+    for entry in entries:
+        owned = _from_fields_v1(entry.get("fieldsV1") or {})
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            before = owned
+        else:
+            owned -= sent.keys()  # forced: the applier takes them over
+            entry["fieldsV1"] = _to_fields_v1(owned)
+            others |= owned
+    for path in before - sent.keys():
+        if not any(other[:len(path)] == path for other in others):
+            _remove(new, path)
+    for path, value in sent.items():
+        _set(new, path, value)
+    mine = {"manager": manager, "operation": "Apply", "apiVersion": applied.get("apiVersion"),
+            "fieldsType": "FieldsV1", "fieldsV1": _to_fields_v1(set(sent))}
+    at = next((i for i, e in enumerate(entries) if e.get("manager") == manager and e.get("operation") == "Apply"),
+              len(entries))
+    entries[at:at + 1] = [mine]
+    meta["managedFields"] = [e for e in entries if e is mine or e.get("fieldsV1")]
     return new
+
+
+def application_invalid(obj: dict[str, Any]) -> str | None:
+    """The Application CRD's required fields (argoproj.io/v1alpha1 schema): the API server's 422 message."""
+    spec = obj.get("spec") or {}
+    missing = [f"spec.{f}" for f in ("destination", "project") if f not in spec]
+    if "sources" not in spec and "repoURL" not in (spec.get("source") or {}):
+        missing.insert(0, "spec.source.repoURL")
+    name = obj["metadata"]["name"]
+    return (f'Application.argoproj.io "{name}" is invalid: '
+            + ", ".join(f"{f}: Required value" for f in missing)) if missing else None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -305,6 +405,10 @@ class _Handler(BaseHTTPRequestHandler):
             base = old or {"apiVersion": body["apiVersion"], "kind": res.kind,
                            "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
             new = _merge_applied(base, body, manager)
+            validate = d.validators.get(res.kind)
+            invalid = validate(new) if validate else None
+            if invalid:
+                return 422, _status(422, "Invalid", invalid)
             if old is not None and new == old:
                 return 200, copy.deepcopy(old)  # no-op apply: no write, same resourceVersion
             meta = new["metadata"]

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from fleetstrap.bootstrap.kube import Applied
+from fleetstrap.bootstrap.kube import Applied, OfficialClient
 from fleetstrap.deploy.apply import DeployRequest, WaitOptions, run_deploy
 from fleetstrap.errors import ClusterError
 from gitservers import bare_repo, repo_log
+from kube_double import BUILTIN, KubeDouble, Res, serve
 from support.commands import cli
 from support.deploy import SERVICE, clean, fleet_repo, git, head, release, rendered, tag_of
 
@@ -39,14 +41,17 @@ class ArgoCluster:
         self.bare = bare
         self.refreshes = refreshes
         self.applied: list[dict[str, Any]] = []
+        self.managers: list[str] = []
         self.synced = repo_log(bare)[0]
         self.running = "0.3.0"
 
     def version(self) -> str:
         return "1.34"
 
-    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "") -> Applied:  # noqa: ARG002
+    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "",  # noqa: ARG002
+              field_manager: str = "fleetstrap") -> Applied:
         self.applied.append(dict(obj))
+        self.managers.append(field_manager)
         if self.refreshes and "argocd.argoproj.io/refresh" in obj["metadata"].get("annotations", {}):
             self.synced = repo_log(self.bare)[0]
             self.running = "0.2.0"
@@ -81,7 +86,93 @@ def test_argocd_refresh_then_wait_until_the_application_runs_the_rollback(argocd
     assert [(o["kind"], o["metadata"]["name"]) for o in cluster.applied] == [("Application", "root"),
                                                                              ("Application", f"dev-{SERVICE}")]
     assert all(o["metadata"]["annotations"] == {"argocd.argoproj.io/refresh": "normal"} for o in cluster.applied)
+    assert cluster.managers == ["fleetstrap-refresh"] * 2  # never bootstrap's manager (issue 26)
     assert report.clusters == (f"dev (argocd) runs {SERVICE} 0.2.0 at {head(root)[:12]}",)
+
+
+def test_the_refresh_leaves_what_bootstrap_applied_to_the_root_application(
+        argocd_fleet: tuple[Path, Path], tmp_path: Path) -> None:
+    """Issue 26, found by the real Argo CD controller: the refresh annotation applied under bootstrap's field
+    manager is, to server-side apply, that manager's whole intent for root, so root's spec would be removed and the
+    API server refuses (422: spec.project, spec.destination required). Over HTTP to the API double, which owns
+    fields per manager as the API server does; Argo CD's part (the refresh answered by a sync) is played by its
+    controllers."""
+    root, bare = argocd_fleet
+    app_res = Res("argoproj.io", "v1alpha1", "applications", "Application", True)
+
+    def application(obj: dict[str, Any]) -> None:
+        # The application controller takes the refresh annotation away and compares with git.
+        if (obj["metadata"].get("annotations") or {}).pop("argocd.argoproj.io/refresh", None):
+            obj["status"] = {"sync": {"status": "Synced", "revision": repo_log(bare)[0]}}
+
+    def deployment(obj: dict[str, Any]) -> None:
+        synced = (double.find("Application", f"dev-{SERVICE}", "argocd") or {}).get("status", {}).get("sync", {})
+        if synced.get("revision") == repo_log(bare)[0]:
+            obj["spec"]["template"]["spec"]["containers"][0]["image"] = f"ghcr.io/acme/{SERVICE}:0.2.0"
+        obj["status"] = {"observedGeneration": obj["metadata"]["generation"], "readyReplicas": 1}
+
+    with serve(KubeDouble(resources=[*BUILTIN, app_res],
+                          controllers={"Application": application, "Deployment": deployment})) as double:
+        kubeconfig = double.kubeconfig(tmp_path / "kubeconfig")
+        seed = OfficialClient(kubeconfig)
+        for ns in ("argocd", SERVICE):
+            seed.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        bootstrapped = yaml.safe_load((root / "clusters" / "dev" / "argocd" / "root.yaml").read_text("utf-8"))
+        seed.apply(bootstrapped)  # bootstrap's apply, under its manager
+        seed.apply({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                    "metadata": {"name": f"dev-{SERVICE}", "namespace": "argocd"},
+                    "spec": {"project": "default", "destination": {"name": "in-cluster", "namespace": SERVICE},
+                             "source": {"repoURL": "ssh://git@git.example/fleet.git", "path": f"apps/{SERVICE}"}}},
+                   field_manager="argocd-applicationset-controller")
+        seed.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": SERVICE, "namespace": SERVICE},
+                    "spec": {"replicas": 1, "template": {"spec": {"containers": [
+                        {"name": SERVICE, "image": f"ghcr.io/acme/{SERVICE}:0.3.0"}]}}}},
+                   field_manager="argocd-controller")
+
+        report = run_deploy(DeployRequest(root, "rollback", SERVICE, "dev",
+                                          wait=WaitOptions(timeout=10, interval=0.01)),
+                            lambda _kc, _ctx: OfficialClient(kubeconfig))
+
+        live = double.find("Application", "root", "argocd")
+        assert live is not None and live["spec"] == bootstrapped["spec"]
+        refreshes = [q["fieldManager"] for m, path, q in double.writes() if m == "PATCH" and "applications" in path]
+        assert refreshes[-2:] == [["fleetstrap-refresh"], ["fleetstrap-refresh"]]
+    assert report.clusters == (f"dev (argocd) runs {SERVICE} 0.2.0 at {head(root)[:12]}",)
+
+
+def test_the_double_owns_fields_per_manager(tmp_path: Path) -> None:
+    """What the test above relies on: an apply is its manager's whole intent (fields it no longer sends go,
+    unless another manager owns them); an Application without its required fields is refused with 422."""
+    app = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+           "metadata": {"name": "root", "namespace": "argocd"},
+           "spec": {"project": "fleet", "destination": {"name": "in-cluster"},
+                    "source": {"repoURL": "ssh://git@git.example/fleet.git", "path": "clusters/dev"}}}
+    refresh = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+               "metadata": {"name": "root", "namespace": "argocd",
+                            "annotations": {"argocd.argoproj.io/refresh": "normal"}}}
+    app_res = Res("argoproj.io", "v1alpha1", "applications", "Application", True)
+    with serve(KubeDouble(resources=[*BUILTIN, app_res])) as double:
+        client = OfficialClient(double.kubeconfig(tmp_path / "kubeconfig"))
+        client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"}})
+        client.apply(app)
+        with pytest.raises(ClusterError, match=r"HTTP 422.*spec.source.repoURL: Required value.*"
+                                               r"spec.destination: Required value, spec.project: Required value"):
+            client.apply(refresh)  # the same manager: root's spec would go
+        assert client.apply(refresh, field_manager="fleetstrap-refresh").outcome == "configured"
+        live = double.find("Application", "root", "argocd")
+        assert live is not None and live["spec"] == app["spec"]
+        assert live["metadata"]["annotations"] == {"argocd.argoproj.io/refresh": "normal"}
+        # Bootstrap's manager drops a field it applied before: it goes; one another manager also applies stays.
+        client.apply({**app, "spec": {**app["spec"], "revisionHistoryLimit": 3}}, field_manager="other")
+        client.apply({**app, "spec": {k: v for k, v in app["spec"].items() if k != "source"}
+                      | {"sources": [app["spec"]["source"]]}})
+        live = double.find("Application", "root", "argocd")
+        assert live is not None and "source" in live["spec"]  # "other" applied it too
+        client.apply({**app, "spec": {"revisionHistoryLimit": 3}}, field_manager="other")
+        live = double.find("Application", "root", "argocd")
+        assert live is not None and "source" not in live["spec"] and live["spec"]["sources"]
+        assert live["metadata"]["annotations"] == {"argocd.argoproj.io/refresh": "normal"}
 
 
 def test_wait_times_out_naming_what_the_cluster_runs(argocd_fleet: tuple[Path, Path],
@@ -150,7 +241,8 @@ class FlaggerCluster:
     def version(self) -> str:
         return "1.34"
 
-    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "") -> Applied:  # noqa: ARG002
+    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "",  # noqa: ARG002
+              field_manager: str = "fleetstrap") -> Applied:  # noqa: ARG002
         return Applied(str(obj["kind"]), obj["metadata"]["namespace"], obj["metadata"]["name"], "configured")
 
     @staticmethod

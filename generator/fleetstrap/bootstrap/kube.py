@@ -16,6 +16,11 @@ from fleetstrap.errors import ClusterError, ToolMissingError
 from fleetstrap.redact import redact
 
 FIELD_MANAGER = "fleetstrap"
+# Requests (refresh and reconcile annotations) go under their own manager: server-side apply reads an object
+# applied by a manager as that manager's whole intent, so a small annotation-only object applied as
+# FIELD_MANAGER would remove every spec field bootstrap applied (Argo CD's root Application then fails
+# validation: 422, spec.project and spec.destination required).
+REQUEST_FIELD_MANAGER = "fleetstrap-refresh"
 # The last three only from the dry-run client: it compares against the cluster, or could not.
 Outcome = Literal["created", "configured", "unchanged", "would create", "would configure", "not compared"]
 
@@ -46,7 +51,8 @@ class KubeClient(Protocol):
         """Server version as 'MAJOR.MINOR'."""
         ...
 
-    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "") -> Applied: ...
+    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "",
+              field_manager: str = FIELD_MANAGER) -> Applied: ...
 
     def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None: ...
 
@@ -119,7 +125,8 @@ class OfficialClient:
         minor = str(info.minor or "").rstrip("+")
         return f"{major}.{minor}"
 
-    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "") -> Applied:
+    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "",
+              field_manager: str = FIELD_MANAGER) -> Applied:
         kind = str(obj.get("kind"))
         api_version = str(obj.get("apiVersion"))
         meta = dict(obj.get("metadata") or {})
@@ -136,7 +143,7 @@ class OfficialClient:
         before = self.get(api_version, kind, name, namespace)
         try:
             after = res.server_side_apply(
-                body=body, name=name, namespace=namespace or None, field_manager=FIELD_MANAGER,
+                body=body, name=name, namespace=namespace or None, field_manager=field_manager,
                 force_conflicts=True, _request_timeout=self._timeout,
             )
         except Exception as exc:
@@ -253,7 +260,8 @@ class RecordingClient:
     def namespaced(self, api_version: str, kind: str) -> bool:
         return self.inner.namespaced(api_version, kind) if self.inner else True
 
-    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "") -> Applied:
+    def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "",
+              field_manager: str = FIELD_MANAGER) -> Applied:  # noqa: ARG002  # nothing is sent
         from fleetstrap.bootstrap.objects import redacted
 
         shown = redacted(obj)

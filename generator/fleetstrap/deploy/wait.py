@@ -17,7 +17,7 @@ from typing import Any
 
 from fleetstrap import output
 from fleetstrap.answers import FleetAnswers
-from fleetstrap.bootstrap.kube import KubeClient
+from fleetstrap.bootstrap.kube import REQUEST_FIELD_MANAGER, KubeClient
 from fleetstrap.bootstrap.wait import Check, Target, flux_check, ready_condition, wait_ready, workload_check
 from fleetstrap.deploy.running import WORKLOADS, image_tag
 from fleetstrap.errors import ClusterError, DeployError
@@ -44,7 +44,10 @@ def _now() -> str:
 
 
 def build_reconcile_requests(engine: str, cluster: str, service: str) -> list[dict[str, Any]]:
-    """The partial objects applied (server-side, field manager fleetstrap) to ask for a reconcile now."""
+    """The partial objects applied (server-side, field manager fleetstrap-refresh) to ask for a reconcile now.
+
+    Never under bootstrap's manager: to server-side apply these would be its whole intent for the object, and
+    the fields bootstrap applied (the root Application's spec) would be removed."""
     if engine == "flux":
         return [{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
                  "metadata": {"name": "flux-system", "namespace": FLUX_NS,
@@ -149,7 +152,7 @@ def wait_rolled_back(answers: FleetAnswers, request: WaitRequest,
         client.version()
         for engine in answers.engines:
             for obj in build_reconcile_requests(engine, spec.name, request.service):
-                applied = client.apply(obj)
+                applied = client.apply(obj, field_manager=REQUEST_FIELD_MANAGER)
                 output.step(f"{spec.name}: requested a reconcile of {applied.ref}")
             targets = build_targets(engine, spec.name, request, _workloads(client, request.service))
             wait_ready(client, targets, what=f"{spec.name} to run {request.service} {request.tag}",
