@@ -9,8 +9,8 @@ init --blueprint argocd-multi-cluster -> push over ssh with the deploy key to a 
 (dev): repository credentials, the root app-of-apps; application-controller, repo-server (git, helm,
 kubectl's kustomize) and applicationset-controller run as local processes with Redis on loopback and do the real
 syncing; kwok makes the Pods of the Deployments they create Ready. Then: status per Application, a new service,
-a release the controller rolls out. (`rollback --wait` and a second bootstrap are not here yet: the first
-fails on the real API server, see step 5.)
+a release the controller rolls out, `rollback --wait` on the real controller, a second bootstrap that changes
+nothing.
 
 Only loopback: the infrastructure charts live on the internet; the controllers get an HTTP(S) proxy on a closed
 loopback port so those Applications fail fast with a source error instead of reaching out.
@@ -265,13 +265,34 @@ def test_argocd_mission_on_a_real_control_plane(hub: ControlPlane, argocd: argo.
                    argocd)
         assert deployment_available(plane, "payments", "payments") is not None
 
-        # 5. A release lands (the release workflow's commit) and the real controller runs it. (`rollback --wait`
-        # next: its refresh request, applied server-side by the manager that owns root's spec, is refused by the
-        # API server (422: spec.source.repoURL, destination, project required) -- a product defect to fix.)
+        # 5. A release lands (the release workflow's commit) and the controller runs it; `rollback --wait` pushes
+        # the rollback, asks for a refresh and returns once the real controller synced it. Its refresh requests
+        # go under their own field manager: under bootstrap's, the API server refused them (422, root's spec
+        # would have been removed).
         assert running_tag(plane, "hello") == "0.1.0"
         assert land_release(fleet, "0.2.0") is not None
         git(fleet, "push", "-q", "origin", "main")
         refresh(plane, "dev-hello")
         eventually(lambda: running_tag(plane, "hello") == "0.2.0" or None, "hello 0.2.0 running", argocd)
+        code, _, err = cli(capsys, "rollback", "hello", "--env", "dev", "-C", str(fleet), "--wait",
+                           "--kubeconfig", kc, "--timeout", str(int(SETTLE)))
+        assert code == 0, f"{err[-3000:]}\n{argocd.logs()}"
+        head = git(fleet, "rev-parse", "HEAD")
+        assert repo_log(bare)[0] == head  # pushed
+        assert "requested a reconcile of Application argocd/root" in err, err
+        assert f"dev (argocd) runs hello 0.1.0 at {head[:12]}" in err, err
+        # When the command returned, the cluster already ran the rollback: no polling here.
+        assert running_tag(plane, "hello") == "0.1.0"
+        assert sync_health(application(plane, "dev-hello"))[2] == head
+        root = application(plane, "root")
+        assert root is not None, "root Application gone"
+        # The refresh left root's spec as bootstrap applied it.
+        assert (root["spec"]["project"], root["spec"]["source"]["path"], root["spec"]["destination"]["namespace"]) \
+            == ("default", "argocd", "argocd"), root["spec"]
+
+        # 6. A second bootstrap changes nothing.
+        _, err = ok(capsys, *boot)
+        assert "already bootstrapped: nothing changed" in err, err
+        assert git(fleet, "rev-parse", "HEAD") == head == repo_log(bare)[0]
     finally:
         server.stop()
