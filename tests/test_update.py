@@ -17,7 +17,7 @@ from fleetstrap.render import TemplateSource, render_component
 from fleetstrap.repo import load_fleet
 from fleetstrap.update import UpdateRequest, apply_answers_change, update_fleet
 from fleetstrap.update.migrations import Migration, build_api_version_rename
-from update_support import V1, build_v2, commit_all, git, head, render_fleet, status, write_version
+from update_support import commit_all, git, head, render_fleet, status, write_two_versions
 
 VALUES = "apps/dev/alpha/values.yaml"
 BOT_LINE_V1 = '  tag: 0.1.0 # {"$imagepolicy": "flux-system:alpha:tag"}'
@@ -26,9 +26,7 @@ BOT_LINE_V1 = '  tag: 0.1.0 # {"$imagepolicy": "flux-system:alpha:tag"}'
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     t = tmp_path_factory.mktemp("tpl") / "templates"
-    write_version(t, V1, "v1.0.0")
-    write_version(t, build_v2(), "v2.0.0")
-    return t
+    return write_two_versions(t)
 
 
 @pytest.fixture(scope="module")

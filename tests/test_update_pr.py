@@ -17,7 +17,18 @@ from fake_github.spec import Spec
 from fleetstrap.cli import run
 from fleetstrap.render import TemplateSource
 from gitservers import Server, bare_repo, repo_log, start_git_daemon
-from update_support import V1, build_v2, commit_all, git, head, render_fleet, status, variant, write_version
+from update_support import (
+    V1,
+    build_v2,
+    commit_all,
+    git,
+    head,
+    render_fleet,
+    status,
+    variant,
+    write_two_versions,
+    write_version,
+)
 
 TOKEN = "ghp_" + "Z3" * 18
 VALUES = "apps/dev/alpha/values.yaml"
@@ -32,9 +43,7 @@ def spec() -> Spec:
 @pytest.fixture
 def template(tmp_path: Path) -> Path:
     t = tmp_path / "templates"
-    write_version(t, V1, "v1.0.0")
-    write_version(t, build_v2(), "v2.0.0")
-    return t
+    return write_two_versions(t)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 
 from fleetstrap.cli import run
 from support.deploy import fleet_repo, release, rendered
-from support.txn import env_for, fleetstrap, git, leftovers, one_line_error, state
-from update_support import V1, build_v2, render_fleet, write_version
+from support.txn import env_for, existing_repo, fleetstrap, git, leftovers, one_line_error, state
+from update_support import render_fleet, write_two_versions
 
 SECRET = "AWS_SECRET_ACCESS_KEY=do-not-commit-me\n"
 
@@ -24,22 +24,12 @@ def starter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _existing(tmp_path: Path) -> Path:
-    """A user's repository with history, a README of their own and notes."""
-    dest = tmp_path / "existing"
-    dest.mkdir()
-    git(dest, "init", "-q", "-b", "main")
-    (dest / "NOTES.md").write_text("ours\n")
-    git(dest, "add", "NOTES.md")
-    git(dest, "commit", "-q", "-m", "our history")
-    return dest
-
 
 # ---------------------------------------------------------------- init --force (class 5)
 
 
 def test_init_force_never_commits_an_untracked_secret(tmp_path: Path) -> None:
-    dest = _existing(tmp_path)
+    dest = existing_repo(tmp_path)
     (dest / ".env.local").write_text(SECRET)
     first = git(dest, "rev-parse", "HEAD").strip()
     done = fleetstrap("init", "-b", "starter", "--force", str(dest), env=env_for(tmp_path / "tmp"))
@@ -57,7 +47,7 @@ def test_init_force_never_commits_an_untracked_secret(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("dirt", ["modified", "staged", "deleted"])
 def test_init_force_refuses_a_tree_with_uncommitted_changes(tmp_path: Path, dirt: str) -> None:
-    dest = _existing(tmp_path)
+    dest = existing_repo(tmp_path)
     if dirt == "modified":
         (dest / "NOTES.md").write_text("half-done edit\n")
     elif dirt == "staged":
@@ -74,7 +64,7 @@ def test_init_force_refuses_a_tree_with_uncommitted_changes(tmp_path: Path, dirt
 
 
 def test_init_force_names_the_files_it_would_overwrite(tmp_path: Path) -> None:
-    dest = _existing(tmp_path)
+    dest = existing_repo(tmp_path)
     (dest / "README.md").write_text("# Our own README\n")
     git(dest, "add", "README.md")
     git(dest, "commit", "-q", "-m", "readme")
@@ -139,8 +129,7 @@ def test_update_commit_on_a_detached_head_is_refused(tmp_path: Path) -> None:
     from fleetstrap.render import TemplateSource
 
     template = tmp_path / "templates"
-    write_version(template, V1, "v1.0.0")
-    write_version(template, build_v2(), "v2.0.0")
+    write_two_versions(template)
     root = tmp_path / "fleet"
     render_fleet(root, TemplateSource(str(template), "v1.0.0"), ["alpha"])
     (root / "extra.txt").write_text("x\n")
@@ -169,7 +158,7 @@ def test_promote_and_rollback_on_a_detached_head_are_refused(tmp_path: Path, arg
 
 
 def test_init_force_into_a_detached_repo_is_refused(tmp_path: Path) -> None:
-    dest = _existing(tmp_path)
+    dest = existing_repo(tmp_path)
     _detach(dest)
     before = state(dest)
     done = fleetstrap("init", "-b", "starter", "--force", str(dest), env=env_for(tmp_path / "tmp"))

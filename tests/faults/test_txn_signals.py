@@ -13,8 +13,8 @@ import pytest
 
 from fleetstrap.cli import run
 from support.deploy import fleet_repo, release, rendered, tag_of
-from support.txn import Paused, env_for, git, leftovers, state
-from update_support import V1, build_v2, render_fleet, write_version
+from support.txn import Paused, env_for, existing_repo, git, leftovers, state
+from update_support import render_fleet, write_two_versions
 
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
@@ -70,12 +70,7 @@ def test_init_terminated_while_landing_completes_it(tmp_path: Path) -> None:
 
 
 def test_init_force_into_a_repo_interrupted_leaves_it_as_it_was(tmp_path: Path) -> None:
-    dest = tmp_path / "existing"
-    dest.mkdir()
-    git(dest, "init", "-q", "-b", "main")
-    (dest / "NOTES.md").write_text("ours\n")
-    git(dest, "add", "NOTES.md")
-    git(dest, "commit", "-q", "-m", "our history")
+    dest = existing_repo(tmp_path)
     before = state(dest)
     env = env_for(tmp_path / "tmp")
     done = Paused(("init", "-b", "starter", "--force", str(dest)), "validate", env,
@@ -122,9 +117,7 @@ def test_add_terminated_while_landing_is_complete_and_committed(starter: Path, t
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     t = tmp_path_factory.mktemp("tpl") / "templates"
-    write_version(t, V1, "v1.0.0")
-    write_version(t, build_v2(), "v2.0.0")
-    return t
+    return write_two_versions(t)
 
 
 @pytest.fixture(scope="module")

@@ -121,3 +121,14 @@ def one_line_error(done: Done, *words: str) -> None:
     assert len(lines) == 1, done.err
     for w in words:
         assert w in lines[0], done.err
+
+
+def existing_repo(tmp_path: Path) -> Path:
+    """A user's repository with history and a file of their own (NOTES.md), for init --force into it."""
+    dest = tmp_path / "existing"
+    dest.mkdir()
+    git(dest, "init", "-q", "-b", "main")
+    (dest / "NOTES.md").write_text("ours\n")
+    git(dest, "add", "NOTES.md")
+    git(dest, "commit", "-q", "-m", "our history")
+    return dest
