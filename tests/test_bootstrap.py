@@ -20,9 +20,10 @@ from bootstrap_fixtures import (
     pinned_release_downloads,
     write_deploy_key,
 )
-from fleetstrap.bootstrap import BootstrapRequest, StatusRequest, bootstrap_cluster, fleet_status
+from fleetstrap.bootstrapper import BootstrapRequest, bootstrap_cluster
 from fleetstrap.cli import run
 from fleetstrap.errors import ClusterError
+from fleetstrap.status import StatusRequest, fleet_status
 from kube_double import KubeDouble, Res, argocd_ready, flux_never_ready, flux_ready, serve, set_condition
 
 

@@ -16,9 +16,10 @@ from fake_github.server import FakeRepo
 from fake_github.session import fake_github, token_in_env_only
 from fake_github.spec import Spec
 from fleetstrap.bootstrap.kube import KubeClient
-from fleetstrap.deploy.apply import DeployRequest, PrTarget, run_deploy
+from fleetstrap.deploy.apply import DeployRequest, run_deploy
 from fleetstrap.errors import ClusterError
 from fleetstrap.publish.github_api import ApiSettings
+from fleetstrap.publish.pullrequest import PrOptions
 from gitservers import Server, bare_repo, start_git_daemon
 from support.commands import cli
 from support.deploy import SERVICE, clean, fleet_repo, git, head, release, rendered, tag_of
@@ -201,7 +202,7 @@ def test_production_body_names_what_each_cluster_runs(gh: FakeGitHub, tmp_path: 
         asked.append(context)
         return next(running)  # type: ignore[return-value]
 
-    target = PrTarget(github_url=gh.url, api=ApiSettings(0, 0))
+    target = PrOptions(github_url=gh.url, api=ApiSettings(0, 0))
     report = run_deploy(DeployRequest(root, "promote", SERVICE, "production", clusters=True, pr=target), connector)
 
     assert report.outcome == "opened" and len(asked) == 3

@@ -19,8 +19,10 @@ from fake_github.session import fake_github, token_in_env_only
 from fake_github.spec import Spec
 from fleetstrap.cli import run
 from fleetstrap.errors import RemoteError, UserError
-from fleetstrap.publish import ApiSettings, PushReport, PushRequest, keys, push_repo
+from fleetstrap.publish import keys
 from fleetstrap.publish.auth import basic_credentials
+from fleetstrap.publish.github_api import ApiSettings
+from fleetstrap.push import PushReport, PushRequest, push_repo
 from gitservers import files_containing, make_fleet
 
 TOKEN = "ghp_" + "Q7" * 18

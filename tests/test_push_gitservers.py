@@ -13,8 +13,9 @@ import pytest
 
 from fleetstrap.cli import run
 from fleetstrap.errors import RemoteError
-from fleetstrap.publish import PushRequest, keys, push_repo
+from fleetstrap.publish import keys
 from fleetstrap.publish.auth import basic_credentials
+from fleetstrap.push import PushRequest, push_repo
 from gitservers import (
     Server,
     bare_repo,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetstrap.publish import PushRequest, push_repo
+from fleetstrap.push import PushRequest, push_repo
 from gitservers import files_containing, make_fleet
 
 TOKEN = os.environ.get("FLEETSTRAP_LIVE_GITHUB_TOKEN", "")

@@ -31,7 +31,7 @@ def test_push_refuses_a_fleet_made_for_another_repository(owner: str, args: list
 
 def test_matching_flags_are_accepted() -> None:
     from fleetstrap.answers import build_answers
-    from fleetstrap.publish.core import check_fleet_identity
+    from fleetstrap.push.runner import check_fleet_identity
 
     fleet = build_answers({"owner": "acme", "service": "hello"})
     check_fleet_identity(fleet, "ACME", "fleet-infra")  # GitHub names are case-insensitive

@@ -81,8 +81,10 @@ def test_schema_catalog_only_404_means_no_such_kind(catalog: str, tmp_path: Path
 
 
 @pytest.mark.parametrize(("module", "classes"), [
-    ("bootstrap/flow.py", {"Bootstrapper"}),
-    ("publish/core.py", {"GitPublisher", "GitHubPublisher"}),
+    ("bootstrapper.py", {"Bootstrapper"}),
+    ("push/runner.py", {"GitPublisher", "GitHubPublisher"}),
+    ("deploy/apply.py", {"CheckoutWriter", "PullRequestWriter"}),
+    ("publish/pullrequest.py", {"BranchPublisher"}),
 ])
 def test_steps_never_ask_whether_it_is_a_dry_run(module: str, classes: set[str]) -> None:
     """Dry run is a choice of clients made when the runner is built, not a branch in its steps."""
@@ -103,13 +105,25 @@ def test_steps_never_ask_whether_it_is_a_dry_run(module: str, classes: set[str])
 ROOT = PACKAGE.parent.parent
 
 
-def _lint_imports(config: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _lint_imports(config: Path | None = None,
+                  package_parent: Path = PACKAGE.parent) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
     if exe is None:
         pytest.fail("lint-imports (PyPI import-linter, in the test extra) is not installed")
     args = [exe, "--no-cache", *(["--config", str(config)] if config else [])]
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+                          env={**os.environ, "PYTHONPATH": str(package_parent)})
+
+
+def _contracts() -> list[dict[str, object]]:
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts: list[dict[str, object]] = data["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+COMMANDS = ("init", "add", "update", "deploy", "push", "bootstrapper", "status")
 
 
 def test_the_import_contracts_hold() -> None:
@@ -119,31 +133,46 @@ def test_the_import_contracts_hold() -> None:
     assert "Commands are leaves" in done.stdout and "BROKEN" not in done.stdout
 
 
-def test_the_import_contracts_can_fail(tmp_path: Path) -> None:
-    """The same independence contract without its one listed exception: add's import of update's engine breaks
-    it, so a new command-to-command import would too."""
-    config = tmp_path / "importlinter.ini"
-    config.write_text("[importlinter]\nroot_package = fleetstrap\n\n[importlinter:contract:leaves]\n"
-                      "name = no exceptions\ntype = independence\nmodules =\n    fleetstrap.init\n"
-                      "    fleetstrap.add\n    fleetstrap.update\n    fleetstrap.deploy\n")
-    done = _lint_imports(config)
+def test_the_contracts_list_every_command_and_allow_no_exception() -> None:
+    """Every command module is in the independence contract and in the commands' layer, and no contract carries
+    an ignore entry: a command-to-command import has no way around the check."""
+    contracts = _contracts()
+    (leaves,) = [c for c in contracts if c["type"] == "independence"]
+    assert sorted(leaves["modules"]) == sorted(f"fleetstrap.{m}" for m in COMMANDS)  # type: ignore[arg-type]
+    (layers,) = [c for c in contracts if c["type"] == "layers"]
+    assert sorted(str(layers["layers"][1]).replace(" ", "").split("|")) == sorted(  # type: ignore[index]
+        f"fleetstrap.{m}" for m in COMMANDS)
+    assert [c["name"] for c in contracts if c.get("ignore_imports")] == []
+    # Each CLI command reaches its library through a command module (or the shared gate, for validate).
+    entries = set()
+    for path in sorted((PACKAGE / "cli").glob("*_cmd.py")):
+        entries |= {m.split(".")[1] for m in _imports_in(ast.parse(path.read_text(encoding="utf-8")).body)
+                    if m.startswith("fleetstrap.") and m.split(".")[1] in {*COMMANDS, "upgrade", "bootstrap"}}
+    assert entries <= set(COMMANDS), entries
+
+
+@pytest.mark.parametrize(("importer", "imported"), [
+    ("add.py", "fleetstrap.update"),
+    ("deploy/apply.py", "fleetstrap.bootstrapper"),
+    ("update/pr.py", "fleetstrap.push"),
+    ("status.py", "fleetstrap.bootstrapper"),
+])
+def test_the_import_contracts_can_fail(tmp_path: Path, importer: str, imported: str) -> None:
+    """The real contracts over a copy of the package with one command-to-command import added: it fails."""
+    copy = tmp_path / "src" / "fleetstrap"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with (copy / importer).open("a", encoding="utf-8") as f:
+        f.write(f"\nimport {imported}  # noqa\n")
+    config = tmp_path / "pyproject.toml"
+    config.write_text((ROOT / "pyproject.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    done = _lint_imports(config, copy.parent)
     assert done.returncode != 0
-    assert "fleetstrap.add is not allowed to import fleetstrap.update" in done.stdout
+    command = "fleetstrap." + importer.removesuffix(".py").split("/")[0]
+    leaves = done.stdout.split("Commands are leaves")[-1]
+    assert f"{command} is not allowed to import {imported}" in leaves, done.stdout[-3000:]
 
 
 # ---------------------------------------------------------------- dry runs are the recording writer
-
-
-@pytest.mark.parametrize(("module", "function"), [
-    ("update/__init__.py", "update_fleet"),
-    ("deploy/apply.py", "run_deploy"),
-])
-def test_dry_runs_choose_the_recording_writer_once(module: str, function: str) -> None:
-    """Every command's dry run is `open_writer(..., dry_run=...)`: the writer is chosen where the command starts."""
-    tree = ast.parse((PACKAGE / module).read_text(encoding="utf-8"))
-    (fn,) = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function]
-    calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and ast.unparse(n.func) == "open_writer"]
-    assert len(calls) == 1 and any(k.arg == "dry_run" for k in calls[0].keywords)
 
 
 def test_only_the_writer_layer_commits_in_the_users_repo() -> None:
@@ -154,3 +183,116 @@ def test_only_the_writer_layer_commits_in_the_users_repo() -> None:
         offenders += [f"{rel}: {needle}" for needle in ("restore(", "git.add", '"add", "-A"', "ensure_commit(root",
                                                         "ensure_commit(self.root") if needle in text]
     assert offenders == []
+
+
+# ---------------------------------------------------------------- every command's dry run writes nothing
+
+DRY_RUN_TOKEN = "ghp_" + "S7" * 18
+
+
+def _writers(module: str, function: str) -> list[str]:
+    tree = ast.parse((PACKAGE / module).read_text(encoding="utf-8"))
+    found = []
+    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function]:
+        for call in [n for n in ast.walk(fn) if isinstance(n, ast.Call)]:
+            if ast.unparse(call.func) in {"open_writer", "choose_forge", "connect_clients", "choose_clients"}:
+                kw = {k.arg: ast.unparse(k.value) for k in call.keywords}
+                found.append(f"{ast.unparse(call.func)}(dry_run={kw.get('dry_run')})")
+    return found
+
+
+@pytest.mark.parametrize(("module", "function", "expected"), [
+    ("update/__init__.py", "update_fleet", ["open_writer(dry_run=request.pretend)"]),
+    ("update/pr.py", "open_update_pr", ["choose_forge(dry_run=request.pretend)"]),
+    ("deploy/apply.py", "run_deploy", ["choose_forge(dry_run=request.dry_run)",
+                                       "open_writer(dry_run=request.dry_run and in_checkout)"]),
+    ("push/runner.py", "push_repo", ["choose_clients(dry_run=request.dry_run)"]),
+    ("bootstrapper.py", "bootstrap_cluster", ["connect_clients(dry_run=request.dry_run)"]),
+])
+def test_every_dry_run_is_chosen_once_where_the_command_starts(module: str, function: str,
+                                                               expected: list[str]) -> None:
+    """Each command picks its recording side (repository writer, forge, clients) in its entry function, once."""
+    assert _writers(module, function) == expected
+
+
+def _snapshot(root: Path, bare: Path | None = None) -> dict[str, object]:
+    """Everything a dry run must leave alone: the work tree's files, the repository's refs, HEAD and worktrees,
+    and the remote's refs."""
+    def git(cwd: Path, *args: str) -> str:
+        return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True).stdout
+
+    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+             if p.is_file() and ".git" not in p.relative_to(root).parts}
+    return {"files": files, "refs": git(root, "for-each-ref"), "head": git(root, "rev-parse", "HEAD"),
+            "status": git(root, "status", "--porcelain"), "worktrees": git(root, "worktree", "list"),
+            "config": (root / ".git" / "config").read_text(encoding="utf-8"),
+            "remote": git(bare, "for-each-ref") if bare is not None else ""}
+
+
+@pytest.fixture
+def forge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+          capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
+    from fake_github.session import fake_github, token_in_env_only
+    from fake_github.spec import Spec
+
+    with token_in_env_only(tmp_path, DRY_RUN_TOKEN, monkeypatch, caplog, capsys), \
+            fake_github(tmp_path / "github", Spec(), DRY_RUN_TOKEN) as server:
+        yield server
+
+
+def _on_github(gh: object, root: Path) -> Path:
+    repo = gh.create_repo("acme", "fleet-infra")  # type: ignore[attr-defined]
+    subprocess.run(["git", "-C", str(root), "push", "-q", str(repo.bare), "main"], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(root), "remote", "add", "origin", f"{gh.url}/acme/fleet-infra.git"],  # type: ignore[attr-defined]
+                   check=True, capture_output=True)
+    return Path(repo.bare)
+
+
+@pytest.mark.parametrize("args", [
+    ("update", "--pretend"),
+    ("update", "--pr", "--pretend"),
+])
+def test_update_dry_runs_write_nothing(forge: object, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       args: tuple[str, ...]) -> None:
+    """update --pretend and update --pr --pretend: the recording writer and the recording forge."""
+    from fleetstrap.cli import run
+    from fleetstrap.render import TemplateSource
+    from update_support import render_fleet, write_two_versions
+
+    template = write_two_versions(tmp_path / "templates")
+    root = tmp_path / "fleet"
+    render_fleet(root, TemplateSource(str(template), "v1.0.0"), ["alpha"])
+    bare = _on_github(forge, root)
+    before, writes = _snapshot(root, bare), list(forge.writes())  # type: ignore[attr-defined]
+    pr = ["--github-url", forge.url, "--api-delay", "0"] if "--pr" in args else []  # type: ignore[attr-defined]
+    assert run([*args, "-C", str(root), "--template", str(template), *pr]) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "would" in err and "v2.0.0" in err, err  # it did the work: it says what would change
+    assert _snapshot(root, bare) == before
+    assert forge.writes() == writes  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("args", [
+    ("promote", "hello", "--to", "staging", "--dry-run"),
+    ("promote", "hello", "--to", "staging", "--dry-run", "--pr"),
+    ("rollback", "hello", "--env", "dev", "--dry-run"),
+    ("push", "--dry-run"),
+])
+def test_deploy_and_push_dry_runs_write_nothing(forge: object, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                args: tuple[str, ...]) -> None:
+    """promote/rollback --dry-run (with --pr: the recording forge) and push --dry-run."""
+    from fleetstrap.cli import run
+    from support.deploy import fleet_repo, release
+    from support.fleet import render_blueprint
+
+    fleet = render_blueprint("multi-env", engine="flux", repo_layout="monorepo", image_automation=True, owner="acme")
+    root = fleet_repo(fleet, tmp_path / "fleet")
+    for version in ("0.2.0", "0.3.0"):
+        release(root, version, by="flux")
+    bare = _on_github(forge, root)
+    before, writes = _snapshot(root, bare), list(forge.writes())  # type: ignore[attr-defined]
+    pr = ["--github-url", forge.url, "--api-delay", "0"] if "--pr" in args or args[0] == "push" else []  # type: ignore[attr-defined]
+    assert run([*args, "-C", str(root), *pr]) == 0, capsys.readouterr().err
+    assert "would" in capsys.readouterr().err.lower()
+    assert _snapshot(root, bare) == before
+    assert forge.writes() == writes  # type: ignore[attr-defined]

@@ -15,8 +15,9 @@ from fleetstrap.errors import NotAFleetRepoError
 from fleetstrap.plan import build_fleet_component, build_service_repo_component
 from fleetstrap.render import TemplateSource, render_component
 from fleetstrap.repo import load_fleet
-from fleetstrap.update import UpdateRequest, apply_answers_change, update_fleet
-from fleetstrap.update.migrations import Migration, build_api_version_rename
+from fleetstrap.update import UpdateRequest, update_fleet
+from fleetstrap.upgrade.engine import apply_answers_change
+from fleetstrap.upgrade.migrations import Migration, build_api_version_rename
 from update_support import commit_all, git, head, render_fleet, status, write_two_versions
 
 VALUES = "apps/dev/alpha/values.yaml"
@@ -241,7 +242,7 @@ def test_bundled_copier_yml_is_understood_by_the_unchanged_unit_shortcut() -> No
     import yaml
 
     from fleetstrap.resources import templates_dir
-    from fleetstrap.update import _CopierConfigLoader
+    from fleetstrap.upgrade.engine import _CopierConfigLoader
 
     docs = list(yaml.load_all((templates_dir() / "copier.yml").read_text(), Loader=_CopierConfigLoader))
     settings = [d for d in docs if isinstance(d, dict) and "_subdirectory" in d]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fleetstrap.render import ensure_template_mirror
-from fleetstrap.update.source import pip_index_args, release_version
+from fleetstrap.upgrade.source import pip_index_args, release_version
 from update_support import commit_all, git, head, render_fleet, status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +153,7 @@ def test_old_release_fetched_as_merge_base(wheels: Wheels, rendered_old: Path, t
     # Cached: once added it is never fetched again (an empty index would fail any fetch).
     empty = tmp_path / "empty-index"
     empty.mkdir()
-    code = ("import sys; from fleetstrap.update.source import ensure_release_templates as e; "
+    code = ("import sys; from fleetstrap.upgrade.source import ensure_release_templates as e; "
             f"print(e('v{OLD}', {str(empty)!r}), e('v{OLD}+1.gabc', {str(empty)!r}))")
     res = _fleetstrap_new(wheels, cache, "-c", code, python=True)
     assert res.returncode == 0, res.stderr

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-import fleetstrap.update as upd
+import fleetstrap.upgrade.engine as upd
 from fleetstrap.errors import ConflictError
 from fleetstrap.render import TemplateSource
 from fleetstrap.repo import RepoComponent
 from fleetstrap.update import ComponentUpdate, UpdateRequest, update_fleet
-from fleetstrap.update.merge import Renders, Tree, merge_component, render_all
-from fleetstrap.update.source import ResolvedSource
+from fleetstrap.upgrade.merge import Renders, Tree, merge_component, render_all
+from fleetstrap.upgrade.source import ResolvedSource
 from fleetstrap.workspace import Workspace
 from update_support import V1, commit_all, render_fleet, status, variant, write_version
 
@@ -146,7 +146,7 @@ def test_merge_rules_one_by_one(tmp_path: Path) -> None:
 
 def test_renders_in_order_from_the_pool(template: Path, tmp_path: Path) -> None:
     from fleetstrap.repo import load_fleet
-    from fleetstrap.update.merge import RenderJob
+    from fleetstrap.upgrade.merge import RenderJob
 
     root = tmp_path / "f"
     render_fleet(root, TemplateSource(str(template), "v1.0.0"), [f"p{i}" for i in range(PARALLEL)])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from fleetstrap.update.migrations import MIGRATIONS, Migration, build_api_version_rename
-from fleetstrap.update.protect import (
+from fleetstrap.upgrade.migrations import MIGRATIONS, Migration, build_api_version_rename
+from fleetstrap.upgrade.protect import (
     has_conflict_markers,
     protect_file,
     resolve_owned_conflicts,

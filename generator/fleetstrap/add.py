@@ -38,6 +38,7 @@ from fleetstrap.render import (
 )
 from fleetstrap.steps import render_service_repo, run_gate
 from fleetstrap.transaction import checkpoint
+from fleetstrap.upgrade.engine import apply_answers_change
 from fleetstrap.workspace import Workspace
 from fleetstrap.writer import RepoWriter, open_writer
 
@@ -107,8 +108,6 @@ def _grow(writer: RepoWriter, fleet: AddTarget, new: Component, fleet_after: Fle
 
 def _update_fleet(root: Path, answers: FleetAnswers, new: Component) -> tuple[str, ...]:
     """Re-render the components that list services or clusters: the fleet, and monitoring (per cluster)."""
-    from fleetstrap.update import apply_answers_change
-
     components = [build_fleet_component(answers)]
     if new.unit == "monitoring":
         # A fleet-wide switch: clusters (health-check timeouts) and services (ServiceMonitor) read it too.

@@ -112,6 +112,11 @@ class TemplateError(FleetstrapError):
     """A bundled template failed to render: a bug in fleetstrap, exit 3."""
 
 
+class UpstreamError(FleetstrapError):
+    """What a library raised, kept as redacted text: the `__cause__` of an error whose original cause could carry
+    a credential (PyGithub's exceptions echo the request and the response). Never raised on its own."""
+
+
 class Terminated(BaseException):
     """SIGTERM arrived (CI cancelling a job, `timeout`, `kill`): raised in the main thread by the handler that
     `transaction.handle_signals` installs, so every `finally` and restore runs. A BaseException, like

@@ -11,7 +11,7 @@ and hands them to a `RepoWriter` chosen once, where the command starts (`open_wr
   and touches nothing.
 
 The forge (a branch pushed as a pull request) and the cluster have their own journaled and recording clients
-(`publish/clients.py`, `bootstrap/flow.py`), chosen the same way, once.
+(`publish/clients.py`, `bootstrapper.py`), chosen the same way, once.
 """
 
 from __future__ import annotations

@@ -1,18 +1,5 @@
-"""Cluster bootstrap (Flux / Argo CD) and fleet status. Cluster access goes through `kube.KubeClient` only."""
+"""The cluster layer, shared by the commands that talk to a cluster (`bootstrap`, `status`, `promote`/`rollback
+--wait`): Kubernetes access through `kube.KubeClient` only, waiting (`wait.py`), the engines (Flux / Argo CD),
+their install manifests and objects, preflight, ssh known hosts, and the engines' reported states (`status.py`).
 
-from __future__ import annotations
-
-from fleetstrap.bootstrap.flow import BootstrapReport, BootstrapRequest, Change, bootstrap_cluster
-from fleetstrap.bootstrap.status import ClusterState, ComponentState, StatusReport, StatusRequest, fleet_status
-
-__all__ = [
-    "BootstrapReport",
-    "BootstrapRequest",
-    "Change",
-    "ClusterState",
-    "ComponentState",
-    "StatusReport",
-    "StatusRequest",
-    "bootstrap_cluster",
-    "fleet_status",
-]
+The commands themselves live above it: `fleetstrap.bootstrapper` (bootstrap) and `fleetstrap.status`."""

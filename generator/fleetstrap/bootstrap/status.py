@@ -1,17 +1,11 @@
-"""`fleetstrap status`: template version per component, last pushed commit, per-cluster sync state."""
+"""What a cluster reports about its GitOps engine: the sync state of Flux's and Argo CD's objects, read through
+`kube.KubeClient`. The `status` command (fleetstrap/status.py) and bootstrap's engines read it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from fleetstrap import gitrepo
-from fleetstrap.answers import FleetAnswers
-from fleetstrap.bootstrap.kube import KubeClient, connect
+from fleetstrap.bootstrap.kube import KubeClient
 from fleetstrap.bootstrap.wait import (
     Reconciled,
     helmrelease_pending,
@@ -20,59 +14,6 @@ from fleetstrap.bootstrap.wait import (
     ready_condition,
 )
 from fleetstrap.errors import FleetstrapError
-from fleetstrap.publish.auth import remote_of
-from fleetstrap.repo import component_name, load_fleet_answers
-
-
-@dataclass(frozen=True)
-class StatusRequest:
-    root: Path
-    cluster: str | None = None
-    context: str | None = None
-    kubeconfig: Path | None = None
-    remote: str = "origin"
-
-
-@dataclass(frozen=True)
-class ComponentState:
-    name: str  # as `update --component` names it: fleet, cluster/dev, service/checkout, monitoring
-    template_version: str
-
-
-@dataclass(frozen=True)
-class ClusterState:
-    name: str
-    engine: str
-    reachable: bool
-    revision: str
-    state: str  # Ready / Synced+Healthy / the reason it is not
-    # Flux: every Kustomization and HelmRelease on the cluster, ("Kind ns/name", "Ready" or why not);
-    # Argo CD: every Application, ("Application ns/name", "<sync>/<health>" and why when not Synced/Healthy).
-    objects: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    components: tuple[ComponentState, ...]
-    branch: str
-    local_commit: str
-    pushed_commit: str  # "" when unknown (remote unreachable or branch absent)
-    clusters: tuple[ClusterState, ...]
-
-
-def build_components(root: Path) -> tuple[ComponentState, ...]:
-    out = []
-    for path in sorted((root / ".fleetstrap" / "answers").glob("*.yml")):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-        version = str(data.get("_commit") or "unknown")
-        out.append(ComponentState(component_name(data) or path.stem, version))
-    return tuple(out)
-
 
 FLUX_RECONCILED = (("kustomize.toolkit.fluxcd.io/v1", "Kustomization"), ("helm.toolkit.fluxcd.io/v2", "HelmRelease"))
 
@@ -164,7 +105,7 @@ def source_failure(client: KubeClient, release: dict[str, Any]) -> str:
     return ""
 
 
-def _flux_state(client: KubeClient) -> tuple[str, str]:
+def flux_sync_state(client: KubeClient) -> tuple[str, str]:
     repo = client.get("source.toolkit.fluxcd.io/v1", "GitRepository", "flux-system", "flux-system")
     kust = client.get("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "flux-system", "flux-system")
     if repo is None or kust is None:
@@ -201,7 +142,7 @@ def argocd_object_states(client: KubeClient) -> tuple[tuple[str, str], ...]:
                   argocd_application_state(a)) for a in sorted(apps, key=lambda a: a["metadata"]["name"]))
 
 
-def _argocd_state(client: KubeClient) -> tuple[str, str]:
+def argocd_sync_state(client: KubeClient) -> tuple[str, str]:
     apps: list[dict[str, Any]] = client.list("argoproj.io/v1alpha1", "Application", "argocd")
     if not apps:
         return "", "no Applications"
@@ -210,43 +151,3 @@ def _argocd_state(client: KubeClient) -> tuple[str, str]:
     sync = (st.get("sync") or {}).get("status", "Unknown")
     health = (st.get("health") or {}).get("status", "Unknown")
     return str((st.get("sync") or {}).get("revision") or ""), f"{root['metadata']['name']}: {sync}/{health}"
-
-
-def _cluster_states(fleet: FleetAnswers, req: StatusRequest,
-                    connector: Callable[[Path | None, str | None], KubeClient]) -> tuple[ClusterState, ...]:
-    out = []
-    for spec in fleet.clusters:
-        if req.cluster and spec.name != req.cluster:
-            continue
-        context = (req.context if req.cluster else None) or spec.context or None
-        for engine in fleet.engines:
-            try:
-                client = connector(req.kubeconfig, context)
-                client.version()
-                revision, state = _flux_state(client) if engine == "flux" else _argocd_state(client)
-                objects = ((flux_object_states(client) if engine == "flux" else argocd_object_states(client))
-                           if revision else ())
-            except FleetstrapError as exc:
-                out.append(ClusterState(spec.name, engine, False, "", f"unreachable: {exc}"))
-                continue
-            out.append(ClusterState(spec.name, engine, True, revision, state, objects))
-    return tuple(out)
-
-
-def fleet_status(request: StatusRequest,
-                 connector: Callable[[Path | None, str | None], KubeClient] = connect) -> StatusReport:
-    fleet = load_fleet_answers(request.root)
-    if request.cluster:
-        fleet.cluster(request.cluster)  # unknown names are a user error
-    try:
-        remote = remote_of(request.root, request.remote)
-        pushed = (gitrepo.remote_head(request.root, remote, fleet.branch) if remote else None) or ""
-    except FleetstrapError:
-        pushed = ""
-    return StatusReport(
-        components=build_components(request.root),
-        branch=fleet.branch,
-        local_commit=gitrepo.head_sha(request.root) or "",
-        pushed_commit=pushed,
-        clusters=_cluster_states(fleet, request, connector),
-    )

@@ -14,7 +14,7 @@ from fleetstrap.cli.complete import complete_cluster
 from fleetstrap.cli.options import format_option, looks_like_dir, repo_dir
 
 if TYPE_CHECKING:
-    from fleetstrap.bootstrap import BootstrapReport
+    from fleetstrap.bootstrapper import BootstrapReport
 
 _kube_options = [
     click.option("--context", default=None, help="kubeconfig context (default: the cluster's answer, else current)."),
@@ -48,7 +48,7 @@ def _kube(f: F) -> F:
 def bootstrap(cluster: str, root: Path, context: str | None, kubeconfig: Path | None, deploy_key: Path | None,
               known_hosts: Path | None, rotate_keys: bool, dry_run: bool, timeout: float, fmt: str) -> None:
     """Install the fleet's GitOps engine on CLUSTER and wait until it runs the pushed commit."""
-    from fleetstrap.bootstrap import BootstrapRequest, bootstrap_cluster
+    from fleetstrap.bootstrapper import BootstrapRequest, bootstrap_cluster
 
     if looks_like_dir(cluster):
         raise click.UsageError(f"{cluster!r} is a directory, not a cluster name: "
@@ -108,8 +108,8 @@ def _print_dry_run(report: BootstrapReport) -> None:
 def status(ctx: click.Context, cluster: str | None, root: Path, context: str | None, kubeconfig: Path | None,
            fmt: str) -> None:
     """Template version per component, last pushed commit, and each cluster's sync state (all, or CLUSTER)."""
-    from fleetstrap.bootstrap import StatusRequest, fleet_status
     from fleetstrap.cli.options import deprecated
+    from fleetstrap.status import StatusRequest, fleet_status
 
     if cluster is not None and looks_like_dir(cluster):
         # `status ./fleet-infra` used to look for a cluster named so; the directory is -C's

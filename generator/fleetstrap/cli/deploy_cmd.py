@@ -45,10 +45,11 @@ def _run(request: DeployRequest, pr: bool, remote_name: str, github_url: str, to
          api_delay: float | None, fmt: str) -> DeployReport:
     from dataclasses import replace
 
-    from fleetstrap.deploy.apply import PrTarget, run_deploy
+    from fleetstrap.deploy.apply import run_deploy
+    from fleetstrap.publish.pullrequest import PrOptions
 
     if pr:
-        target = PrTarget(remote_name, github_url, token_env)
+        target = PrOptions(remote_name, github_url, token_env)
         if api_delay is not None:
             target = replace(target, api=replace(target.api, seconds_between_requests=api_delay,
                                                  seconds_between_writes=api_delay))

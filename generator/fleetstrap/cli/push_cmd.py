@@ -68,7 +68,8 @@ def push(root: Path, owner: str | None, repo_name: str | None, old_repo_name: st
          required_approvals: int, no_branch_protection: bool, print_keys: bool, max_rate_limit_wait: float,
          api_delay: float | None, dry_run: bool, fmt: str) -> None:
     """Commit the fleet and publish it: create or reuse the GitHub repo, deploy keys, secrets, protection."""
-    from fleetstrap.publish import ApiSettings, PushRequest, push_repo
+    from fleetstrap.publish.github_api import ApiSettings
+    from fleetstrap.push import PushRequest, push_repo
 
     if old_repo_name is not None:
         deprecated("push --repo NAME", "--github-repo NAME")

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
                    "or a directory of wheels (default: $FLEETSTRAP_TEMPLATE_INDEX, else pip's configuration).")
 @click.option("--conflict", type=click.Choice(["inline", "rej"]), default="inline", show_default=True,
               help="Leave conflicts as inline markers or as .rej files.")
-@click.option("--pretend", "--diff", "pretend", is_flag=True, help="Show the diff per component; change nothing.")
+@click.option("--pretend", "--diff", "pretend", is_flag=True,
+              help="Show the diff per component; change nothing. With --pr: say what would be pushed and opened.")
 @click.option("--commit", is_flag=True, help="Commit the result (message names the versions).")
 @click.option("--no-validate", is_flag=True, help="Skip the validate gate after updating.")
 @click.option("--pr", is_flag=True,
@@ -50,14 +51,14 @@ def update(root: Path, components: tuple[str, ...], to: str | None, template: st
 
     path = root
     if pr:
-        if components or pretend or commit or conflict != "inline":
+        if components or commit or conflict != "inline":
             raise click.UsageError("--pr updates every component with inline conflicts and commits on its own "
-                                   "branch: drop --component/--pretend/--commit/--conflict")
+                                   "branch: drop --component/--commit/--conflict")
         from fleetstrap.update.pr import PrRequest
 
         _update_pr(PrRequest(root=path, to=to, template=template, template_index=template_index,
                              remote_name=remote_name, github_url=github_url, token_env=token_env,
-                             changelog=changelog.markdown_for), api_delay, fmt)
+                             changelog=changelog.markdown_for, pretend=pretend), api_delay, fmt)
         return
 
     with output.progress("updating" if not pretend else "comparing with the newer templates"):
@@ -134,8 +135,13 @@ def _update_pr(request: PrRequest, api_delay: float | None, fmt: str) -> None:
         output.info(f"the pull request for {report.target} was closed or merged ({report.url}); leaving it so")
     elif report.action == "opened":
         output.success(f"pull request for templates {report.target}: {report.url}")
-    else:
+    elif report.action == "pushed":
         output.success(f"pushed {report.branch}")
+    else:  # --pretend: the recording forge
+        for line in report.journal:
+            output.info(line)
+        output.info(f"pretend: {report.branch} for templates {report.target} would hold "
+                    f"{len(report.conflicts)} conflicted file(s); nothing was pushed or opened")
 
 
 @click.command("check-update")

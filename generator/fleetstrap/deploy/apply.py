@@ -1,44 +1,38 @@
 """Running promote / rollback / resume: read the state, build the change, write it (commit or pull request).
 
-The writer is chosen once: `CheckoutWriter` commits in the user's checkout, `PullRequestWriter` commits in a
-temporary worktree off the default branch, pushes a `fleetstrap/...` branch (never the default branch) and opens
-the pull request with the update --pr machinery; `--dry-run` gives `CheckoutWriter` the recording repository
-writer (writer.py), which only records.
+The writers are chosen once, where the command starts: `CheckoutWriter` commits in the user's checkout through the
+repository writer (writer.py; `--dry-run`: the recording one), `PullRequestWriter` commits in a temporary worktree
+off the default branch, pushes a `fleetstrap/...` branch (never the default branch) and opens the pull request
+through the forge layer's `BranchPublisher` (publish/pullrequest.py, shared with update --pr; `--dry-run`: the
+recording forge, which pushes and opens nothing).
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
 from fleetstrap import gitrepo, trace
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap.kube import KubeClient, connect
-from fleetstrap.deploy import DeployChange, build_promotion, build_resume, build_rollback
+from fleetstrap.deploy import BRANCH_PREFIX, DeployChange, build_promotion, build_resume, build_rollback
 from fleetstrap.deploy.running import running_versions
 from fleetstrap.deploy.state import ServiceState, check_fleet_repo, is_production, read_service_state
 from fleetstrap.errors import DeployError, GitError, RemoteGitError, UserError
-from fleetstrap.publish.github_api import ApiSettings, GitHubApi
-from fleetstrap.publish.pullrequest import LABEL, PullRequestSpec, ensure_pull_request, find_pull, resolve_remote
-from fleetstrap.redact import redact
+from fleetstrap.publish.pullrequest import BranchPublisher, Forge, Proposal, PrOptions, PublishAction, choose_forge
 from fleetstrap.repo import load_fleet_answers
 from fleetstrap.transaction import checkpoint
 from fleetstrap.writer import Change, RepoWriter, open_writer
 
 Outcome = Literal["up-to-date", "committed", "would commit", "opened", "exists", "closed", "pushed"]
 _VERB = {"promote": "promotes", "rollback": "rolls back", "resume": "resumes the image automation of"}
+_OUTCOME: dict[PublishAction, Outcome] = {"exists": "exists", "closed": "closed", "opened": "opened",
+                                          "pushed": "pushed", "would open": "would commit",
+                                          "would push": "would commit"}
 Connector = Callable[[Path | None, str | None], KubeClient]
-
-
-@dataclass(frozen=True)
-class PrTarget:
-    remote_name: str = "origin"
-    github_url: str = "https://github.com"
-    token_env: str | None = None
-    api: ApiSettings = field(default_factory=ApiSettings)
 
 
 @dataclass(frozen=True)
@@ -62,7 +56,7 @@ class DeployRequest:
     version: str | None = None  # promote --version, rollback --to
     force: bool = False  # promote: allow skipping environments
     dry_run: bool = False
-    pr: PrTarget | None = None
+    pr: PrOptions | None = None
     clusters: bool = False  # promote to production: read what the clusters run for the pull request body
     kubeconfig: Path | None = None
     wait: WaitOptions | None = None
@@ -100,11 +94,13 @@ def run_deploy(request: DeployRequest, connector: Connector = connect) -> Deploy
     root = request.root.resolve()
     check_fleet_repo(root)
     in_checkout = request.pr is None
+    forge = choose_forge(dry_run=request.dry_run)
     with open_writer(root, request.action, commit=in_checkout, dry_run=request.dry_run and in_checkout) as repo:
-        return _run_deploy(request, root, repo, connector)
+        return _run_deploy(request, root, repo, forge, connector)
 
 
-def _run_deploy(request: DeployRequest, root: Path, repo: RepoWriter, connector: Connector) -> DeployReport:
+def _run_deploy(request: DeployRequest, root: Path, repo: RepoWriter, forge: Forge,
+                connector: Connector) -> DeployReport:
     answers = load_fleet_answers(root)
     if not (root / ".git").exists():
         raise DeployError(f"{root} is not a git repository: promote and rollback read its history")
@@ -121,7 +117,7 @@ def _run_deploy(request: DeployRequest, root: Path, repo: RepoWriter, connector:
                               f"{branch or 'a detached HEAD'}")
     writer: Writer
     if request.pr is not None:
-        writer = PullRequestWriter(root, request.pr, answers.branch, dry_run=request.dry_run)
+        writer = PullRequestWriter(root, request.pr, answers.branch, forge)
     else:
         writer = CheckoutWriter(repo)
     state = read_service_state(root, request.service, writer.base_rev())
@@ -202,66 +198,35 @@ class CheckoutWriter:
 
 class PullRequestWriter:
     """The change on its own branch off the default branch, pushed, and a pull request on GitHub (other remotes:
-    the branch). An existing pull request from the same branch is left alone; an open one from an older branch
-    of the same service and environment is closed as superseded."""
+    the branch), through the forge layer's one "publish a branch as a pull request" (`BranchPublisher`). An
+    existing pull request from the same branch is left alone; an open one from an older branch of the same
+    service and environment is closed as superseded. A dry run is the recording forge, chosen by the caller."""
 
-    def __init__(self, root: Path, target: PrTarget, default_branch: str, *, dry_run: bool) -> None:
-        self.root = root
-        self.dry_run = dry_run
-        self.remote = resolve_remote(root, target.remote_name, target.github_url, target.token_env)
-        self.api = (GitHubApi(self.remote.token, target.github_url, target.api)
-                    if self.remote.github and self.remote.token else None)
-        self.base = default_branch
-        if self.remote.github is not None and self.api is not None:
-            owner, name = self.remote.github
-            data = self.api.get_repo(owner, name)
-            if data is None:
-                raise UserError(f"GitHub repository {owner}/{name} (remote {target.remote_name}) does not exist")
-            self.base = str(data.get("default_branch") or self.base)
+    def __init__(self, root: Path, options: PrOptions, default_branch: str, forge: Forge) -> None:
+        self.publisher = BranchPublisher(root, options, default_branch, forge)
 
     def base_rev(self) -> str:
-        local = gitrepo.run(self.root, "rev-parse", "--verify", "-q", f"refs/heads/{self.base}^{{commit}}",
-                            check=False).strip()
-        if not local:
-            raise DeployError(f"no local branch {self.base} (the default branch) to start the pull request from",
-                              hint=f"git fetch origin {self.base}:{self.base}")
+        local = self.publisher.base_rev()
+        if local is None:
+            base = self.publisher.base
+            raise DeployError(f"no local branch {base} (the default branch) to start the pull request from",
+                              hint=f"git fetch origin {base}:{base}")
         return local
 
     def write(self, change: DeployChange) -> DeployReport:
-        branch = change.branch
-        if branch == self.base or not branch.startswith("fleetstrap/"):
-            raise DeployError(f"refusing to push to {branch}: pull request branches are fleetstrap/...")
-        remote = self.remote
-        remote_sha = gitrepo.remote_head(self.root, gitrepo.Remote(remote.url, remote.url, remote.env), branch)
-        existing = find_pull(self.api, *remote.github, branch) if remote.github and self.api else None
-        if existing is not None:
-            return DeployReport(change, "exists" if existing.state == "open" else "closed", branch=branch,
-                                url=existing.url)
-        if remote_sha is not None and remote.github is None:
-            return DeployReport(change, "exists", branch=branch)
-        if self.dry_run:
-            return DeployReport(change, "would commit", branch=branch,
-                                journal=(f"would push {branch} to {remote.url} and open a pull request into "
-                                         f"{self.base}",))
-        journal: list[str] = []
-        with tempfile.TemporaryDirectory(prefix="fleetstrap-deploy-") as tmp:
-            wt = Path(tmp) / "wt"
-            gitrepo.run(self.root, "worktree", "add", "-q", "--detach", str(wt), self.base_rev())
-            try:
-                _write_files(wt, change)
-                sha = gitrepo.ensure_commit(wt, change.message, gitrepo.default_author(self.root))
-                lease = [f"--force-with-lease=refs/heads/{branch}:{remote_sha}"] if remote_sha else []
-                gitrepo.run(wt, "push", *lease, "--", remote.url, f"HEAD:refs/heads/{branch}", env=remote.env,
-                            url=remote.url)
-                journal.append(f"pushed {branch} to {remote.url}")
-            finally:
-                gitrepo.run(self.root, "worktree", "remove", "--force", str(wt), check=False)
-                gitrepo.run(self.root, "worktree", "prune", check=False)
-        if remote.github is None or self.api is None:
-            return DeployReport(change, "pushed", sha, branch, journal=tuple(journal))
-        owner, name = remote.github
-        spec = PullRequestSpec(owner, name, branch, self.base, change.title, redact(change.body), False, LABEL,
-                               change.supersedes, superseded_because=f"which {_VERB[change.action]} "
-                               f"{change.service} in {change.env} to {change.target}")
-        pr = ensure_pull_request(self.api, spec, journal)
-        return DeployReport(change, "opened", sha, branch, pr.url, tuple(journal))
+        root = self.publisher.root
+
+        def make(wt: Path) -> Proposal:
+            _write_files(wt, change)
+            gitrepo.ensure_commit(wt, change.message, gitrepo.default_author(root))
+            return Proposal(change.title, change.body, superseded_because=f"which {_VERB[change.action]} "
+                            f"{change.service} in {change.env} to {change.target}")
+
+        try:
+            published = self.publisher.publish(change.branch, BRANCH_PREFIX, change.supersedes, make)
+        except UserError as exc:
+            if exc.message.startswith("refusing to push"):
+                raise DeployError(exc.message) from exc
+            raise
+        outcome = _OUTCOME[published.action]
+        return DeployReport(change, outcome, published.commit, change.branch, published.url, published.journal)

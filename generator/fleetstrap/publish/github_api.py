@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from fleetstrap import output
-from fleetstrap.errors import GitHubError
+from fleetstrap.errors import GitHubError, UpstreamError
 from fleetstrap.redact import redact
 
 from .auth import Token
@@ -66,6 +66,7 @@ class GitHubApi:
         from github import GithubException
 
         for _ in range(4):
+            error: GitHubError | None = None
             try:
                 return fn()
             except GithubException as exc:
@@ -73,15 +74,26 @@ class GitHubApi:
                     return None
                 wait = _rate_limit_wait(exc)
                 if wait is None:
-                    raise GitHubError(self._explain(what, exc), status=exc.status) from None
-                if wait > self.settings.max_rate_limit_wait:
-                    raise GitHubError(
+                    error = GitHubError(self._explain(what, exc), status=exc.status)
+                elif wait > self.settings.max_rate_limit_wait:
+                    error = GitHubError(
                         f"GitHub API rate limit exceeded during {what}; it resets in {int(wait)}s, "
                         f"more than the {int(self.settings.max_rate_limit_wait)}s fleetstrap waits",
-                        hint="rerun later; nothing is lost, push is idempotent") from None
-                output.warn(f"GitHub API rate limit hit during {what}; waiting {wait:.0f}s for the reset")
-                time.sleep(wait)
+                        hint="rerun later; nothing is lost, push is idempotent")
+                cause = self._redacted(exc)
+            if error is not None:
+                # Raised outside the except block, from a redacted copy: PyGithub's exception (its text, headers
+                # and traceback) may echo the request's credentials, and an implicit __context__ would keep it.
+                raise error from cause
+            assert wait is not None  # no error: a rate limit worth waiting for
+            output.warn(f"GitHub API rate limit hit during {what}; waiting {wait:.0f}s for the reset")
+            time.sleep(wait)
         raise GitHubError(f"GitHub API rate limit still exceeded during {what} after waiting")
+
+    def _redacted(self, exc: Exception) -> UpstreamError:
+        """PyGithub's exception as one line of text, every known secret and this client's token taken out."""
+        text = redact(f"{type(exc).__name__}: {exc}").replace(self.token.value, "***")
+        return UpstreamError(" ".join(text.split())[:2000])
 
     def _explain(self, what: str, exc: Any) -> str:
         data = exc.data if isinstance(exc.data, dict) else {}

@@ -1,50 +1,48 @@
 """`fleetstrap update --pr`: the template update on its own branch, pushed, as a pull request.
 
-Flow: what is available (check-update) → nothing: done, no branch → the branch `fleetstrap/update-v<to>` already
-on the remote with its pull request: done, nothing written → else the update runs in a temporary git worktree
-off the default branch (the user's checkout is never touched), is committed (conflict markers included), pushed
-to that branch only, and GitHub gets a pull request (draft on conflicts) that closes the one it supersedes. Any
-other git remote gets the branch and a line saying what to open.
-
-The token reaches git only through one process's environment (publish.auth.git_env) and the API client; it is
-never written to a file, the git config, the pull request or the output.
+Flow: what is available (check-update) → nothing: done, no branch → else the forge layer's one "publish a branch
+as a pull request" (publish/pullrequest.py `BranchPublisher`, shared with `promote --pr`) with the branch
+`fleetstrap/update-v<to>`: already on the remote with its pull request: done, nothing written → else the update
+runs in its temporary worktree off the default branch (the user's checkout is never touched), is committed
+(conflict markers included), pushed to that branch only, and GitHub gets a pull request (draft on conflicts) that
+closes the one it supersedes. Any other git remote gets the branch and a line saying what to open. `--pretend`
+is the recording forge: the same run, nothing pushed or opened.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from fleetstrap import gitrepo, output, trace
-from fleetstrap.errors import ConflictError, GitError, RemoteError, UserError
-from fleetstrap.publish.github_api import ApiSettings, GitHubApi
+from fleetstrap import gitrepo, output
+from fleetstrap.errors import ConflictError, UserError
+from fleetstrap.publish.github_api import ApiSettings
 from fleetstrap.publish.pullrequest import (
-    LABEL,
-    PullRequestSpec,
-    Remote,
+    BranchPublisher,
+    Forge,
+    Proposal,
+    PrOptions,
+    PublishAction,
     _github_repo,  # noqa: F401 (tests read it here)
-    ensure_pull_request,
-    find_pull,
-    resolve_remote,
+    choose_forge,
 )
-from fleetstrap.redact import redact
 from fleetstrap.repo import load_fleet
 from fleetstrap.transaction import checkpoint, handle_signals, repo_lock
-from fleetstrap.update import (
+from fleetstrap.update import check_updates
+from fleetstrap.upgrade.engine import (
     UpdateConflictError,
     UpdateReport,
     UpdateRequest,
     build_commit_message,
-    check_updates,
     run_update,
 )
+from fleetstrap.upgrade.protect import conflict_spans
 from fleetstrap.writer import open_writer
 
 BRANCH_PREFIX = "fleetstrap/update-"
-Action = Literal["up-to-date", "exists", "closed", "opened", "pushed"]
+Action = Literal["up-to-date"] | PublishAction
 # The template changelog for the versions crossed, as markdown (empty: none). fleetstrap.changelog provides it
 # once it ships; until then the section is left out.
 Changelog = Callable[[Sequence[tuple[str, str]], str], str]
@@ -65,6 +63,7 @@ class PrRequest:
     token_env: str | None = None
     api: ApiSettings = field(default_factory=ApiSettings)
     changelog: Changelog = no_changelog
+    pretend: bool = False  # the recording forge: nothing pushed, no pull request
 
 
 @dataclass(frozen=True)
@@ -81,10 +80,6 @@ def branch_for(target: str) -> str:
     return f"{BRANCH_PREFIX}v{target.removeprefix('v')}"
 
 
-def _remote(request: PrRequest, root: Path) -> Remote:
-    return resolve_remote(root, request.remote_name, request.github_url, request.token_env)
-
-
 # ---------------------------------------------------------------- the pull request text
 
 
@@ -96,17 +91,10 @@ def _statuses(wt: Path, base: str) -> dict[str, str]:
 
 def _hunks(wt: Path, path: str) -> list[str]:
     try:
-        lines = (wt / path).read_text(encoding="utf-8").splitlines()
+        text = (wt / path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return []
-    spans, start = [], None
-    for n, line in enumerate(lines, 1):
-        if line.startswith("<<<<<<< "):
-            start = n
-        elif line.startswith(">>>>>>> ") and start is not None:
-            spans.append(f"lines {start}-{n}")
-            start = None
-    return spans
+    return [f"lines {start}-{end}" for start, end in conflict_spans(text)]
 
 
 def build_title(report: UpdateReport) -> str:
@@ -152,15 +140,18 @@ def build_body(report: UpdateReport, statuses: dict[str, str], hunks: dict[str, 
 
 def open_update_pr(request: PrRequest) -> PrReport:
     """Raises ConflictError (exit 2) after the draft pull request (or branch) is up, when conflicts remain.
+    `pretend`: the recording forge, which pushes and opens nothing (the update still runs, in the temporary
+    worktree, so the report says what the pull request would hold).
 
     Under the repository's lock (the temporary worktree is registered in its .git), signals handled so the
     worktree is removed on SIGINT/SIGTERM."""
     root = request.root.resolve()
+    forge = choose_forge(dry_run=request.pretend)
     with handle_signals(), repo_lock(root, "update --pr"):
-        return _open_update_pr(request, root)
+        return _open_update_pr(request, root, forge)
 
 
-def _open_update_pr(request: PrRequest, root: Path) -> PrReport:
+def _open_update_pr(request: PrRequest, root: Path, forge: Forge) -> PrReport:
     repo = load_fleet(root)
     if gitrepo.is_dirty(root):
         raise UserError(f"{root} has uncommitted changes; commit or stash them before updating")
@@ -168,66 +159,27 @@ def _open_update_pr(request: PrRequest, root: Path) -> PrReport:
     if not check.update_available:
         return PrReport("up-to-date", check.target)
     branch = branch_for(check.target)
-    remote = _remote(request, root)
-    api = GitHubApi(remote.token, request.github_url, request.api) if remote.github and remote.token else None
-    base = repo.answers.branch
-    if branch == base or not branch.startswith(BRANCH_PREFIX):  # never the default branch
-        raise UserError(f"refusing to push the update to {branch}")
-    with trace.stage("update.pr.preflight"):
-        if remote.github is not None and api is not None:
-            owner, name = remote.github
-            data = api.get_repo(owner, name)
-            if data is None:
-                raise UserError(f"GitHub repository {owner}/{name} (remote {request.remote_name}) does not exist")
-            base = str(data.get("default_branch") or base)
-        remote_sha = gitrepo.remote_head(root, gitrepo.Remote(remote.url, remote.url, remote.env), branch)
-        existing = find_pull(api, *remote.github, branch) if remote.github and api else None
-    if existing is not None:
-        # Open: it already carries this version. Closed by a person: they said no to this version.
-        action: Action = "exists" if existing.state == "open" else "closed"
-        return PrReport(action, check.target, branch, existing.url)
-    if remote_sha is not None and remote.github is None:
-        return PrReport("exists", check.target, branch)
-    journal: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="fleetstrap-pr-") as tmp:
-        wt = Path(tmp) / "wt"
-        start = gitrepo.run(root, "rev-parse", "--verify", "-q", f"refs/heads/{base}^{{commit}}", check=False).strip()
-        gitrepo.run(root, "worktree", "add", "-q", "--detach", str(wt), start or "HEAD")
-        try:
-            report, conflicts = _update_and_commit(request, wt, check.target)
-            statuses = _statuses(wt, start or "HEAD")
-            hunks = {p: _hunks(wt, p) for p in conflicts}
-            lease = [f"--force-with-lease=refs/heads/{branch}:{remote_sha}"] if remote_sha else []
-            # Our branch only; with a lease when an earlier run left it without a pull request.
-            try:
-                gitrepo.run(wt, "push", *lease, "--", remote.url, f"HEAD:refs/heads/{branch}", env=remote.env,
-                            url=remote.url)
-            except GitError as exc:
-                if any(p.startswith(".github/workflows/") for p in statuses):
-                    raise RemoteError(f"{exc.message} (the update changes workflow files, which GitHub only "
-                                      "accepts from a token with the workflow scope or Workflows permission)",
-                                      hint="GITHUB_TOKEN never has it: give the fleetstrap-update workflow a "
-                                           "GitHub App (FLEETSTRAP_APP_CLIENT_ID) with Workflows: write") from exc
-                raise
-            journal.append(f"pushed {branch} to {remote.url}")
-        finally:
-            gitrepo.run(root, "worktree", "remove", "--force", str(wt), check=False)
-            gitrepo.run(root, "worktree", "prune", check=False)
-    body = build_body(report, statuses, hunks, base,
-                      request.changelog([(u.name, u.from_version) for u in report.updated], report.target))
-    url = None
-    if remote.github is not None and api is not None:
-        owner, name = remote.github
-        spec = PullRequestSpec(owner, name, branch, base, build_title(report), redact(body), bool(conflicts), LABEL,
-                               BRANCH_PREFIX)
-        url = ensure_pull_request(api, spec, journal).url
-        action = "opened"
-    else:
-        output.info(f"open a pull request from {branch} into {base} on {remote.url}")
-        action = "pushed"
-    result = PrReport(action, check.target, branch, url, conflicts, tuple(journal))
-    if conflicts:
-        where = url or f"branch {branch}"
+    options = PrOptions(request.remote_name, request.github_url, request.token_env, request.api)
+    publisher = BranchPublisher(root, options, repo.answers.branch, forge)
+    made: list[tuple[UpdateReport, tuple[str, ...]]] = []
+
+    def make(wt: Path) -> Proposal:
+        start = publisher.base_rev() or "HEAD"
+        report, conflicts = _update_and_commit(request, wt, check.target)
+        made.append((report, conflicts))
+        body = build_body(report, _statuses(wt, start), {p: _hunks(wt, p) for p in conflicts}, publisher.base,
+                          request.changelog([(u.name, u.from_version) for u in report.updated], report.target))
+        return Proposal(build_title(report), body, draft=bool(conflicts))
+
+    published = publisher.publish(branch, BRANCH_PREFIX, BRANCH_PREFIX, make)
+    if not made:  # the branch is there already, with its pull request (or on a plain git remote)
+        return PrReport(published.action, check.target, branch, published.url)
+    if published.action == "pushed":
+        output.info(f"open a pull request from {branch} into {publisher.base} on {publisher.remote.url}")
+    conflicts = made[0][1]
+    result = PrReport(published.action, check.target, branch, published.url, conflicts, published.journal)
+    if conflicts and not request.pretend:
+        where = published.url or f"branch {branch}"
         raise PrConflictError(f"the update left {len(conflicts)} conflicted file(s), committed with their markers "
                               f"to {where}: {', '.join(conflicts)}", report=result)
     return result

@@ -38,7 +38,6 @@ from fleetstrap.errors import GitError
 from fleetstrap.plan import Component
 from fleetstrap.render import TemplateSource, render_component
 
-MARKERS = (b"<<<<<<< before updating", b">>>>>>> after updating")
 # Below this many components a process pool costs more (start-up, template clones) than it saves.
 PARALLEL_MIN = 6
 
@@ -166,10 +165,6 @@ def merge_file(ours: bytes, base: bytes, theirs: bytes, tmp: Path) -> bytes:
     if res.returncode < 0 or res.returncode > 127:
         raise GitError(f"git merge-file failed: {res.stderr.decode(errors='replace').strip()}")
     return res.stdout
-
-
-def has_markers(data: bytes) -> bool:
-    return any(line.rstrip() in MARKERS for line in data.splitlines())
 
 
 class Tree:

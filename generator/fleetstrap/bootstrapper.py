@@ -2,7 +2,7 @@
 
 Shaped like Flux's pkg/bootstrap: `Bootstrapper` holds its clients (cluster, repo files, git, waiter) and
 `run()` is the short list of idempotent steps. A dry run is the same run with recording clients
-(`build_clients`): nothing is written, pushed or applied, and without a reachable cluster the objects are
+(`connect_clients`): nothing is written, pushed or applied, and without a reachable cluster the objects are
 still built, validated and printed, marked as not compared."""
 
 from __future__ import annotations
@@ -138,9 +138,11 @@ class Clients:
     journal: DryRunJournal = field(default_factory=DryRunJournal)
 
 
-def build_clients(request: BootstrapRequest, context: str | None, connector: Connector) -> Clients:
-    """The real clients, or for a dry run the recording ones (reads still go to a cluster that answers)."""
-    if not request.dry_run:
+def connect_clients(request: BootstrapRequest, context: str | None, connector: Connector, *,
+                    dry_run: bool) -> Clients:
+    """Connect to the cluster: the real clients, or for a dry run the recording ones (reads still go to a cluster
+    that answers). Chosen once, where bootstrap starts."""
+    if not dry_run:
         kube = connector(request.kubeconfig, context)
         return Clients(kube, WorkTreeFiles(), FleetGit(request.root, request.remote),
                        Waiter(kube, timeout=request.timeout, interval=request.poll_interval))
@@ -279,5 +281,6 @@ def bootstrap_cluster(request: BootstrapRequest, connector: Connector = connect)
     fleet = load_fleet_answers(request.root)
     spec = fleet.cluster(request.cluster)
     with trace.stage("bootstrap", cluster=request.cluster, engine=fleet.engine, dry_run=request.dry_run):
-        clients = build_clients(request, request.context or spec.context or None, connector)
+        clients = connect_clients(request, request.context or spec.context or None, connector,
+                                  dry_run=request.dry_run)
         return Bootstrapper(request, fleet, clients).run()

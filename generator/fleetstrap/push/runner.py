@@ -5,6 +5,7 @@ its `ensure_*` steps. In a dry run the same steps run against recording clients 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,9 @@ from fleetstrap import gitrepo, output, trace
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.errors import GitHubError, RemoteError, UserError
 from fleetstrap.gitrepo import Remote
-from fleetstrap.repo import load_fleet_answers
-
-from . import DEFAULT_ENVIRONMENTS, PushReport, PushRequest, keys, rules
-from .auth import Token, clean_url, git_env, has_credentials, resolve_token
-from .clients import (
+from fleetstrap.publish import keys, rules
+from fleetstrap.publish.auth import Token, clean_url, git_env, has_credentials, resolve_token
+from fleetstrap.publish.clients import (
     GitHubReads,
     JournaledGit,
     JournaledGitHub,
@@ -28,8 +27,10 @@ from .clients import (
     RecordingGitHub,
     RecordingKeys,
 )
-from .github_api import GitHubApi
-from .workflows import WorkflowNeeds, read_workflow_needs
+from fleetstrap.publish.github_api import GitHubApi
+from fleetstrap.publish.workflows import WorkflowNeeds, read_workflow_needs
+from fleetstrap.push import DEFAULT_ENVIRONMENTS, PushReport, PushRequest
+from fleetstrap.repo import load_fleet_answers
 
 
 @dataclass
@@ -73,6 +74,23 @@ class RepoState:
     reviewers: tuple[dict[str, Any], ...]
 
 
+@dataclass(frozen=True)
+class PushClients:
+    """Every write of a push: git, keys, and GitHub's (given the API once connected)."""
+
+    git: RecordingGit
+    keys: RecordingKeys
+    github: Callable[[GitHubApi | None], RecordingGitHub]
+
+
+def choose_clients(journal: list[str], *, dry_run: bool) -> PushClients:
+    """The journaled (real) clients, or for a dry run the recording ones: chosen once, where push starts."""
+    if dry_run:
+        return PushClients(RecordingGit(journal), RecordingKeys(journal), lambda _api: RecordingGitHub(journal))
+    return PushClients(JournaledGit(journal), JournaledKeys(journal),
+                       lambda api: JournaledGitHub(journal, api) if api is not None else RecordingGitHub(journal))
+
+
 def push_repo(request: PushRequest) -> PushReport:
     root = request.path.resolve()
     if not root.is_dir():
@@ -80,21 +98,22 @@ def push_repo(request: PushRequest) -> PushReport:
     fleet = load_fleet_answers(root)
     needs = read_workflow_needs(root)
     out = Outcome(request.dry_run)
+    clients = choose_clients(out.journal, dry_run=request.dry_run)
     with trace.stage("push", dry_run=request.dry_run, generic=bool(request.remote)):
         if request.remote:
-            return GitPublisher(request, root, out).run()
-        return GitHubPublisher(request, root, fleet, needs, out).run()
+            return GitPublisher(request, root, out, clients).run()
+        return GitHubPublisher(request, root, fleet, needs, out, clients).run()
 
 
 # ---------------------------------------------------------------- git, shared by both publishers
 class GitPublisher:
     """Publish to any git remote: commit, check history, push (fast-forward only)."""
 
-    def __init__(self, request: PushRequest, root: Path, out: Outcome) -> None:
+    def __init__(self, request: PushRequest, root: Path, out: Outcome, clients: PushClients) -> None:
         self.request = request
         self.root = root
         self.out = out
-        self.git = RecordingGit(out.journal) if request.dry_run else JournaledGit(out.journal)
+        self.git = clients.git
 
     def run(self) -> PushReport:
         target = self.build_target()
@@ -206,8 +225,8 @@ class GitHubPublisher(GitPublisher):
     """Publish to GitHub: the repository, then git, then deploy keys, secrets, variables, environments, rules."""
 
     def __init__(self, request: PushRequest, root: Path, fleet: FleetAnswers, needs: WorkflowNeeds,
-                 out: Outcome) -> None:
-        super().__init__(request, root, out)
+                 out: Outcome, clients: PushClients) -> None:
+        super().__init__(request, root, out, clients)
         self.fleet = fleet
         self.needs = needs
         self.owner = request.owner or fleet.owner
@@ -217,9 +236,8 @@ class GitHubPublisher(GitPublisher):
         self.token = resolve_token(request.token_env, host=urlsplit(self.web).netloc or "github.com")
         self.api = self._connect(self.token)
         self.reads: GitHubReads = self.api if self.api is not None else OfflineGitHub(self.owner)
-        self.writes = JournaledGitHub(out.journal, self.api) if self.api is not None and not request.dry_run \
-            else RecordingGitHub(out.journal)
-        self.keys = RecordingKeys(out.journal) if request.dry_run else JournaledKeys(out.journal)
+        self.writes = clients.github(self.api)
+        self.keys = clients.keys
 
     def _connect(self, token: Token | None) -> GitHubApi | None:
         request = self.request

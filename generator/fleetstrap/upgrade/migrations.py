@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetstrap.update.source import parse_version
+from fleetstrap.upgrade.source import parse_version
 
 # (repo root, files relative to it) -> paths changed
 Apply = Callable[[Path, Iterable[str]], tuple[str, ...]]

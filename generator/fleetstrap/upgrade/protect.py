@@ -167,9 +167,30 @@ def resolve_owned_conflicts(text: str) -> tuple[str, int]:
     return "".join(out), left
 
 
+def _marker(line: str) -> str | None:
+    """"start" or "end" when `line` opens or closes a conflict hunk (git merge-file's markers), else None."""
+    for kind, marker in (("start", _CONFLICT_START), ("end", _CONFLICT_END)):
+        if line.startswith(marker + " ") or line.rstrip() == marker:
+            return kind
+    return None
+
+
 def has_conflict_markers(text: str) -> bool:
-    return any(ln.startswith((_CONFLICT_START + " ", _CONFLICT_END + " ")) or ln.rstrip() in
-               (_CONFLICT_START, _CONFLICT_END) for ln in text.splitlines())
+    """The one conflict detector: a merge left a hunk for a person (update, add, and update --pr's body)."""
+    return any(_marker(ln) for ln in text.splitlines())
+
+
+def conflict_spans(text: str) -> list[tuple[int, int]]:
+    """(first, last) line numbers, 1-based, of each conflict hunk."""
+    spans, start = [], None
+    for n, line in enumerate(text.splitlines(), 1):
+        kind = _marker(line)
+        if kind == "start":
+            start = n
+        elif kind == "end" and start is not None:
+            spans.append((start, n))
+            start = None
+    return spans
 
 
 def protect_file(path: str, before: str | None, after: str | None) -> str | None:
