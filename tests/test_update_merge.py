@@ -1,13 +1,15 @@
-"""The fleet-wide merge (update/merge.py) gives what copier's own `copier update` gives, component by component.
+"""fleetstrap's one merge engine (upgrade/merge.py) gives what copier's own `copier update` gives, component by
+component.
 
-Each scenario runs twice on copies of one fleet: once through the fast path, once with copier's run_update
-per component (the path `--conflict rej` still takes), and the resulting trees must be byte-identical."""
+Each scenario runs twice on copies of one fleet: once through the engine, once with copier's run_update per
+component as the oracle, and the resulting trees must be byte-identical (inline markers and .rej files alike)."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -52,8 +54,27 @@ PARALLEL = 7  # above merge.PARALLEL_MIN: the renders go through the process poo
 
 
 def _copier_per_component(ws: Workspace, todo: Sequence[RepoComponent], source: ResolvedSource, _scratch: Path,
-                          *, with_diff: bool) -> list[ComponentUpdate]:
-    return [upd._update_one(ws, rc.component(), source, "inline", None, with_diff=with_diff) for rc in todo]
+                          *, with_diff: bool, conflict: str) -> list[ComponentUpdate]:  # noqa: ARG001 (the shape)
+    """The oracle: copier's own `copier update`, component by component, then the engine's post-merge step."""
+    from copier import run_update
+
+    out = []
+    for rc in todo:
+        upd._set_src_path(ws, rc.answers_file, source.local)
+        prepared = ws.commit(f"point {rc.name} at the template source")
+        bump = upd._unit_unchanged(source, rc.unit, rc.template_version)
+        if bump is not None:
+            upd._bump_commit(ws, rc.answers_file, bump)
+        else:
+            run_update(str(ws.path), answers_file=rc.answers_file, vcs_ref=source.ref, defaults=True,
+                       overwrite=True, quiet=True, unsafe=True, conflict=conflict)
+        upd._set_src_path(ws, rc.answers_file, source.record_url)
+        conflicts = upd.protect_and_find_conflicts(ws, {ch.path: ws.show_bytes(prepared, ch.path)
+                                                        for ch in ws.staged_changes()})
+        done = ws.commit(f"update {rc.name}")
+        out.append(ComponentUpdate(rc.name, rc.template_version, source.ref,
+                                   tuple(ch.path for ch in ws.changes(prepared, done)), conflicts))
+    return out
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -75,14 +96,15 @@ def _edit(root: Path) -> None:
 
 
 def _run(pristine: Path, tmp: Path, name: str, monkeypatch: pytest.MonkeyPatch | None,
-         template: Path) -> tuple[dict[str, bytes], tuple[str, ...], tuple[str, ...]]:
+         template: Path, conflict: Literal["inline", "rej"] = "inline") -> tuple[dict[str, bytes], tuple[str, ...],
+                                                                                tuple[str, ...]]:
     root = tmp / name / "fleet"
     shutil.copytree(pristine, root, symlinks=True)
     _edit(root)
     if monkeypatch is not None:
         monkeypatch.setattr(upd, "_merge_all", _copier_per_component)
     try:
-        report = update_fleet(UpdateRequest(root, template=str(template), validate=False))
+        report = update_fleet(UpdateRequest(root, template=str(template), validate=False, conflict=conflict))
         conflicts: tuple[str, ...] = ()
     except ConflictError as exc:
         report, conflicts = None, tuple(exc.paths)
@@ -110,6 +132,26 @@ def test_fast_merge_matches_copier_update(pristine: Path, template: Path, tmp_pa
     assert [p for p in fast if p.startswith("services/")] == ["services/s4/NOTES.md"]
     assert not any(p.endswith("values-argo.yaml") for p in fast)
     assert b"<<<<<<< before updating" in fast["apps/dev/s3/pdb.yaml"]
+
+
+def test_conflict_rej_keeps_the_files_and_writes_the_templates_hunks(pristine: Path, template: Path,
+                                                                    tmp_path: Path) -> None:
+    """--conflict rej through the same engine: a conflicting file keeps the project's content whole, the template's
+    change waits in <file>.rej, everything else merges exactly as inline does."""
+    inline, _, _ = _run(pristine, tmp_path, "inline", None, template)
+    rej, conflicts, _ = _run(pristine, tmp_path, "rej", None, template, "rej")
+
+    assert conflicts == ("apps/dev/s1/values.yaml.rej", "apps/dev/s3/pdb.yaml.rej")
+    assert not [p for p, data in rej.items() if b"<<<<<<<" in data]
+    values = rej["apps/dev/s1/values.yaml"]
+    assert b"memory: 1Gi" in values and b"tag: 0.9.1" in values  # the team's file, untouched
+    hunks = rej["apps/dev/s1/values.yaml.rej"].decode()
+    assert hunks.startswith("diff a/apps/dev/s1/values.yaml b/apps/dev/s1/values.yaml\t(rejected hunks)\n@@ ")
+    assert "-    memory: 128Mi\n+    memory: 384Mi\n" in hunks
+    assert rej["apps/dev/s3/pdb.yaml"] == b"kind: PodDisruptionBudget\nspec:\n  minAvailable: 1\n"
+    assert {p: d for p, d in rej.items() if not p.endswith(".rej") and p not in {
+        "apps/dev/s1/values.yaml", "apps/dev/s3/pdb.yaml"}} == {
+        p: d for p, d in inline.items() if p not in {"apps/dev/s1/values.yaml", "apps/dev/s3/pdb.yaml"}}
 
 
 def _renders(old: dict[str, bytes], new: dict[str, bytes]) -> Renders:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from fleetstrap.errors import TemplateError, UserError
+from fleetstrap.errors import TemplateError
 
 COPIER_FLOOR = "9.15.2"  # keep in step with pyproject.toml's `copier>=` and tests/test_copier_versions.py
 Conflict = Literal["inline", "rej"]
@@ -66,19 +66,3 @@ def copy(target: Target, url: str, ref: str, *, overwrite: bool = True, shared: 
             worker.run_copy()
     except Exception as exc:  # copier raises many types; any failure here is a template bug or bad data
         raise TemplateError(f"rendering {target.what} failed: {type(exc).__name__}: {exc}") from exc
-
-
-def update(target: Target, ref: str, *, conflict: Conflict) -> None:
-    """copier's 3-way update of `target` to `ref` (conflicts are left in the files, marked)."""
-    from copier import run_update
-    from copier.errors import UserMessageError
-
-    try:
-        run_update(str(target.dest), data=dict(target.data), answers_file=target.answers_file, vcs_ref=ref,
-                   defaults=True, overwrite=True, quiet=True,
-                   unsafe=True,  # our own template; its _migrations and tasks need it
-                   conflict=conflict)
-    except UserMessageError as exc:
-        raise UserError(f"cannot update {target.what}: {str(exc).splitlines()[0]}") from exc
-    except Exception as exc:  # copier raises many types; anything else is a template or data bug
-        raise TemplateError(f"updating {target.what} failed: {type(exc).__name__}: {exc}") from exc

@@ -1,15 +1,18 @@
-"""The update engine, below the commands: bring components to newer templates (or to new answers) with a 3-way
-merge. `fleetstrap update` (update/) and `fleetstrap add` (add.py) both run it; neither imports the other.
+"""The update engine, below the commands: bring components to newer templates (or to new answers) with the one
+3-way merge (merge.py: fleetstrap's own, `git merge-file` per file; copier only renders). `fleetstrap update`
+(update/) and `fleetstrap add` (add.py) both run it; neither imports the other.
 
 Flow: load the repo's components → resolve the template source (bundled mirror, or --template/--to) →
-skip components already on the target commit → copy the repo into a scratch workspace → per component:
-point its answers file at the source, `copier update`, put bot-owned lines back, find conflicts, commit →
+skip components already on the target commit → copy the repo into a scratch workspace → every component rendered
+at its version and at the target (over the cores) → per component: the 3-way merge (inline markers, or .rej files
+with `--conflict rej`), the answers file, then the one post-merge step (bot-owned lines back, conflicts found) →
 migrations → validate the workspace → land the result through the writer (writer.py), with its commit on request,
 in one step under the repository's lock; `--pretend` is the recording writer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -20,14 +23,13 @@ from typing import Any, Literal
 
 import yaml
 
-from fleetstrap import copier_adapter, output, trace
-from fleetstrap.answers import upgrade_answers
+from fleetstrap import output, trace
 from fleetstrap.copier_adapter import Conflict
 from fleetstrap.errors import ConflictError, NotAFleetRepoError, UserError
 from fleetstrap.gitrepo import default_author
 from fleetstrap.plan import Component
-from fleetstrap.render import TemplateSource, plain_data
-from fleetstrap.repo import FleetRepo, RepoComponent, load_fleet
+from fleetstrap.render import TemplateSource
+from fleetstrap.repo import FleetRepo, RepoComponent, build_repo_component, load_fleet
 from fleetstrap.steps import run_gate
 from fleetstrap.transaction import checkpoint
 from fleetstrap.upgrade.merge import RenderJob, Renders, Tree, merge_component, render_all
@@ -261,32 +263,8 @@ def _bump_commit(ws: Workspace, answers_file: str, recorded: str) -> None:
                                    for ln in text.splitlines(keepends=True)))
 
 
-def _update_one(ws: Workspace, component: Component, source: ResolvedSource, conflict: Conflict,
-                data: Mapping[str, Any] | None, *, with_diff: bool) -> ComponentUpdate:
-    prev = ws.commit("prepare")  # no-op unless the caller changed files
-    before_version = _recorded_commit(ws, component.answers_file)
-    _set_src_path(ws, component.answers_file, source.local)
-    prepared = ws.commit(f"point {component.name} at the template source")
-    bump = _unit_unchanged(source, component.unit, before_version) if data is None else None
-    if bump is not None:  # same rendering at both versions: copier's merge would only change _commit
-        _bump_commit(ws, component.answers_file, bump)
-    else:
-        target = copier_adapter.Target(ws.path, component.answers_file, plain_data(dict(data or {})), component.name)
-        with trace.stage("update", component=component.name):
-            copier_adapter.update(target, source.template_source().ref, conflict=conflict)
-    if source.record_url != source.local:
-        _set_src_path(ws, component.answers_file, source.record_url)
-    conflicts = protect_and_find_conflicts(ws, {ch.path: ws.show_bytes(prepared, ch.path)
-                                                for ch in ws.staged_changes()})
-    done = ws.commit(f"update {component.name}")
-    # The diff against the state before _src_path was repointed: that rewrite is noise, not a change.
-    files = tuple(ch.path for ch in ws.changes(prev, done))
-    return ComponentUpdate(component.name, before_version, source.ref, files, conflicts,
-                           ws.diff(prev, done) if with_diff and files else "")
-
-
 def _merge_all(ws: Workspace, todo: Sequence[RepoComponent], source: ResolvedSource, scratch: Path, *,
-               with_diff: bool) -> list[ComponentUpdate]:
+               with_diff: bool, conflict: Conflict) -> list[ComponentUpdate]:
     """Every component at once (update/merge.py): shared template clones, renders over the cores, then the
     3-way merge per component in order, bot-owned lines put back, conflicts found."""
     scratch.mkdir(parents=True, exist_ok=True)
@@ -300,14 +278,15 @@ def _merge_all(ws: Workspace, todo: Sequence[RepoComponent], source: ResolvedSou
     jobs = [RenderJob(rc.component(), rc.template_version) for rc in todo if bumps[rc.name] is None]
     renders = render_all(source.local, source.ref, jobs, scratch)
     try:
-        return _merge_in_order(ws, todo, source, bumps, renders, tree, scratch, with_diff=with_diff)
+        return _merge_in_order(ws, todo, source, bumps, renders, tree, scratch, with_diff=with_diff,
+                               conflict=conflict)
     finally:
         renders.close()  # stops the render pool early on errors and Ctrl-C
 
 
 def _merge_in_order(ws: Workspace, todo: Sequence[RepoComponent], source: ResolvedSource,
                     bumps: Mapping[str, str | None], renders: Generator[Renders, None, None], tree: Tree,
-                    scratch: Path, *, with_diff: bool) -> list[ComponentUpdate]:
+                    scratch: Path, *, with_diff: bool, conflict: Conflict) -> list[ComponentUpdate]:
     out: list[ComponentUpdate] = []
     for i, rc in enumerate(todo, 1):
         output.step(f"[{i}/{len(todo)}] {rc.name}: {rc.template_version} -> {source.ref}")
@@ -320,7 +299,7 @@ def _merge_in_order(ws: Workspace, todo: Sequence[RepoComponent], source: Resolv
         else:
             with trace.stage("update", component=rc.name):
                 r = next(renders)
-                before = {} if r.identical else merge_component(r, tree, scratch)
+                before = {} if r.identical else merge_component(r, tree, scratch, conflict)
                 ws.write(rc.answers_file, r.new_answers)
         _set_src_path(ws, rc.answers_file, source.record_url)
         conflicts = protect_and_find_conflicts(ws, before)
@@ -421,15 +400,7 @@ def run_update(request: UpdateRequest, writer: RepoWriter) -> UpdateReport:
                                 seconds=time.perf_counter() - start)
         ws = Workspace.create(root, tmp / "ws")
         updated: list[ComponentUpdate] = []
-        if request.conflict == "inline":
-            updated += _merge_all(ws, todo, source, tmp / "render", with_diff=request.pretend)
-        else:  # .rej files are git apply's: copier itself, component by component
-            for i, rc in enumerate(todo, 1):
-                output.step(f"[{i}/{len(todo)}] {rc.name}: {rc.template_version} -> {source.ref}")
-                # copier replays the recorded answers; legacy values go in as today's (answers.upgrade_answers).
-                legacy = {k: v for k, v in upgrade_answers(dict(rc.data)).items() if (k, v) not in rc.data}
-                updated.append(_update_one(ws, rc.component(), source, request.conflict, legacy or None,
-                                           with_diff=request.pretend))
+        updated += _merge_all(ws, todo, source, tmp / "render", with_diff=request.pretend, conflict=request.conflict)
         checkpoint("merge")
         before_migrations = ws.commit("components")
         ran = _run_migrations(ws, request.migrations, updated, source.ref)
@@ -468,8 +439,6 @@ def run_update(request: UpdateRequest, writer: RepoWriter) -> UpdateReport:
 
 
 def _timed(report: UpdateReport, start: float) -> UpdateReport:
-    import dataclasses
-
     return dataclasses.replace(report, seconds=time.perf_counter() - start)
 
 
@@ -498,9 +467,9 @@ def _source_for(root: Path, component: Component, source: TemplateSource | None,
 
 def apply_answers_change(root: Path, component: Component, source: TemplateSource | None = None,
                          conflict: str = "inline") -> tuple[str, ...]:
-    """Re-render an already-rendered component with changed answers through copier's 3-way update, so
-    edits people made survive. Works on a dirty tree (the caller may have just added files). Returns the
-    conflicted paths (empty: clean merge); the merge result is written to the repo either way."""
+    """Re-render an already-rendered component with changed answers at the version it is on, through the one
+    3-way merge (merge.py), so edits people made survive. Works on a dirty tree (the caller may have just added
+    files). Returns the conflicted paths (empty: clean merge); the merge result is written to the repo either way."""
     if conflict not in ("inline", "rej"):
         raise UserError(f"conflict mode must be inline or rej (got {conflict!r})")
     mode: Conflict = "inline" if conflict == "inline" else "rej"
@@ -512,7 +481,20 @@ def apply_answers_change(root: Path, component: Component, source: TemplateSourc
         tmp = Path(tmp_name)
         resolved = _source_for(root, component, source, tmp / "src")
         ws = Workspace.create(root, tmp / "ws")
-        result = _update_one(ws, component, resolved, mode, component.data_dict(), with_diff=False)
+        raw = yaml.safe_load(ws.read(component.answers_file) or "")
+        recorded = build_repo_component(component.answers_file, raw if isinstance(raw, dict) else {})
+        # Like copier's update: the recorded answers, overridden by the new ones.
+        new = dataclasses.replace(component, data=tuple({**dict(recorded.data), **component.data_dict()}.items()))
+        renders = render_all(resolved.local, resolved.ref, [RenderJob(recorded.component(), recorded.template_version,
+                                                                       new)], tmp / "render")
+        try:
+            r = next(renders)
+        finally:
+            renders.close()
+        with trace.stage("update", component=component.name):
+            before = {} if r.identical else merge_component(r, Tree(ws.path), tmp / "render", mode)
+        ws.write(component.answers_file, r.new_answers)
+        _set_src_path(ws, component.answers_file, resolved.record_url)
+        conflicts = protect_and_find_conflicts(ws, before)
         _export(ws, root)
-    return result.conflicts
-
+    return conflicts

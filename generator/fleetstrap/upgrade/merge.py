@@ -16,12 +16,17 @@ spread over the machine's cores; the 3-way merge then runs per file, as copier's
 - the answers file is the new render's.
 
 Components whose old and new renders are identical only get the answers file's version bump.
-`--conflict rej` keeps running copier itself (its .rej files come from `git apply`).
+`--conflict rej`: a file whose merge conflicts keeps the project's content, and the template's change to it goes
+to `<file>.rej` (the hunks, as `git apply --reject` writes them) for a person to apply.
+
+This is fleetstrap's one merge engine: `update` (every component, to a newer version) and `add` (one component,
+new answers at the version it is on: `RenderJob.new_component`) both run it; copier only renders.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import subprocess
 import tempfile
@@ -33,7 +38,7 @@ from typing import Any
 
 from fleetstrap import gitrepo
 from fleetstrap.answers import upgrade_answers
-from fleetstrap.copier_adapter import shared_template
+from fleetstrap.copier_adapter import Conflict, shared_template
 from fleetstrap.errors import GitError
 from fleetstrap.plan import Component
 from fleetstrap.render import TemplateSource, render_component
@@ -46,8 +51,9 @@ Files = dict[str, tuple[bytes, int]]  # relpath -> (content, mode bits)
 
 @dataclass(frozen=True)
 class RenderJob:
-    component: Component
-    old_ref: str
+    component: Component  # with the answers it was rendered with (its answers file)
+    old_ref: str  # the version it was rendered from
+    new_component: Component | None = None  # other answers for the new side (add); None: the same answers
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,8 @@ class _Renderer:
         trees: list[Files] = []
         answers = ""
         # The target version reads today's answer vocabulary (legacy values rewritten); the old one its own.
-        upgraded = dataclasses.replace(c, data=tuple(upgrade_answers(c.data_dict()).items()))
+        new = job.new_component or c
+        upgraded = dataclasses.replace(new, data=tuple(upgrade_answers(new.data_dict()).items()))
         for label, ref, component in (("old", job.old_ref, c), ("new", self.target, upgraded)):
             dest = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=tmp))
             render_component(component, dest, TemplateSource(self.local, ref), shared=self.template(ref))
@@ -151,8 +158,8 @@ def render_all(local: str, target: str, jobs: Sequence[RenderJob], tmp: Path,
 # ---------------------------------------------------------------- the merge
 
 
-def merge_file(ours: bytes, base: bytes, theirs: bytes, tmp: Path) -> bytes:
-    """`git merge-file` with copier's labels; conflict markers stay in the result."""
+def merge_file(ours: bytes, base: bytes, theirs: bytes, tmp: Path) -> tuple[bytes, bool]:
+    """`git merge-file` with copier's labels; conflict markers stay in the result. True: it conflicted."""
     paths = []
     for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
         p = tmp / name
@@ -164,7 +171,15 @@ def merge_file(ours: bytes, base: bytes, theirs: bytes, tmp: Path) -> bytes:
                          env={**os.environ, **gitrepo.scratch_env()}, capture_output=True, check=False)
     if res.returncode < 0 or res.returncode > 127:
         raise GitError(f"git merge-file failed: {res.stderr.decode(errors='replace').strip()}")
-    return res.stdout
+    return res.stdout, res.returncode > 0
+
+
+def rejected_hunks(rel: str, base: bytes, theirs: bytes) -> bytes:
+    """The template's change to `rel` as the hunks `git apply --reject` leaves in `<rel>.rej`."""
+    hunks = list(difflib.diff_bytes(difflib.unified_diff, base.splitlines(keepends=True),
+                                    theirs.splitlines(keepends=True), b"", b"", n=3))[2:]
+    lines = [h if h.endswith(b"\n") else h + b"\n\\ No newline at end of file\n" for h in hunks]
+    return f"diff a/{rel} b/{rel}\t(rejected hunks)\n".encode() + b"".join(lines)
 
 
 class Tree:
@@ -202,9 +217,10 @@ def dropped_paths(old: Files, new: Files) -> list[str]:
     return sorted(p for p in old if p not in new)
 
 
-def merge_component(renders: Renders, tree: Tree, tmp: Path) -> dict[str, bytes | None]:
+def merge_component(renders: Renders, tree: Tree, tmp: Path, conflict: Conflict = "inline") -> dict[str, bytes | None]:
     """Apply one component's template change to `tree`. Returns {path: content before} for every path
-    it changed (None: the path did not exist)."""
+    it changed (None: the path did not exist). `conflict`: markers inline, or the project's file kept and the
+    template's hunks in `<path>.rej`."""
     before: dict[str, bytes | None] = {}
 
     def put(rel: str, data: bytes, mode: int | None = None) -> None:
@@ -226,7 +242,11 @@ def merge_component(renders: Renders, tree: Tree, tmp: Path) -> dict[str, bytes 
         elif base == theirs:
             continue  # the template did not change it: the project's content stays
         else:
-            put(rel, merge_file(ours, base, theirs, tmp), mode)
+            merged, conflicted = merge_file(ours, base, theirs, tmp)
+            if conflicted and conflict == "rej":
+                put(f"{rel}.rej", rejected_hunks(rel, base, theirs))
+            else:
+                put(rel, merged, mode)
     for rel in dropped_paths(renders.old, renders.new):
         current = tree.get(rel)
         if current is not None:
