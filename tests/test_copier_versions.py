@@ -49,13 +49,13 @@ from pathlib import Path
 import copier
 assert copier.__file__.startswith(sys.argv[1]), copier.__file__
 assert importlib.metadata.version("copier") == sys.argv[2], importlib.metadata.version("copier")
-from fleetstrap.add import AddTarget, add_service
+from fleetstrap.add import AddRequest, add_service
 from fleetstrap.init import AnswerSources, InitRequest, init_fleet
 from fleetstrap.repo import load_fleet
 dest = Path(sys.argv[3])
 init_fleet(InitRequest(dest=dest, sources=AnswerSources(blueprint="starter", data=("owner=acme", "service=hello"),
                                                      defaults=True), validate=False))
-add_service(AddTarget(dest, commit=True), "payments")
+add_service(AddRequest(dest, commit=True), "payments")
 fleet = load_fleet(dest)
 assert "service/payments" in fleet.names(), fleet.names()
 assert "payments" in (dest / ".fleetstrap/answers/fleet.yml").read_text()

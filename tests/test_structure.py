@@ -296,3 +296,37 @@ def test_deploy_and_push_dry_runs_write_nothing(forge: object, tmp_path: Path, c
     assert "would" in capsys.readouterr().err.lower()
     assert _snapshot(root, bare) == before
     assert forge.writes() == writes  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- one error tree
+
+
+def _outside_the_tree(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef):
+            bases = {ast.unparse(b).split(".")[-1] for b in node.bases}
+            if bases & {"Exception", "BaseException", "ValueError", "RuntimeError", "OSError", "TypeError"}:
+                found.append(f"{node.name}({', '.join(sorted(bases))})")
+    return found
+
+
+def test_every_exception_class_is_in_the_one_error_tree() -> None:
+    """Each exception fleetstrap defines derives from errors.FleetstrapError (so it has an exit code and a
+    one-line message); only Terminated (SIGTERM) stands beside KeyboardInterrupt. Checked on the source, so a
+    module behind an optional extra counts too."""
+    outside = [f"{p.relative_to(PACKAGE)}: {c}" for p in sorted(PACKAGE.rglob("*.py"))
+               for c in _outside_the_tree(p.read_text(encoding="utf-8"))]
+    assert outside == ["errors.py: FleetstrapError(Exception)", "errors.py: Terminated(BaseException)"]
+
+
+def test_the_error_tree_check_can_fail() -> None:
+    assert _outside_the_tree("class RenderError(Exception):\n    pass\n") == ["RenderError(Exception)"]
+    assert _outside_the_tree("class ValuesError(errors.UserError):\n    pass\n") == []
+
+
+def test_no_exception_drops_its_cause() -> None:
+    """`raise ... from None` hides why; a cause that could carry a secret is redacted instead (github_api)."""
+    offenders = [f"{p.relative_to(PACKAGE)}:{n}" for p in sorted(PACKAGE.rglob("*.py"))
+                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "from None" in line]
+    assert offenders == []

@@ -44,7 +44,7 @@ from fleetstrap.writer import RepoWriter, open_writer
 
 
 @dataclass(frozen=True)
-class AddTarget:
+class AddRequest:
     """The fleet repo a component is added to, and how: commit the change (as `author`), render from `source`."""
 
     root: Path
@@ -69,7 +69,7 @@ def _load(root: Path) -> FleetAnswers:
     return load_fleet(root).answers
 
 
-def _grow(writer: RepoWriter, fleet: AddTarget, new: Component, fleet_after: FleetAnswers,
+def _grow(writer: RepoWriter, fleet: AddRequest, new: Component, fleet_after: FleetAnswers,
           message: str) -> AddReport:
     start = time.perf_counter()
     root = writer.root
@@ -123,7 +123,7 @@ def _update_fleet(root: Path, answers: FleetAnswers, new: Component) -> tuple[st
     return tuple(conflicts)
 
 
-def add_service(fleet: AddTarget, name: str, service_dir: Path | None = None) -> AddReport:
+def add_service(fleet: AddRequest, name: str, service_dir: Path | None = None) -> AddReport:
     problem = service_name_problem(name)
     if problem:
         raise AnswersError(problem)
@@ -149,7 +149,7 @@ def add_service(fleet: AddTarget, name: str, service_dir: Path | None = None) ->
         return dataclasses.replace(report, service_repo=repo_dest)
 
 
-def add_cluster(fleet: AddTarget, name: str, environment: str, *, context: str = "", server: str = "") -> AddReport:
+def add_cluster(fleet: AddRequest, name: str, environment: str, *, context: str = "", server: str = "") -> AddReport:
     problem = dns1123_problem(name, "cluster")
     if problem:
         raise AnswersError(problem)
@@ -167,7 +167,7 @@ def add_cluster(fleet: AddTarget, name: str, environment: str, *, context: str =
                      f"Add cluster {name} ({environment})")
 
 
-def add_monitoring(fleet: AddTarget, notifications: str | None = None) -> AddReport:
+def add_monitoring(fleet: AddRequest, notifications: str | None = None) -> AddReport:
     """Switch monitoring on in a fleet made without it: the metrics stack, rules, dashboards, notifications."""
     if notifications is not None and notifications not in NOTIFICATIONS:
         raise AnswersError(f"notifications must be one of {', '.join(NOTIFICATIONS)} (got {notifications!r})")

@@ -5,6 +5,8 @@ Messages must never contain a secret: callers pass names of things (an env var, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 EXIT_OK = 0
 EXIT_USER = 1
 EXIT_FINDINGS = 2
@@ -87,9 +89,24 @@ class ClusterError(UserError):
     """The cluster refused or failed (preflight, apply, timeout)."""
 
 
+class PreflightError(ClusterError):
+    """bootstrap's preflight found problems: all of them in the one-line message, their fixes in the hint, and
+    each (what failed, how to fix it) in `problems`."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        fixes = list(dict.fromkeys(fix for _, fix in problems))
+        super().__init__(f"preflight failed ({len(problems)}): " + "; ".join(w for w, _ in problems),
+                         hint="; ".join(fixes))
+        self.problems = tuple(problems)
+
+
 class DeployError(UserError):
     """promote / rollback / resume refused: unknown service or environment, a skipped environment, a version the
     environment never ran, a dirty tree."""
+
+
+class ValuesError(UserError):
+    """A values or image-updater file does not have the shape promote/rollback edit (or is not valid YAML)."""
 
 
 class FindingsError(FleetstrapError):
@@ -106,6 +123,10 @@ class ConflictError(FleetstrapError):
     def __init__(self, message: str, *, paths: tuple[str, ...] = (), hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.paths = paths
+
+
+class RenderError(FleetstrapError):
+    """helm could not render a chart; validate reports it as a finding, so it never reaches the user raw."""
 
 
 class TemplateError(FleetstrapError):

@@ -12,7 +12,7 @@ from fleetstrap import gitrepo
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.bootstrap.kube import KubeClient
 from fleetstrap.bootstrap.ssh import public_key_openssh, scan_known_hosts, ssh_host
-from fleetstrap.errors import ClusterError, FleetstrapError
+from fleetstrap.errors import FleetstrapError, PreflightError
 from fleetstrap.pins import pin
 from fleetstrap.publish.auth import remote_of
 from fleetstrap.publish.keys import deploy_key_path
@@ -27,16 +27,6 @@ REQUIRED_ACCESS = (
 )
 
 Problem = tuple[str, str]  # (what failed, how to fix it)
-
-
-class PreflightError(ClusterError):
-    """Preflight found problems; all of them are in the one-line message, their fixes in the hint."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        fixes = list(dict.fromkeys(fix for _, fix in problems))
-        super().__init__(f"preflight failed ({len(problems)}): " + "; ".join(w for w, _ in problems),
-                         hint="; ".join(fixes))
-        self.problems = tuple(problems)
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,10 @@ def add_service_cmd(name: str, root: Path, commit: bool, service_dir: Path | Non
     In a split-layout fleet the source, chart and workflows go to the service's own repository and the
     fleet gets only the wiring (chart pulled from OCI).
     """
-    from fleetstrap.add import AddTarget, add_service
+    from fleetstrap.add import AddRequest, add_service
 
     with output.progress(f"adding service {name}"):
-        report = add_service(AddTarget(root, commit=commit), name, service_dir=service_dir)
+        report = add_service(AddRequest(root, commit=commit), name, service_dir=service_dir)
     _report(report, fmt)
 
 
@@ -69,10 +69,10 @@ def add_service_cmd(name: str, root: Path, commit: bool, service_dir: Path | Non
 def add_cluster_cmd(name: str, environment: str, context: str, server: str, root: Path, commit: bool,
                     fmt: str) -> None:
     """Add cluster NAME serving ENVIRONMENT."""
-    from fleetstrap.add import AddTarget, add_cluster
+    from fleetstrap.add import AddRequest, add_cluster
 
     with output.progress(f"adding cluster {name}"):
-        report = add_cluster(AddTarget(root, commit=commit), name, environment, context=context, server=server)
+        report = add_cluster(AddRequest(root, commit=commit), name, environment, context=context, server=server)
     _report(report, fmt)
 
 
@@ -84,8 +84,8 @@ def add_cluster_cmd(name: str, environment: str, context: str, server: str, root
 @format_option()
 def add_monitoring_cmd(notifications: str | None, root: Path, commit: bool, fmt: str) -> None:
     """Switch monitoring on: metrics stack, scrape configs, alert rules, dashboards, notifications."""
-    from fleetstrap.add import AddTarget, add_monitoring
+    from fleetstrap.add import AddRequest, add_monitoring
 
     with output.progress("adding monitoring"):
-        report = add_monitoring(AddTarget(root, commit=commit), notifications)
+        report = add_monitoring(AddRequest(root, commit=commit), notifications)
     _report(report, fmt)

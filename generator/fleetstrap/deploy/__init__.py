@@ -3,7 +3,7 @@
 Data flows one way: `read_service_state` (state.py) reads the repo at one commit into frozen values, a pure
 `build_promotion` / `build_rollback` / `build_resume` turns it into a `DeployChange` (the files before and after,
 the commit message, the pull request), and `apply.py` writes it: a commit in the checkout, or a branch and a pull
-request through the update --pr machinery. A change with no file to change is "up to date".
+request through the forge layer (publish/pullrequest.py). A change with no file to change is "up to date".
 
 What an environment runs is `image.tag` in `apps/<env>/<service>/values.yaml` (both engines read that file, both
 layouts keep it in the fleet repo). The versions an environment ran are the tags its values file held in git

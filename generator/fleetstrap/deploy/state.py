@@ -11,8 +11,8 @@ from pathlib import Path
 
 from fleetstrap import gitrepo
 from fleetstrap.answers import FleetAnswers
-from fleetstrap.deploy.values import ValuesError, read_image
-from fleetstrap.errors import DeployError
+from fleetstrap.deploy.values import read_image
+from fleetstrap.errors import DeployError, ValuesError
 from fleetstrap.plan import ANSWERS_DIR
 from fleetstrap.repo import SERVICE_REPO_ANSWERS, load_fleet
 

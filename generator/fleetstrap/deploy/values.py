@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from fleetstrap.errors import UserError
+from fleetstrap.errors import ValuesError
 
 # Flux's setter marker as kyaml reads it: the whole line comment must be this JSON object. Any text before the
 # object makes the comment invalid JSON, and kyaml then treats it as an ordinary comment: no setter.
@@ -30,10 +30,6 @@ PAUSED_PREFIX = "# fleetstrap-paused imagepolicy "
 PAUSED = re.compile(r"#\s*fleetstrap-paused imagepolicy (?P<ref>\S+)\s*$")
 PAUSE_NOTE = "# fleetstrap: image automation paused by rollback"
 ALLOW_TAGS_PAUSED = "# fleetstrap-paused, was: "
-
-
-class ValuesError(UserError):
-    """A values or image-updater file does not have the shape fleetstrap edits (or is not valid YAML)."""
 
 
 @dataclass(frozen=True)

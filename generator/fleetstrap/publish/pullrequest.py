@@ -278,13 +278,20 @@ class BranchPublisher:
             finally:
                 gitrepo.run(self.root, "worktree", "remove", "--force", str(wt), check=False)
                 gitrepo.run(self.root, "worktree", "prune", check=False)
-        if remote.github is None or self.api is None:
+        on_github = self._on_github()
+        if on_github is None:  # another git remote: the branch is all there is
             return Published("pushed" if pushed else "would push", branch, None, pushed, tuple(journal))
-        owner, name = remote.github
+        api, owner, name = on_github
         spec = PullRequestSpec(owner, name, branch, self.base, proposal.title, redact(proposal.body), proposal.draft,
                                LABEL, supersedes, proposal.superseded_because)
-        url = self.forge.open_pull_request(self.api, spec, journal)
+        url = self.forge.open_pull_request(api, spec, journal)
         return Published("opened" if url is not None else "would open", branch, url, pushed, tuple(journal))
+
+    def _on_github(self) -> tuple[GitHubApi, str, str] | None:
+        """The API and the repository when the remote is on the GitHub fleetstrap talks to."""
+        if self.remote.github is None or not self.api:
+            return None
+        return self.api, *self.remote.github
 
     def _push(self, wt: Path, start: str, branch: str, lease: str | None, journal: list[str]) -> str | None:
         try:

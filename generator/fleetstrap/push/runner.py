@@ -116,13 +116,13 @@ class GitPublisher:
         self.git = clients.git
 
     def run(self) -> PushReport:
-        target = self.build_target()
+        target = self.resolve_target()
         with trace.stage("git.preflight"):
-            rel = self.check_history(target, remote_exists=True)
+            rel = self.ensure_history_compared(target, remote_exists=True)
         head = self.ensure_pushed(target, rel)
         return self.out.report(repo_url=target.url, remote_url=target.url, branch=self.request.branch, commit=head)
 
-    def build_target(self) -> Remote:
+    def resolve_target(self) -> Remote:
         request = self.request
         url = request.remote or ""
         if has_credentials(url):
@@ -140,7 +140,9 @@ class GitPublisher:
         return Remote(request.remote_name, url, git_env(url, token, ssh_key=None if https else ssh_key,
                                                         known_hosts=None if https else known))
 
-    def check_history(self, target: Remote, *, remote_exists: bool) -> gitrepo.Relation:
+    def ensure_history_compared(self, target: Remote, *, remote_exists: bool) -> gitrepo.Relation:
+        """How the local branch relates to the remote's; refuses unrelated or diverged history. Sets the remote
+        and fetches its branch when the remote's commit is not known here (both idempotent)."""
         request, root = self.request, self.root
         if not remote_exists:
             return "empty"
@@ -257,7 +259,7 @@ class GitHubPublisher(GitPublisher):
             state = self.check_github(secret_values)
         clone_url = str(state.repo["clone_url"]) if state.repo else f"{self.web}/{self.owner}/{self.name}.git"
         with trace.stage("git.preflight"):
-            rel = self.check_history(self.target(clone_url), remote_exists=state.repo is not None)
+            rel = self.ensure_history_compared(self.target(clone_url), remote_exists=state.repo is not None)
         # ---- changes start here; everything that could refuse has been checked above
         with trace.stage("github.repository"):
             repo = self.ensure_repository(state)
@@ -482,7 +484,8 @@ class GitHubPublisher(GitPublisher):
         ruleset (checks, review count), the ruleset takes it over and it is deleted; otherwise it is left and
         warned about, so nothing configured by hand is lost."""
         branch, owner, name = self.request.branch, self.owner, self.name
-        checks = self.build_required_checks()
+        self.report_unrequired_checks()
+        checks = list(self.needs.checks)
         default = str(state.repo.get("default_branch") or branch) if state.repo else None
         label = f"ruleset '{rules.ruleset_name(branch)}' on {branch}"
         unavailable = (f"rulesets are not available for {owner}/{name} (private repositories need GitHub Pro, Team "
@@ -527,14 +530,14 @@ class GitHubPublisher(GitPublisher):
                           "pushes of Flux image automation and the release workflow: move those settings into a "
                           "ruleset and delete it")
 
-    def build_required_checks(self) -> list[str]:
+    def report_unrequired_checks(self) -> None:
+        """Say which jobs are not made required checks, and why (the checks themselves: `needs.checks`)."""
         for skipped in self.needs.skipped_checks:
             self.out.warn(f"job {skipped!r} is not made a required check: its name is only known at run time")
         for workflow, jobs in self.needs.path_filtered:
             self.out.warn(f"jobs of workflow {workflow} ({', '.join(jobs)}) are not made required checks: it runs "
                           "only when its paths change, and a required check that never reports blocks the pull "
                           "request")
-        return list(self.needs.checks)
 
     def write_ruleset(self, current: dict[str, Any] | None, wanted: dict[str, Any], label: str) -> None:
         if current is None:

@@ -46,21 +46,6 @@ from fleetstrap.upgrade.source import (
 from fleetstrap.workspace import Workspace
 from fleetstrap.writer import RepoWriter
 
-__all__ = [
-    "CheckReport",
-    "ComponentCheck",
-    "ComponentUpdate",
-    "UpdateConflictError",
-    "UpdateReport",
-    "UpdateRequest",
-    "apply_answers_change",
-    "build_commit_message",
-    "check_component",
-    "require_git_clean",
-    "run_update",
-    "select_components",
-]
-
 
 @dataclass(frozen=True)
 class UpdateRequest:
@@ -265,7 +250,7 @@ def _bump_commit(ws: Workspace, answers_file: str, recorded: str) -> None:
 
 def _merge_all(ws: Workspace, todo: Sequence[RepoComponent], source: ResolvedSource, scratch: Path, *,
                with_diff: bool, conflict: Conflict) -> list[ComponentUpdate]:
-    """Every component at once (update/merge.py): shared template clones, renders over the cores, then the
+    """Every component at once (merge.py): shared template clones, renders over the cores, then the
     3-way merge per component in order, bot-owned lines put back, conflicts found."""
     scratch.mkdir(parents=True, exist_ok=True)
     tree = Tree(ws.path)

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from fleetstrap.boundedyaml import safe_load
+from fleetstrap.errors import RenderError
 from fleetstrap.validate.check_xref import _generator_params, _get, _substitute, generated_config_maps
 from fleetstrap.validate.confine import read_repo_text
 from fleetstrap.validate.context import Context, schema_check
@@ -128,10 +129,6 @@ class _Engine:
     def lint(self, chart: Path, values: dict[str, Any]) -> list[tuple[int, str, str]]:
         """(severity 2 warning | 3 error, path in chart, message)."""
         raise NotImplementedError
-
-
-class RenderError(Exception):
-    pass
 
 
 class _SdkEngine(_Engine):
