@@ -10,7 +10,7 @@ import click
 
 from fleetstrap import output
 from fleetstrap.cli.complete import complete_environment, complete_service
-from fleetstrap.cli.options import format_option, repo_dir
+from fleetstrap.cli.options import format_option, repo_dir, show_pull_request
 
 if TYPE_CHECKING:
     from fleetstrap.deploy.apply import DeployReport, DeployRequest
@@ -91,18 +91,12 @@ def _show(report: DeployReport, *, json_out: bool) -> None:
 
 def _outcome(report: DeployReport) -> None:
     subject = report.change.message.splitlines()[0]
+    if show_pull_request(report.outcome, report.branch, report.url, subject):
+        return
     if report.outcome == "would commit":
         output.info(f"dry run: nothing written ({subject})")
     elif report.outcome == "committed":
         output.success(f"committed {(report.commit or '')[:12]}: {subject}")
-    elif report.outcome == "opened":
-        output.success(f"pull request: {report.url}")
-    elif report.outcome == "exists":
-        output.success(f"{report.branch} is already up" + (f": {report.url}" if report.url else ""))
-    elif report.outcome == "closed":
-        output.info(f"the pull request from {report.branch} was closed or merged ({report.url}); leaving it so")
-    else:
-        output.success(f"pushed {report.branch}: open a pull request from it")
 
 
 @click.command()

@@ -110,3 +110,20 @@ def _complete_dirs(ctx: click.Context, param: click.Parameter, incomplete: str) 
     from click.shell_completion import CompletionItem
 
     return [CompletionItem(incomplete, type="dir")]
+
+
+def show_pull_request(action: str, branch: str | None, url: str | None, what: str) -> bool:
+    """How a `--pr` run ended, said the same way by update and promote/rollback/resume (`what` names the change).
+    False: not a pull-request outcome; the caller says it."""
+    link = f": {url}" if url else ""
+    if action == "opened":
+        output.success(f"pull request for {what}{link}")
+    elif action == "exists":
+        output.success(f"{branch} is already up for {what}{link}")
+    elif action == "closed":
+        output.info(f"the pull request for {what} was closed or merged ({url}); leaving it so")
+    elif action == "pushed":
+        output.success(f"pushed {branch}: open a pull request from it")
+    else:
+        return False
+    return True

@@ -9,7 +9,7 @@ import click
 
 from fleetstrap import changelog, output
 from fleetstrap.cli.complete import complete_component
-from fleetstrap.cli.options import format_option, repo_dir
+from fleetstrap.cli.options import format_option, repo_dir, show_pull_request
 
 if TYPE_CHECKING:
     from fleetstrap.update import UpdateReport
@@ -127,16 +127,10 @@ def _update_pr(request: PrRequest, api_delay: float | None, fmt: str) -> None:
     if fmt == "json":
         output.data_json(_pr_json(report))
         return
+    if show_pull_request(report.action, report.branch, report.url, f"templates {report.target}"):
+        return
     if report.action == "up-to-date":
         output.success(f"up to date with templates {report.target}: no branch, no pull request")
-    elif report.action == "exists":
-        output.success(f"{report.branch} is already up for {report.target}" + (f": {report.url}" if report.url else ""))
-    elif report.action == "closed":
-        output.info(f"the pull request for {report.target} was closed or merged ({report.url}); leaving it so")
-    elif report.action == "opened":
-        output.success(f"pull request for templates {report.target}: {report.url}")
-    elif report.action == "pushed":
-        output.success(f"pushed {report.branch}")
     else:  # --pretend: the recording forge
         for line in report.journal:
             output.info(line)
