@@ -20,7 +20,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from support.fleet import RenderedFleet, render_blueprint
+from fleetstrap.blueprints import resolve_blueprint
+from support.fleet import RenderedFleet, render_answers, render_blueprint
 
 SERVICE = "hello"
 BOTS = {
@@ -37,7 +38,11 @@ def git(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
                           env={**os.environ, **(env or {})}).stdout.strip()
 
 
-def rendered(engine: str, layout: str, automation: bool) -> RenderedFleet:
+def rendered(engine: str, layout: str, automation: bool, image_policy: dict[str, str] | None = None) -> RenderedFleet:
+    if image_policy:
+        key = "multi-env-policy-" + "-".join(f"{engine}-{layout}-{env}" for env in sorted(image_policy))
+        return render_answers(key, {**resolve_blueprint("multi-env"), "engine": engine, "repo_layout": layout,
+                                    "image_automation": automation, "image_policy": image_policy})
     return render_blueprint("multi-env", engine=engine, repo_layout=layout, image_automation=automation)
 
 

@@ -108,8 +108,13 @@ def _values_change(state: ServiceState, env: EnvState, tag: str, repository: str
     return FileChange(rel, env.values, after)
 
 
+def _follows(state: ServiceState, env: str) -> bool:
+    """Whether the Argo CD Image Updater has an ImageUpdater for `env` (only environments that follow new tags)."""
+    return state.updater is not None and v.has_updater(state.updater, f"{state.service}-{env}")
+
+
 def _updater_change(state: ServiceState, env: str, pin_to: str | None) -> FileChange | None:
-    if state.updater is None:
+    if state.updater is None or not _follows(state, env):
         return None
     name, rel = f"{state.service}-{env}", updater_path(state.service)
     after = v.pin_updater(state.updater, rel, name, pin_to) if pin_to else v.unpin_updater(state.updater, rel, name)
@@ -218,7 +223,8 @@ def build_rollback(state: ServiceState, env_name: str, *, to: str | None = None)
         ran = ", ".join(d.tag for d in env.deployments) or "none"
         raise DeployError(f"{state.service} {to} never ran in {env_name} (its history: {ran}); "
                           "rollback returns to a version the environment ran")
-    flux, argo = _automation(state)
+    flux, argo_on = _automation(state)
+    argo = argo_on and _follows(state, env_name)
     pause_flux = flux and (v.has_markers(env.values) or v.is_paused(env.values))
     files = _changed(_values_change(state, env, to, None, pause=pause_flux),
                      _updater_change(state, env_name, to) if argo else None)
@@ -233,6 +239,9 @@ def build_rollback(state: ServiceState, env_name: str, *, to: str | None = None)
     if argo:
         how.append(f"Argo CD Image Updater: ImageUpdater {state.service}-{env_name} allows only {to} "
                    f"({updater_path(state.service)})")
+    elif argo_on:
+        how.append(f"Argo CD Image Updater: {env_name} has no ImageUpdater (only promote moves its tag): "
+                   "nothing to pause")
     if not how:
         how.append("no image automation in this fleet: nothing to pause")
     subject = f"{state.service}: roll back {env_name} from {env.tag} to {to}"

@@ -6,8 +6,8 @@ Image Updater rewrites `image.tag` through its helmvalues write-back. A YAML rou
 reorder keys, so edits replace only the value token of one line and keep everything else byte for byte; each edit
 is checked by parsing the result.
 
-The Argo CD Image Updater objects (`argocd/image-updater/<service>.yaml`, one ImageUpdater per environment) are
-edited the same way.
+The Argo CD Image Updater objects (`argocd/image-updater/<service>.yaml`, one ImageUpdater per environment that
+follows new tags: the first, and those the answer image_policy names) are edited the same way.
 """
 
 from __future__ import annotations
@@ -167,6 +167,11 @@ def _document_span(lines: list[str], name: str) -> tuple[int, int] | None:
 
 
 _ALLOW = re.compile(r"^(?P<key>\s+allowTags:[ \t]*)(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s#]+)(?P<rest>.*)$")
+
+
+def has_updater(text: str, name: str) -> bool:
+    """Whether the image-updater file has ImageUpdater `name` (environments that only `promote` moves have none)."""
+    return _document_span(text.split("\n"), name) is not None
 
 
 def updater_pinned(text: str, name: str) -> bool:
