@@ -32,6 +32,8 @@ LEGACY_DELIVERY = {"true": "argo-rollouts", "yes": "argo-rollouts", "on": "argo-
                    "false": "none", "no": "none", "off": "none", "0": "none"}
 IN_CLUSTER = "https://kubernetes.default.svc"
 FIRST_SERVICE_SUGGESTION = "hello"  # offered by the prompt; `service` itself has no default (required)
+# The blueprints' owner until the user names theirs: push refuses it, an interactive init asks for the real one.
+PLACEHOLDER_OWNERS = frozenset({"example-org"})
 
 
 def default_registry(owner: str) -> str:
