@@ -227,6 +227,8 @@ def _answers_table() -> str:
     from fleetstrap.answers import QUESTIONS, FleetAnswers
 
     defaults = {f.name: f.default for f in dataclasses.fields(FleetAnswers) if f.default is not dataclasses.MISSING}
+    # A mapping answer is frozen as pairs; the docs show it as users write it.
+    defaults.update({q.key: q.default for q in QUESTIONS if q.kind == "ranges"})
     lines = ["| answer | kind | choices | default | meaning |", "|---|---|---|---|---|"]
     for q in QUESTIONS:
         default = "required" if q.required else (f"`{_cell(str(defaults[q.key]))}`" if q.key in defaults else "")

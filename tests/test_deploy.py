@@ -13,7 +13,7 @@ import yaml
 
 from fleetstrap.deploy import values as v
 from support.commands import cli, ok
-from support.deploy import SERVICE, clean, fleet_repo, git, head, release, rendered, tag_of, values
+from support.deploy import SERVICE, chart_version, clean, fleet_repo, git, head, release, rendered, tag_of, values
 from support.tools import require_module
 
 # (engine, repo_layout, image_automation): every engine and layout, with and without the bots.
@@ -47,6 +47,10 @@ def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str, bo
     return root, engine, automation
 
 
+def layout_of(root: Path) -> str:
+    return str(yaml.safe_load((root / ".fleetstrap" / "answers" / "fleet.yml").read_text())["repo_layout"])
+
+
 def _run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[str, str]:
     return ok(capsys, *args, "-C", str(root))
 
@@ -58,12 +62,20 @@ def test_promote_rollback_resume_through_the_environments(fleet: tuple[Path, str
     original = {env: values(root, env).read_text() for env in ("dev", "staging", "production")}
     assert "$imagepolicy" in original["staging"] if flux_markers else "$imagepolicy" not in original["staging"]
 
+    # The split layout pins each environment's chart beside its tag (chart-version.yaml); the monorepo has none.
+    split = chart_version(root, "staging") is not None
+    assert split == (layout_of(root) == "split")
+
     out, err = _run(capsys, root, "promote", SERVICE, "--to", "staging")
 
     assert tag_of(root, "staging") == "0.3.0" and tag_of(root, "production") == "0.1.0"
     assert "+  tag: 0.3.0" in out and "-  tag: 0.1.0" in out  # the diff, on stdout
     assert git(root, "log", "-1", "--format=%s") == f"{SERVICE}: promote 0.3.0 from dev to staging"
-    assert git(root, "show", "--name-only", "--format=", "HEAD").split() == [f"apps/staging/{SERVICE}/values.yaml"]
+    charts = [f"apps/staging/{SERVICE}/chart-version.yaml"] if split else []
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split() == [
+        *charts, f"apps/staging/{SERVICE}/values.yaml"]
+    if split:  # the chart moved with the image; production still runs the first chart
+        assert chart_version(root, "staging") == "0.3.0" and chart_version(root, "production") == "0.1.0"
     # Only the tag's value changed: the bot-owned marker (if any) and every other line are as they were.
     assert values(root, "staging").read_text() == original["staging"].replace("tag: 0.1.0", "tag: 0.3.0", 1)
     assert clean(root)
@@ -74,10 +86,12 @@ def test_promote_rollback_resume_through_the_environments(fleet: tuple[Path, str
 
     _run(capsys, root, "promote", SERVICE, "--to", "production")
     assert tag_of(root, "production") == "0.3.0"
+    assert chart_version(root, "production") == ("0.3.0" if split else None)
 
     # 0.3.0 is bad in production: back to what production ran before.
     out, err = _run(capsys, root, "rollback", SERVICE, "--env", "production")
     assert tag_of(root, "production") == "0.1.0"
+    assert chart_version(root, "production") == ("0.1.0" if split else None)  # the chart goes back too
     message = git(root, "log", "-1", "--format=%B")
     assert message.startswith(f"{SERVICE}: roll back production from 0.3.0 to 0.1.0")
     assert "Fleetstrap-Rolled-Back-From: 0.3.0" in message
@@ -90,14 +104,16 @@ def test_promote_rollback_resume_through_the_environments(fleet: tuple[Path, str
         assert release(root, "0.4.0", env="production", by="flux") is None
         assert v.has_markers(values(root, "staging").read_text())
     if automation and engine in ("argocd", "both"):
-        assert v.allowed_tags(updater.read_text(), str(updater), f"{SERVICE}-production") == [r"regexp:^0\.1\.0$"]
-        assert v.allowed_tags(updater.read_text(), str(updater), f"{SERVICE}-staging") != [r"regexp:^0\.1\.0$"]
+        # Production has no ImageUpdater (promotion order: only dev follows new tags), so nothing to pin there.
+        assert not v.has_updater(updater.read_text(), f"{SERVICE}-production")
+        assert "Argo CD Image Updater: production has no ImageUpdater" in message
+        assert git(root, "diff", "HEAD~1", "--", str(updater.relative_to(root))) == ""
     if not automation:
         assert "no image automation in this fleet: nothing to pause" in message and "Resume it" not in message
         assert values(root, "production").read_text() == original["production"]
 
     out, err = _run(capsys, root, "resume", SERVICE, "--env", "production")
-    if automation:
+    if flux_markers:
         # Exactly the generated file again but for the tag: markers back, note gone, allowTags restored.
         assert values(root, "production").read_text() == original["production"]
         assert git(root, "log", "-1", "--format=%s") == f"{SERVICE}: resume image automation in production"
@@ -221,7 +237,8 @@ def test_paused_marker_is_no_setter_for_kyaml_and_round_trips() -> None:
 
 def test_promote_into_a_rolled_back_environment_keeps_it_pinned_to_the_promoted_version(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    root = fleet_repo(rendered("both", "split", True), tmp_path / "fleet")
+    # staging follows release candidates by itself (image_policy), so it has an ImageUpdater to pin.
+    root = fleet_repo(rendered("both", "split", True, image_policy={"staging": ">=0.1.0-0"}), tmp_path / "fleet")
     for version in ("0.2.0", "0.3.0"):
         release(root, version, by="flux")
     _run(capsys, root, "promote", SERVICE, "--to", "staging", "--version", "0.2.0")
@@ -237,7 +254,7 @@ def test_promote_into_a_rolled_back_environment_keeps_it_pinned_to_the_promoted_
     assert v.allowed_tags(updater.read_text(), "u", f"{SERVICE}-staging") == [r"regexp:^0\.3\.0$"]
     assert v.is_paused(values(root, "staging").read_text())
     assert f"fleetstrap resume {SERVICE} --env staging resumes it" in err
-    assert "split layout: every environment follows the newest hello chart released" in err
+    assert "staging follows hello charts within >=0.1.0-0" in err
     _run(capsys, root, "resume", SERVICE, "--env", "staging")
     assert "fleetstrap-paused" not in updater.read_text() and not v.is_paused(values(root, "staging").read_text())
 
@@ -375,3 +392,38 @@ def test_rollback_where_people_removed_the_markers_says_there_is_nothing_to_paus
     message = git(root, "log", "-1", "--format=%B")
     assert "apps/dev/hello/values.yaml has no setter markers" in message and "Resume it" not in message
     assert "fleetstrap" not in values(root, "dev").read_text().split("image:")[1]
+
+
+def test_split_promote_moves_the_chart_both_engines_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Split layout, end to end: a release lands in dev (tag and chart), promote carries both to staging, and what
+    each engine reads from the fleet then pins that chart: Flux's staging OCIRepository (the overlay's replacement,
+    as kustomize builds it) and Argo CD's staging Application (the ApplicationSet's git files generator)."""
+    from support import k8s
+    from support.parity import appset_params, go_template
+
+    root = fleet_repo(rendered("both", "split", False), tmp_path / "fleet")
+    release(root, "0.2.0")
+    assert chart_version(root, "dev") == "0.2.0" and chart_version(root, "staging") == "0.1.0"
+
+    out, _ = _run(capsys, root, "promote", SERVICE, "--to", "staging", "--dry-run")
+    assert '+  version: "0.2.0"' in out and "chart-version.yaml" in out
+    _run(capsys, root, "promote", SERVICE, "--to", "staging")
+
+    def flux_chart(env: str) -> dict[str, object]:
+        objects = k8s.kustomize_build(root / "apps" / env / SERVICE)
+        # The chart-version object is local-config: read by kustomize, never applied to a cluster.
+        assert not any(o["kind"] == "ConfigMap" and o["metadata"]["name"] == f"{SERVICE}-chart" for o in objects)
+        return dict(next(o for o in objects if o["kind"] == "OCIRepository")["spec"]["ref"])
+
+    assert {env: flux_chart(env) for env in ("dev", "staging", "production")} == {
+        "dev": {"semver": "0.2.0"}, "staging": {"semver": "0.2.0"}, "production": {"semver": "0.1.0"}}
+    appset = k8s.load_documents(root / "argocd" / "applicationsets" / "services.yaml")[0]
+    chart = appset["spec"]["template"]["spec"]["sources"][0]
+    argo = {(p["environment"], go_template(chart["repoURL"], p), go_template(chart["targetRevision"], p))
+            for p in appset_params(appset, root)}
+    registry = yaml.safe_load((root / ".fleetstrap" / "answers" / "fleet.yml").read_text())["registry"]
+    assert argo == {("dev", f"oci://{registry}/charts/{SERVICE}", "0.2.0"),
+                    ("staging", f"oci://{registry}/charts/{SERVICE}", "0.2.0"),
+                    ("production", f"oci://{registry}/charts/{SERVICE}", "0.1.0")}
+    body = git(root, "log", "-1", "--format=%B")
+    assert body.startswith(f"{SERVICE}: promote 0.2.0 from dev to staging")

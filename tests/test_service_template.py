@@ -327,8 +327,9 @@ def test_setter_markers(full: Path, default: Path) -> None:
 def test_argocd_image_updater(full: Path, default: Path) -> None:
     assert not (default / "argocd").exists()
     docs = k8s.load_documents(full / "argocd/image-updater" / f"{SERVICE}.yaml")
-    assert [d["metadata"]["name"] for d in docs] == [f"{SERVICE}-{e}" for e in ("dev", "staging", "production")]
-    for doc, env in zip(docs, ("dev", "staging", "production"), strict=True):
+    # Promotion order: only the first environment follows new tags; staging and production move by promote.
+    assert [d["metadata"]["name"] for d in docs] == [f"{SERVICE}-dev"]
+    for doc, env in zip(docs, ("dev",), strict=True):
         assert doc["apiVersion"] == "argocd-image-updater.argoproj.io/v1alpha1" and doc["kind"] == "ImageUpdater"
         ref = doc["spec"]["applicationRefs"][0]
         assert ref["labelSelectors"]["matchLabels"] == {"fleet.service": SERVICE,

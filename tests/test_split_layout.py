@@ -82,7 +82,7 @@ def argo_split_services(fleet: RenderedFleet) -> set[tuple[str, str, tuple[str, 
     template = appset["spec"]["template"]["spec"]
     chart, refs = _argo_sources(fleet)
     out = set()
-    for params in appset_params(appset):
+    for params in appset_params(appset, fleet.root):
         values: dict[str, Any] = {}
         for vf in chart["helm"]["valueFiles"]:
             name, _, rest = go_template(vf, params).partition("/")
@@ -91,7 +91,7 @@ def argo_split_services(fleet: RenderedFleet) -> set[tuple[str, str, tuple[str, 
             values = merge_values(values, yaml.safe_load((fleet.root / rest).read_text(encoding="utf-8")) or {})
         values = merge_values(values, chart["helm"].get("valuesObject") or {})
         out.add((params["name"], go_template(chart["helm"]["releaseName"], params),
-                 (go_template(chart["repoURL"], params), chart["targetRevision"]),
+                 (go_template(chart["repoURL"], params), go_template(chart["targetRevision"], params)),
                  go_template(template["destination"]["namespace"], params), canonical(values)))
     return out
 
@@ -133,7 +133,8 @@ def test_argo_project_allows_every_source(engines: tuple[RenderedFleet, Rendered
     project = k8s.load_documents(argo.root / "argocd/projects" / f"{project_name}.yaml")[0]
     allowed = set(project["spec"]["sourceRepos"])
     chart, refs = _argo_sources(argo)
-    used = {go_template(s["repoURL"], p) for p in appset_params(appset) for s in [chart, *refs.values()]}
+    used = {go_template(s["repoURL"], p) for p in appset_params(appset, argo.root)
+            for s in [chart, *refs.values()]}
     assert used == allowed, "the AppProject allows exactly the fleet repo and each service's chart"
     # Other teams' projects gain nothing from the split layout.
     for other in argo.answers.teams[1:]:
@@ -195,8 +196,11 @@ def test_argocd_split_init_validates_and_adds_a_service(tmp_path: Path, crd_sche
             assert (fleet / "apps" / env / service / "values.yaml").is_file()
     text = (fleet / "argocd/applicationsets/services.yaml").read_text(encoding="utf-8")
     appset = yaml.safe_load(text)
-    services = {e["service"] for e in appset["spec"]["generators"][0]["matrix"]["generators"][1]["list"]["elements"]}
-    assert services == {"hello", "payments"}
+    # The git files generator finds each service's chart-version.yaml in every environment.
+    params = appset_params(appset, fleet)
+    assert {(p["environment"], p["data"]["service"]) for p in params} == {
+        (env, s) for env in ("dev", "staging", "production") for s in ("hello", "payments")}
+    assert {p["data"]["version"] for p in params} == {"0.1.0"}
     project = yaml.safe_load((fleet / "argocd/projects/platform.yaml").read_text(encoding="utf-8"))
     assert {f"oci://{registry}/charts/{s}" for s in ("hello", "payments")} <= set(project["spec"]["sourceRepos"])
     assert _errors(fleet, crd_schemas) == []

@@ -204,3 +204,107 @@ def test_index_options(tmp_path: Path) -> None:
     assert pip_index_args(str(tmp_path)) == ["--no-index", "--find-links", str(tmp_path)]
     assert pip_index_args(f"file://{tmp_path}") == ["--no-index", "--find-links", str(tmp_path)]
     assert pip_index_args("https://pypi.example.com/simple") == ["--index-url", "https://pypi.example.com/simple"]
+
+
+def test_old_release_fetched_from_a_single_wheel(wheels: Wheels, rendered_old: Path, tmp_path: Path) -> None:
+    """The wheel the fleet's release was installed from, given as the template source: no index needed."""
+    fleet = _copy(rendered_old, tmp_path / "fleet")
+    (old_wheel,) = wheels.links.glob(f"fleetstrap-{OLD}-*.whl")
+    alone = tmp_path / "downloads" / old_wheel.name  # the wheel alone, away from any index or find-links dir
+    alone.parent.mkdir()
+    shutil.copy2(old_wheel, alone)
+
+    res = _fleetstrap_new(wheels, tmp_path / "cache", "update", str(fleet), "--no-validate", "--commit",
+                          index=alone)
+
+    assert res.returncode == 0, res.stderr
+    assert f"fetching templates v{OLD}" in res.stderr
+    values = (fleet / VALUES).read_text()
+    assert values.startswith(USER_LINE + "\n") and NEW_LINE in values and "<<<<<<<" not in values
+    assert _recorded(fleet, "service-alpha") == f"v{NEW}"
+
+
+def test_old_release_fetched_from_a_wheel_url(wheels: Wheels, rendered_old: Path, tmp_path: Path) -> None:
+    """A wheel URL (what a fleet's fleetstrap_pip may name), served on loopback: pip downloads that one file."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    fleet = _copy(rendered_old, tmp_path / "fleet")
+    (old_wheel,) = wheels.links.glob(f"fleetstrap-{OLD}-*.whl")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(wheels.links))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{old_wheel.name}"
+        res = _fleetstrap_new(wheels, tmp_path / "cache", "update", str(fleet), "--no-validate", "--commit",
+                              index=url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert res.returncode == 0, res.stderr
+    assert f"fetching templates v{OLD}" in res.stderr
+    assert NEW_LINE in (fleet / VALUES).read_text() and _recorded(fleet, "service-alpha") == f"v{NEW}"
+
+
+def test_a_wheel_of_another_version_is_refused(wheels: Wheels, rendered_old: Path, tmp_path: Path) -> None:
+    fleet = _copy(rendered_old, tmp_path / "fleet")
+    before = head(fleet)
+    (new_wheel,) = wheels.links.glob(f"fleetstrap-{NEW}-*.whl")
+    res = _fleetstrap_new(wheels, tmp_path / "cache", "update", str(fleet), "--no-validate", index=new_wheel)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert f"is fleetstrap {NEW}, but this fleet was rendered by {OLD}" in res.stderr
+    assert head(fleet) == before and status(fleet) == []
+
+
+def test_old_release_fetched_from_fleetstrap_s_git_repository(wheels: Wheels, rendered_old: Path,
+                                                                tmp_path: Path) -> None:
+    """`git+URL` of fleetstrap's repository (pip's VCS form, a ref after '@' ignored): the release's tag is cloned
+    and its templates/ taken; once fetched, the local mirror serves it with the repository gone (offline)."""
+    fleet = _copy(rendered_old, tmp_path / "fleet")
+    repo = tmp_path / "fleetstrap-repo"
+    shutil.copytree(wheels.templates_old, repo / "templates")
+    (repo / "README.md").write_text("fleetstrap\n")
+    git(repo.parent, "init", "-q", "-b", "main", str(repo))
+    commit_all(repo, f"fleetstrap {OLD}")
+    git(repo, "tag", f"v{OLD}")
+    (repo / "templates" / "copier.yml").write_text("# moved on after the release\n")
+    commit_all(repo, "main moves on")  # the tag, not main, is what gets fetched
+    cache = tmp_path / "cache"
+
+    res = _fleetstrap_new(wheels, cache, "update", str(fleet), "--no-validate", "--commit",
+                          index=f"git+file://{repo}@main")
+
+    assert res.returncode == 0, res.stderr
+    assert f"fetching templates v{OLD}" in res.stderr
+    values = (fleet / VALUES).read_text()
+    assert values.startswith(USER_LINE + "\n") and NEW_LINE in values and "<<<<<<<" not in values
+
+    shutil.rmtree(repo)
+    code = ("from fleetstrap.upgrade.source import ensure_release_templates as e; "
+            f"print(e('v{OLD}', 'git+file://{repo}'))")
+    res = _fleetstrap_new(wheels, cache, "-c", code, python=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == git(cache / "template-mirror", "rev-parse", f"v{OLD}^{{commit}}").strip()
+    assert "fetching" not in res.stderr
+
+
+@pytest.mark.parametrize(("index", "url"), [
+    ("git+https://git.example.com/acme/fleetstrap.git@v0.1.0", "https://git.example.com/acme/fleetstrap.git"),
+    ("git+ssh://git@git.example.com/acme/fleetstrap.git", "ssh://git@git.example.com/acme/fleetstrap.git"),
+    ("git+file:///srv/fleetstrap#egg=fleetstrap", "file:///srv/fleetstrap"),
+    ("https://pypi.example.com/simple", None),
+])
+def test_git_sources(index: str, url: str | None) -> None:
+    from fleetstrap.upgrade.source import git_source
+
+    assert git_source(index) == url
+
+
+def test_git_source_needs_a_known_scheme() -> None:
+    from fleetstrap.errors import UserError
+    from fleetstrap.upgrade.source import git_source
+
+    with pytest.raises(UserError, match="git\\+https://"):
+        git_source("git+ftp://example.com/fleetstrap.git")

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from fleetstrap import answer_types as t
 from fleetstrap.names import GITHUB_OWNER
 
-Kind = Literal["str", "bool", "list", "clusters", "service"]
+Kind = Literal["str", "bool", "list", "clusters", "service", "ranges"]
 Answers = Mapping[str, Any]
 
 ENGINES = ("flux", "argocd", "both")
@@ -32,6 +32,8 @@ LEGACY_DELIVERY = {"true": "argo-rollouts", "yes": "argo-rollouts", "on": "argo-
                    "false": "none", "no": "none", "off": "none", "0": "none"}
 IN_CLUSTER = "https://kubernetes.default.svc"
 FIRST_SERVICE_SUGGESTION = "hello"  # offered by the prompt; `service` itself has no default (required)
+# The blueprints' owner until the user names theirs: push refuses it, an interactive init asks for the real one.
+PLACEHOLDER_OWNERS = frozenset({"example-org"})
 
 
 def default_registry(owner: str) -> str:
@@ -135,6 +137,14 @@ QUESTIONS: tuple[Question, ...] = (
                          "['none', 'false', 'no', 'off', '0', ''] }}"),
     Question("image_automation", "Automate image tag updates (Flux image automation / Argo CD Image Updater)",
              "Let Flux image automation (or Argo CD Image Updater) bump image tags", kind="bool", default=False),
+    # Promotion order is the default: only the first environment follows new tags. An environment named here
+    # follows them too, within its range (e.g. {staging: ">=1.0.0-rc.0"}: release candidates reach staging).
+    Question("image_policy", "Environments whose image tags follow new releases, each with its semver range",
+             "Environments that follow new image tags automatically (besides the first), each with the semver range "
+             "it accepts, e.g. {staging: '>=1.0.0-rc.0'}; needs image_automation. The others change only by "
+             "fleetstrap promote",
+             kind="ranges", default={}, check=t.semver_range_problem, asked=False,
+             copier_when="{{ (image_policy | default({})) | length > 0 }}"),
     Question("secrets", "Secrets approach", "How secrets reach the cluster", choices=SECRETS,
              default="sealed-secrets", copier_when="{{ unit in ['fleet', 'cluster'] }}"),
     Question("ingress_domain", "Ingress domain (hosts become <service>.<environment>.<domain>)",

@@ -292,3 +292,34 @@ def pip_args_problem(value: str, key: str) -> str | None:
         return (f"{key} must end with what installs fleetstrap (a requirement, a git URL or a wheel naming "
                 "fleetstrap)")
     return None
+
+
+# A semver range as Flux's ImagePolicy (`spec.policy.semver.range`) and Argo CD Image Updater (the constraint after
+# ':' in `imageName`) both read it: Masterminds semver v3 constraints. fleetstrap takes comparators (`>=1.0.0-rc.0`,
+# `~1.2`, `^1`, `1.x`) joined by spaces or commas (and) and `||` (or); not the hyphen form `1.2 - 1.4`, which reads
+# like a prerelease to a person.
+_SEMVER_OP = r"(?:!=|>=|<=|=>|=<|~>|[=<>~^])?"
+_SEMVER_PART = r"(?:0|[1-9][0-9]*|[xX*])"
+_SEMVER_COMPARATOR = re.compile(
+    rf"^{_SEMVER_OP}v?{_SEMVER_PART}(?:\.{_SEMVER_PART}){{0,2}}(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$")
+MAX_SEMVER_RANGE = 128
+
+
+def semver_range_problem(value: str, key: str) -> str | None:
+    """A semver range both image automations read the same way (Masterminds semver v3 constraints)."""
+    if not value.strip():
+        return f"{key} must not be empty"
+    if len(value) > MAX_SEMVER_RANGE:
+        return f"{key} is longer than {MAX_SEMVER_RANGE} characters"
+    if any(ch in value for ch in "\t\n\r\v\f"):
+        return f"{key} must not contain tabs or line breaks"
+    for alternative in value.split("||"):
+        comparators = [c for c in re.split(r"[\s,]+", alternative.strip()) if c]
+        if not comparators:
+            return f"{key}: {_shown(value)} has an empty alternative around '||'"
+        bad = next((c for c in comparators if not _SEMVER_COMPARATOR.match(c)), None)
+        if bad is not None:
+            return (f"{key}: {_shown(bad)} is not a semver comparator (e.g. >=1.0.0-rc.0, ~1.2, ^1, 1.x; "
+                    "joined by spaces or commas, alternatives by ||)")
+    return None

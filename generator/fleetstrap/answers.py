@@ -53,16 +53,18 @@ Engine = Literal["flux", "argocd", "both"]
 
 # The answers every unit of the template receives (the rest only go to the fleet unit: FleetAnswers.fleet_data).
 SHARED_KEYS = ("owner", "fleet_name", "git_url", "branch", "engine", "environments", "registry", "image_automation",
-               "progressive_delivery", "telemetry_backend", "otlp_endpoint", "collector_mode", "ingress_domain",
-               "tls_issuer", "monitoring", "repo_layout", "dependency_bot", "verify_signatures", "policy",
-               "fleetstrap_pip")
+               "image_policy", "progressive_delivery", "telemetry_backend", "otlp_endpoint", "collector_mode",
+               "ingress_domain", "tls_issuer", "monitoring", "repo_layout", "dependency_bot", "verify_signatures",
+               "policy", "fleetstrap_pip")
 # `services` is kept by fleetstrap (init's first service, then `add service`); accepted in answers files.
 KNOWN_KEYS = frozenset(QUESTION_BY_KEY) | {"services"}
 
 
 def _field_default(q: Question) -> Any:
     """FleetAnswers' field default: the schema's static default; an empty one where the schema derives it
-    from other answers (build_answers fills those in)."""
+    from other answers (build_answers fills those in). A mapping answer is frozen as (key, value) pairs."""
+    if q.kind == "ranges":
+        return tuple(dict(q.default).items())
     if q.derive is None:
         return q.default
     return () if q.kind in ("list", "clusters") else ""
@@ -103,6 +105,7 @@ class FleetAnswers:
     otlp_endpoint: str = _SCHEMA_DEFAULT["otlp_endpoint"]
     collector_mode: str = _SCHEMA_DEFAULT["collector_mode"]
     image_automation: bool = _SCHEMA_DEFAULT["image_automation"]
+    image_policy: tuple[tuple[str, str], ...] = _SCHEMA_DEFAULT["image_policy"]  # (environment, semver range)
     progressive_delivery: str = _SCHEMA_DEFAULT["progressive_delivery"]
     secrets: str = _SCHEMA_DEFAULT["secrets"]
     ingress_domain: str = _SCHEMA_DEFAULT["ingress_domain"]
@@ -122,7 +125,9 @@ class FleetAnswers:
     def to_copier_data(self) -> dict[str, Any]:
         """Answers shared by every unit, in copier's vocabulary (lists, not tuples)."""
         values = {k: getattr(self, k) for k in SHARED_KEYS}
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        out["image_policy"] = dict(self.image_policy)
+        return out
 
     def fleet_data(self) -> dict[str, Any]:
         data = self.to_copier_data()
@@ -142,6 +147,14 @@ class FleetAnswers:
         out = self.fleet_data()
         out["service"] = self.services[0] if self.services else ""
         return out
+
+    def followed_environments(self) -> tuple[str, ...]:
+        """The environments whose image tags follow new releases automatically (image automation on): the first,
+        and those image_policy names, in promotion order. The others change only by `fleetstrap promote`."""
+        if not self.image_automation:
+            return ()
+        named = dict(self.image_policy)
+        return tuple(e for i, e in enumerate(self.environments) if i == 0 or e in named)
 
     @property
     def engines(self) -> tuple[str, ...]:
@@ -348,6 +361,33 @@ def _clusters(data: Mapping[str, Any], environments: tuple[str, ...]) -> tuple[C
     return tuple(out)
 
 
+def _ranges(data: Mapping[str, Any], q: Question, resolved: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """image_policy: a mapping of environment to semver range, for environments of this fleet, with image
+    automation on (a range no automation reads would be a promise the fleet does not keep)."""
+    raw = data.get(q.key)
+    if raw in (None, "", {}):
+        return ()
+    if not isinstance(raw, Mapping):
+        raise AnswersError(f"answer {q.key!r} must be a mapping of environment to semver range, "
+                           "e.g. {staging: '>=1.0.0-rc.0'}")
+    environments: tuple[str, ...] = resolved["environments"]
+    out = []
+    for env, value in raw.items():
+        if env not in environments:
+            raise AnswersError(f"answer {q.key!r}: {env!r} is not one of the environments ({', '.join(environments)})")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise AnswersError(f"answer {q.key!r}: the range of {env} must be a string, e.g. '>=1.0.0-rc.0'")
+        problem = answer_types.semver_range_problem(str(value), f"answer {q.key!r}: {env}")
+        if problem:
+            raise AnswersError(problem)
+        out.append((str(env), str(value).strip()))
+    if not resolved.get("image_automation"):
+        raise AnswersError(f"answer {q.key!r} needs image_automation: true (it sets the ranges image automation "
+                           "follows)")
+    order = {e: i for i, e in enumerate(environments)}
+    return tuple(sorted(out, key=lambda pair: order[pair[0]]))
+
+
 def _services(data: Mapping[str, Any]) -> tuple[str, ...]:
     listed = data.get("services") or []
     if not isinstance(listed, list | tuple):
@@ -391,6 +431,8 @@ def _resolve(data: Mapping[str, Any], q: Question, resolved: Mapping[str, Any]) 
         return _clusters(data, resolved["environments"])
     if q.kind == "service":
         return _services(data)
+    if q.kind == "ranges":
+        return _ranges(data, q, resolved)
     if q.legacy is not None:
         return delivery_choice(data.get(q.key, q.default_for(resolved)))
     return _text(data, q, resolved)
@@ -438,6 +480,8 @@ def replace(answers: FleetAnswers, **changes: Any) -> FleetAnswers:
     for key, value in changes.items():
         if key == "clusters":
             data[key] = [c.to_data() for c in value]
+        elif key == "image_policy":
+            data[key] = dict(value)
         elif isinstance(value, tuple):
             data[key] = list(value)
         else:

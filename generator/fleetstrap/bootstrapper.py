@@ -18,7 +18,7 @@ from fleetstrap.bootstrap import manifests, objects
 from fleetstrap.bootstrap.engines import Engine, build_engines, build_workload_targets
 from fleetstrap.bootstrap.kube import Applied, DryRunJournal, KubeClient, RecordingClient, connect
 from fleetstrap.bootstrap.manifests import Downloads
-from fleetstrap.bootstrap.preflight import Preflight, PreflightInput, check_preflight
+from fleetstrap.bootstrap.preflight import Preflight, PreflightInput, bootstrap_needs, check_preflight
 from fleetstrap.bootstrap.wait import RecordingWaiter, States, Target, Waiter
 from fleetstrap.errors import ClusterError, GitError, UserError
 from fleetstrap.publish.auth import remote_of
@@ -281,6 +281,10 @@ def bootstrap_cluster(request: BootstrapRequest, connector: Connector = connect)
     fleet = load_fleet_answers(request.root)
     spec = fleet.cluster(request.cluster)
     with trace.stage("bootstrap", cluster=request.cluster, engine=fleet.engine, dry_run=request.dry_run):
+        if request.dry_run:  # what it needs, one line each, before trying any of it
+            for line in bootstrap_needs(request.root, request.remote, fleet.branch, fleet.engines, Downloads(
+                    request.download_base_url, request.cache_dir, request.use_flux_cli)):
+                output.info(line)
         clients = connect_clients(request, request.context or spec.context or None, connector,
                                   dry_run=request.dry_run)
         return Bootstrapper(request, fleet, clients).run()

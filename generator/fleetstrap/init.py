@@ -44,6 +44,7 @@ class AnswerSources:
     data: tuple[str, ...] = ()
     defaults: bool = False
     interactive: bool = False
+    ask_owner: bool = False  # not interactive, but on a terminal: ask the owner when it is still a placeholder
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ def gather_answers(sources: AnswerSources) -> FleetAnswers:
             from fleetstrap.prompts import ask_fleet_answers  # questionary only when prompting
 
             merged = ask_fleet_answers(merged)
+        elif sources.ask_owner and not sources.defaults:
+            from fleetstrap.prompts import ask_owner_over_placeholder
+
+            merged = ask_owner_over_placeholder(merged)
         missing = missing_answers(merged)
         if missing:
             raise AnswersError(

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fleetstrap.answer_schema import FIRST_SERVICE_SUGGESTION, QUESTIONS, Question
+from fleetstrap.answer_schema import (
+    FIRST_SERVICE_SUGGESTION,
+    PLACEHOLDER_OWNERS,
+    QUESTION_BY_KEY,
+    QUESTIONS,
+    Question,
+    owner_problem,
+)
 from fleetstrap.answer_types import context_problem
 from fleetstrap.answers import delivery_choice
 from fleetstrap.errors import AnswersError
@@ -122,3 +129,22 @@ def confirm(message: str, default: bool = False) -> bool:
     import questionary
 
     return bool(questionary.confirm(message, default=default).unsafe_ask())
+
+
+def ask_owner_over_placeholder(sources: Mapping[str, Any]) -> dict[str, Any]:
+    """A blueprint's answers (merged with an answers file and --data) whose owner is still the blueprints'
+    placeholder: ask for the real owner, the one question that cannot have a sensible default (the git URL, the
+    images and the deploy keys derive from it; `push` refuses the placeholder). Other answers stay as given."""
+    import questionary
+
+    out = dict(sources)
+    owner = str(out.get("owner") or "")
+    if owner and owner.lower() not in PLACEHOLDER_OWNERS:
+        return out
+    q = QUESTION_BY_KEY["owner"]
+    out["owner"] = questionary.text(
+        _label(q, f"the blueprint's {owner!r} is a placeholder" if owner else ""),
+        validate=_validator(lambda t: owner_problem(t, "owner") or (
+            f"{t!r} is a placeholder; name your GitHub user or organization" if t.lower() in PLACEHOLDER_OWNERS
+            else None))).unsafe_ask()
+    return out

@@ -21,7 +21,7 @@ from fleetstrap.answer_schema import QUESTIONS, Question
 from fleetstrap.answers import DEFAULTS, FleetAnswers, build_answers
 
 COPIER_YML = Path(__file__).resolve().parents[2] / "templates" / "copier.yml"
-COPIER_TYPES = {"str": "str", "bool": "bool", "list": "yaml", "clusters": "yaml"}
+COPIER_TYPES = {"str": "str", "bool": "bool", "list": "yaml", "clusters": "yaml", "ranges": "yaml"}
 # Schema questions copier.yml has no key for, and why.
 NOT_IN_COPIER = {"service": "copier's service unit asks service_name; the fleet unit records the list `services`"}
 
@@ -133,7 +133,8 @@ def test_fleet_answers_defaults_are_the_schema_s() -> None:
         if q.key == "service":
             continue
         if q.derive is None and not q.required:
-            assert fields[q.key] == q.default, q.key
+            # A mapping answer is frozen as (key, value) pairs.
+            assert (dict(fields[q.key]) if q.kind == "ranges" else fields[q.key]) == q.default, q.key
             assert DEFAULTS[q.key] == q.default
     assert set(fields) == ({q.key for q in QUESTIONS} - {"service"}) | {"services"}
 

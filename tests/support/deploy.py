@@ -20,7 +20,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from support.fleet import RenderedFleet, render_blueprint
+from fleetstrap.blueprints import resolve_blueprint
+from support.fleet import RenderedFleet, render_answers, render_blueprint
 
 SERVICE = "hello"
 BOTS = {
@@ -37,7 +38,11 @@ def git(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
                           env={**os.environ, **(env or {})}).stdout.strip()
 
 
-def rendered(engine: str, layout: str, automation: bool) -> RenderedFleet:
+def rendered(engine: str, layout: str, automation: bool, image_policy: dict[str, str] | None = None) -> RenderedFleet:
+    if image_policy:
+        key = "multi-env-policy-" + "-".join(f"{engine}-{layout}-{env}" for env in sorted(image_policy))
+        return render_answers(key, {**resolve_blueprint("multi-env"), "engine": engine, "repo_layout": layout,
+                                    "image_automation": automation, "image_policy": image_policy})
     return render_blueprint("multi-env", engine=engine, repo_layout=layout, image_automation=automation)
 
 
@@ -86,20 +91,41 @@ def _flux_setters(text: str, version: str) -> str:
     return "\n".join(lines)
 
 
+def chart_version(root: Path, env: str, service: str = SERVICE) -> str | None:
+    """The chart version an environment pins (split layout), None without a chart-version file."""
+    path = root / "apps" / env / service / "chart-version.yaml"
+    if not path.is_file():
+        return None
+    return str(__import__("yaml").safe_load(path.read_text())["data"]["version"])
+
+
+def _yq_set_chart(text: str, version: str) -> str:
+    """`yq -i '.data.version = strenv(VERSION)'` on a chart-version file (the release workflow, split layout)."""
+    out, n = re.subn(r'(?m)^(  version:[ \t]*)("[^"]*"|\S+)', lambda m: f'{m.group(1)}"{version}"', text, count=1)
+    assert n == 1, "no data.version line"
+    return out
+
+
 def release(root: Path, version: str, *, env: str = "dev", by: str = "workflow", service: str = SERVICE) -> str | None:
-    """One release landing in `env` as `by` commits it; returns the commit, None when the bot had nothing to do."""
+    """One release landing in `env` as `by` commits it; returns the commit, None when the bot had nothing to do.
+    The release workflow of a split-layout fleet also sets the environment's chart version (same version)."""
     path = values(root, env, service)
     text = path.read_text()
     new = _flux_setters(text, version) if by == "flux" else _yq_set_tag(text, version)
     if new == text:
         return None
     path.write_text(new)
+    paths = [str(path.relative_to(root))]
+    chart = root / "apps" / env / service / "chart-version.yaml"
+    if by == "workflow" and chart.is_file():
+        chart.write_text(_yq_set_chart(chart.read_text(), version))
+        paths.append(str(chart.relative_to(root)))
     name, email = BOTS[by]
     message = {"workflow": f"{service}: deploy {version} to {env}", "flux": f"chore({env}): update images",
                "argocd": f"build: automatic update of {service}"}[by]
     ident = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name,
              "GIT_COMMITTER_EMAIL": email}
-    git(root, "commit", "-q", "-m", message, "--", str(path.relative_to(root)), env=ident)
+    git(root, "commit", "-q", "-m", message, "--", *paths, env=ident)
     return git(root, "rev-parse", "HEAD")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,12 +12,15 @@ from cryptography.exceptions import UnsupportedAlgorithm
 
 from fleetstrap import gitrepo
 from fleetstrap.answers import FleetAnswers
+from fleetstrap.bootstrap import manifests
 from fleetstrap.bootstrap.kube import KubeClient
 from fleetstrap.bootstrap.ssh import public_key_openssh, scan_known_hosts, ssh_host
+from fleetstrap.cache import cache_dir
 from fleetstrap.errors import FleetstrapError, PreflightError
 from fleetstrap.pins import pin
 from fleetstrap.publish.auth import remote_of
 from fleetstrap.publish.keys import deploy_key_path
+from fleetstrap.redact import redact
 
 # (verb, group, resource): what installing an engine needs cluster-wide.
 REQUIRED_ACCESS = (
@@ -159,3 +164,58 @@ def check_preflight(given: PreflightInput, fleet: FleetAnswers, client: KubeClie
     if problems:
         raise PreflightError(problems)
     return Preflight(version, identity, known, head)
+
+
+# ---------------------------------------------------------------- what a bootstrap needs, said before trying
+
+
+def bootstrap_needs(root: Path, remote: str, branch: str, engines: Sequence[str],
+                    downloads: manifests.Downloads) -> list[str]:
+    """What bootstrap needs besides the cluster itself, one line each, from local state only (no network, no
+    cluster): the `cluster` extra, the fleet pushed, each engine's install manifest. Said up front by a dry run,
+    so a missing piece is named before anything is tried; the preflight checks then verify them for real."""
+    lines = []
+    if importlib.util.find_spec("kubernetes") is None:
+        lines.append("needs the cluster extra (the Kubernetes Python client): missing - pip install "
+                     "'fleetstrap[cluster]'")
+    else:
+        lines.append("needs the cluster extra (the Kubernetes Python client): installed")
+    lines.append(_push_need(root, remote, branch))
+    lines += [_download_need(engine, downloads) for engine in engines]
+    return lines
+
+
+def _push_need(root: Path, remote: str, branch: str) -> str:
+    url = gitrepo.remote_url(root, remote)
+    if url is None:
+        return f"needs the fleet pushed (the cluster pulls it): no git remote {remote!r} yet - run `fleetstrap push`"
+    head = gitrepo.head_sha(root) or ""
+    tracked = gitrepo.run(root, "rev-parse", "-q", "--verify", f"refs/remotes/{remote}/{branch}^{{commit}}",
+                          check=False).strip()
+    where = f"{remote} ({redact(url)}) {branch}"
+    if not head:
+        return f"needs the fleet pushed to {where}: the repository has no commit yet - run `fleetstrap push`"
+    if tracked == head:
+        return f"needs the fleet pushed to {where}: {head[:12]} was pushed (preflight asks the remote)"
+    return (f"needs the fleet pushed to {where}: {head[:12]} is not known to be pushed - run `fleetstrap push` "
+            "(preflight asks the remote)")
+
+
+def _download_need(engine: str, downloads: manifests.Downloads) -> str:
+    root = (downloads.cache_dir or cache_dir()) / "manifests"
+    if engine == "flux":
+        version = pin("flux_version").removeprefix("v")
+        flux = shutil.which("flux") if downloads.use_flux_cli else None
+        if flux and manifests.flux_cli_version(flux) == version:
+            return f"needs the Flux {version} install manifest: from the flux CLI on PATH ({flux})"
+        path = root / f"flux-v{version}-install.yaml"
+        url, _ = manifests.flux_urls(version, downloads.base_url)
+        what = f"Flux {version}"
+    else:
+        version = pin("argocd_version")
+        path = root / f"argocd-{version}-install.yaml"
+        url = manifests.argocd_url(version, downloads.base_url)
+        what = f"Argo CD {version}"
+    if path.is_file():
+        return f"needs the {what} install manifest: cached at {path}"
+    return f"needs the {what} install manifest: downloads {redact(url)} once (cached under {root})"

@@ -35,8 +35,8 @@ def init(dest: Path | None, dir_: Path | None, blueprint: str | None, answers_fi
          no_validate: bool, fmt: str) -> None:
     """Generate a fleet-infra GitOps repository in DEST or -C DIR (default ./fleet-infra).
 
-    Interactive on a terminal; with --blueprint/--answers/--data/--defaults/--format json (or without a terminal)
-    it never prompts.
+    Interactive on a terminal; with --blueprint/--answers/--data it asks only for the owner, and only while it is
+    a blueprint's placeholder (example-org); with --defaults/--format json (or without a terminal) it never prompts.
     """
     from fleetstrap.init import AnswerSources, InitRequest, init_fleet, stdin_is_tty
 
@@ -44,12 +44,12 @@ def init(dest: Path | None, dir_: Path | None, blueprint: str | None, answers_fi
         raise click.UsageError(f"two destinations given: {dest} and -C {dir_}")
     dest = dest or dir_ or Path("fleet-infra")
     # --format json is for programs: the questions would share stdout with the JSON, so it never prompts
-    interactive = (fmt != "json" and stdin_is_tty() and not defaults and not blueprint and not answers_file
-                   and not data)
+    terminal = fmt != "json" and stdin_is_tty() and not defaults
+    interactive = terminal and not blueprint and not answers_file and not data
     request = InitRequest(
         dest=dest,
         sources=AnswerSources(blueprint=blueprint, answers_file=answers_file, data=data, defaults=defaults,
-                              interactive=interactive),
+                              interactive=interactive, ask_owner=terminal and not interactive),
         force=force,
         overwrite=overwrite,
         author=_parse_author(author),

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
               help="Only this component (fleet, cluster/<c>, service/<s>, monitoring); repeatable.")
 @click.option("--to", "to", metavar="VERSION|REF", help="Template version or ref (default: this fleetstrap's).")
 @click.option("--template", metavar="URL", help="Template git repo URL or path (default: the bundled templates).")
-@click.option("--template-index", metavar="URL|DIR",
-              help="Where to fetch an older release's templates missing on this machine: a package index URL "
-                   "or a directory of wheels (default: $FLEETSTRAP_TEMPLATE_INDEX, else pip's configuration).")
+@click.option("--template-index", metavar="URL|DIR|WHEEL|git+URL",
+              help="Where to fetch an older release's templates missing on this machine: a package index URL, "
+                   "a directory of wheels, one wheel (file or URL), or git+URL of fleetstrap's repository "
+                   "(its vX.Y.Z tag) (default: $FLEETSTRAP_TEMPLATE_INDEX, else pip's configuration).")
 @click.option("--conflict", type=click.Choice(["inline", "rej"]), default="inline", show_default=True,
               help="Leave conflicts as inline markers or as .rej files.")
 @click.option("--pretend", "--diff", "pretend", is_flag=True,

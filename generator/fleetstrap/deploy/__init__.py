@@ -22,6 +22,7 @@ from fleetstrap.deploy.state import (
     ROLLED_BACK_TRAILER,
     EnvState,
     ServiceState,
+    chart_path,
     is_production,
     updater_path,
     values_path,
@@ -108,12 +109,39 @@ def _values_change(state: ServiceState, env: EnvState, tag: str, repository: str
     return FileChange(rel, env.values, after)
 
 
+def _follows(state: ServiceState, env: str) -> bool:
+    """Whether the Argo CD Image Updater has an ImageUpdater for `env` (only environments that follow new tags)."""
+    return state.updater is not None and v.has_updater(state.updater, f"{state.service}-{env}")
+
+
 def _updater_change(state: ServiceState, env: str, pin_to: str | None) -> FileChange | None:
-    if state.updater is None:
+    if state.updater is None or not _follows(state, env):
         return None
     name, rel = f"{state.service}-{env}", updater_path(state.service)
     after = v.pin_updater(state.updater, rel, name, pin_to) if pin_to else v.unpin_updater(state.updater, rel, name)
     return FileChange(rel, state.updater, after)
+
+
+def _chart_change(state: ServiceState, env: EnvState, version: str) -> FileChange | None:
+    """Split layout: the environment's pinned chart version set to `version` (a release's chart carries the
+    release's version, so the chart that goes with image tag X is chart X). None where the environment pins no
+    chart (monorepo) or follows a range (image automation there takes new charts itself)."""
+    if env.chart_text is None or env.chart is None or not v.is_exact_version(env.chart):
+        return None
+    rel = chart_path(env.name, state.service)
+    return FileChange(rel, env.chart_text, v.set_chart_version(env.chart_text, rel, version))
+
+
+def _chart_notes(state: ServiceState, source: EnvState | None, target: EnvState, tag: str) -> tuple[str, list[str]]:
+    """The chart version that goes with `tag` into `target`, and what to tell the user about it."""
+    if target.chart is None:
+        return "", []
+    # From an environment that pins one: that version; from one that follows a range: the release's own chart.
+    version = source.chart if source is not None and source.chart and v.is_exact_version(source.chart) else tag
+    if not v.is_exact_version(target.chart):
+        return "", [f"{target.name} follows {state.service} charts within {target.chart} "
+                    f"({chart_path(target.name, state.service)}): the chart is left to image automation"]
+    return version, []
 
 
 def _changed(*changes: FileChange | None) -> tuple[FileChange, ...]:
@@ -152,23 +180,23 @@ def build_promotion(state: ServiceState, to_env: str, *, from_env: str | None = 
     _, argo = _automation(state)  # Flux markers stay as they are: promote writes only the tag's value
     paused = _paused(state, target)
     notes: list[str] = []
-    if state.answers.repo_layout == "split":
-        # The templates pin no chart version per environment in the split layout: Flux's OCIRepository
-        # (ref.semver) and Argo CD's chart source (targetRevision) take the newest released chart everywhere.
-        notes.append(f"split layout: every environment follows the newest {state.service} chart released "
-                     "(semver >=0.1.0); this promotion moves the image tag only")
+    chart, chart_notes = _chart_notes(state, source, target, tag)
+    notes += chart_notes
     if paused:
         notes.append(f"image automation for {state.service} in {to_env} stays paused (rolled back earlier); "
                      f"{resume_command(state.service, to_env)} resumes it")
     files = _changed(
         _values_change(state, target, tag, source.repository, pause=False),
+        # Split layout: the chart moves with the image (apps/<env>/<service>/chart-version.yaml).
+        _chart_change(state, target, chart) if chart else None,
         # A paused Image Updater would pick its pinned tag again: the pin follows the promoted version.
         _updater_change(state, to_env, tag) if argo and paused else None,
     )
     production = is_production(state.answers, to_env)
     subject = f"{state.service}: promote {tag} from {from_env} to {to_env}"
     body = [f"Promotes **{state.service}** `{tag}` from **{from_env}** to **{to_env}** "
-            f"(`{values_path(to_env, state.service)}`: `{target.tag}` → `{tag}`).", ""]
+            f"(`{values_path(to_env, state.service)}`: `{target.tag}` → `{tag}`"
+            + (f"; chart `{target.chart}` → `{chart}`" if chart and chart != target.chart else "") + ").", ""]
     if skipped:
         body += [f"> [!WARNING]\n> Skips {', '.join(skipped)} (--force).", ""]
     body += [f"`{tag}` was deployed to {from_env} by commit {_since(source, tag)}.", ""]
@@ -218,9 +246,12 @@ def build_rollback(state: ServiceState, env_name: str, *, to: str | None = None)
         ran = ", ".join(d.tag for d in env.deployments) or "none"
         raise DeployError(f"{state.service} {to} never ran in {env_name} (its history: {ran}); "
                           "rollback returns to a version the environment ran")
-    flux, argo = _automation(state)
+    flux, argo_on = _automation(state)
+    argo = argo_on and _follows(state, env_name)
     pause_flux = flux and (v.has_markers(env.values) or v.is_paused(env.values))
+    # Split layout: the chart goes back with the image (the chart of release X is chart X).
     files = _changed(_values_change(state, env, to, None, pause=pause_flux),
+                     _chart_change(state, env, to),
                      _updater_change(state, env_name, to) if argo else None)
     resume = resume_command(state.service, env_name)
     how = []
@@ -233,6 +264,9 @@ def build_rollback(state: ServiceState, env_name: str, *, to: str | None = None)
     if argo:
         how.append(f"Argo CD Image Updater: ImageUpdater {state.service}-{env_name} allows only {to} "
                    f"({updater_path(state.service)})")
+    elif argo_on:
+        how.append(f"Argo CD Image Updater: {env_name} has no ImageUpdater (only promote moves its tag): "
+                   "nothing to pause")
     if not how:
         how.append("no image automation in this fleet: nothing to pause")
     subject = f"{state.service}: roll back {env_name} from {env.tag} to {to}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fleetstrap import gitrepo
 from fleetstrap.answers import FleetAnswers
-from fleetstrap.deploy.values import read_image
+from fleetstrap.deploy.values import read_chart_version, read_image
 from fleetstrap.errors import DeployError, ValuesError
 from fleetstrap.plan import ANSWERS_DIR
 from fleetstrap.repo import SERVICE_REPO_ANSWERS, load_fleet
@@ -24,6 +24,11 @@ _TRAILER = re.compile(rf"^{ROLLED_BACK_TRAILER}:\s*(\S+)\s*$", re.MULTILINE)
 
 def values_path(env: str, service: str) -> str:
     return f"apps/{env}/{service}/values.yaml"
+
+
+def chart_path(env: str, service: str) -> str:
+    """The chart version an environment runs (split layout only)."""
+    return f"apps/{env}/{service}/chart-version.yaml"
 
 
 def updater_path(service: str) -> str:
@@ -47,6 +52,8 @@ class EnvState:
     repository: str
     deployments: tuple[Deployment, ...]  # oldest first, one per change of the tag
     rolled_back_from: frozenset[str]
+    chart_text: str | None = None  # split layout: apps/<env>/<service>/chart-version.yaml at the revision
+    chart: str | None = None  # its data.version: an exact version, or the range a following environment takes
 
     @property
     def ran(self) -> frozenset[str]:
@@ -153,7 +160,11 @@ def read_service_state(root: Path, service: str, rev: str = "HEAD") -> ServiceSt
         text = blob.decode("utf-8")
         image = read_image(text, rel)
         deployments, rolled = _history(root, sha, rel)
-        envs.append(EnvState(env, text, image.tag, image.repository, deployments, rolled))
+        chart_rel = chart_path(env, service)
+        chart_blob = gitrepo.read_blob(root, sha, chart_rel)
+        chart_text = chart_blob.decode("utf-8") if chart_blob is not None else None
+        chart = read_chart_version(chart_text, chart_rel) if chart_text is not None else None
+        envs.append(EnvState(env, text, image.tag, image.repository, deployments, rolled, chart_text, chart))
     updater = gitrepo.read_blob(root, sha, updater_path(service))
     return ServiceState(root, sha, service, answers, tuple(envs),
                         updater.decode("utf-8") if updater is not None else None)

@@ -6,8 +6,12 @@ Image Updater rewrites `image.tag` through its helmvalues write-back. A YAML rou
 reorder keys, so edits replace only the value token of one line and keep everything else byte for byte; each edit
 is checked by parsing the result.
 
-The Argo CD Image Updater objects (`argocd/image-updater/<service>.yaml`, one ImageUpdater per environment) are
-edited the same way.
+In the split layout each environment also pins the chart it runs: `apps/<env>/<service>/chart-version.yaml`, a
+local-config ConfigMap whose `data.version` both engines read (an exact version, or a semver range in an
+environment that follows new releases). It is edited the same way.
+
+The Argo CD Image Updater objects (`argocd/image-updater/<service>.yaml`, one ImageUpdater per environment that
+follows new tags: the first, and those the answer image_policy names) are edited the same way.
 """
 
 from __future__ import annotations
@@ -165,6 +169,11 @@ def _document_span(lines: list[str], name: str) -> tuple[int, int] | None:
 _ALLOW = re.compile(r"^(?P<key>\s+allowTags:[ \t]*)(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s#]+)(?P<rest>.*)$")
 
 
+def has_updater(text: str, name: str) -> bool:
+    """Whether the image-updater file has ImageUpdater `name` (environments that only `promote` moves have none)."""
+    return _document_span(text.split("\n"), name) is not None
+
+
 def updater_pinned(text: str, name: str) -> bool:
     lines = text.split("\n")
     span = _document_span(lines, name)
@@ -223,3 +232,50 @@ def _check_documents(text: str, rel: str) -> list[Any]:
         return list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         raise ValuesError(f"{rel}: the edit gave invalid YAML; edit it by hand") from exc
+
+
+# ---------------------------------------------------------------- split layout: the chart version per environment
+
+# A chart version as `helm package --version` writes it (the release's tag): exact, not a range.
+_EXACT_VERSION = re.compile(r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+                            r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+
+
+def is_exact_version(value: str) -> bool:
+    """Whether a chart-version value pins one version (else it is a range the environment follows)."""
+    return bool(_EXACT_VERSION.match(value))
+
+
+def read_chart_version(text: str, rel: str) -> str:
+    """data.version of a chart-version file."""
+    data = _load(text, rel)
+    block = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(block, dict) or block.get("version") in (None, ""):
+        raise ValuesError(f"{rel} has no data.version")
+    return str(block["version"])
+
+
+def set_chart_version(text: str, rel: str, version: str) -> str:
+    """The chart-version text with data.version replaced (its quoting kept); comments and the rest kept."""
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if re.match(r"^data:\s*(#.*)?$", line)), None)
+    if start is None:
+        raise ValuesError(f"{rel} has no top-level `data:` mapping to edit")
+    edited = False
+    for i in range(start + 1, len(lines)):
+        if lines[i].strip() and lines[i][:1] not in (" ", "\t", "#"):
+            break
+        m = _SCALAR.match(lines[i])
+        if m and m.group("name") == "version":
+            lines[i] = m.group("key") + _quoted_like(m.group("value"), version) + m.group("rest")
+            edited = True
+            break
+    if not edited:
+        raise ValuesError(f"{rel}: data.version is not a plain `version: <value>` line fleetstrap can edit")
+    out = "\n".join(lines)
+    before, after = _load(text, rel), _load(out, rel)
+    if read_chart_version(out, rel) != version or {**after, "data": None} != {**before, "data": None} or \
+            {k: v for k, v in after["data"].items() if k != "version"} != \
+            {k: v for k, v in before["data"].items() if k != "version"}:
+        raise ValuesError(f"{rel}: editing data.version did not give {version} alone; edit it by hand")
+    return out

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fleetstrap import gitrepo, output, trace
+from fleetstrap.answer_schema import PLACEHOLDER_OWNERS
 from fleetstrap.answers import FleetAnswers
 from fleetstrap.errors import GitHubError, RemoteError, UserError
 from fleetstrap.gitrepo import Remote
@@ -205,7 +206,6 @@ class GitPublisher:
 
 
 # ---------------------------------------------------------------- GitHub
-PLACEHOLDER_OWNERS = frozenset({"example-org"})  # the blueprints' owner until the user names theirs
 
 
 def check_fleet_identity(fleet: FleetAnswers, owner: str, name: str) -> None:

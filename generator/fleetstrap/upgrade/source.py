@@ -5,7 +5,9 @@ one from the `_src_path` recorded in each answers file (`fleetstrap` for the bun
 committed). So update always resolves a source here and points the answers files at it before merging.
 
 The bundled mirror only holds the versions installed on this machine. A repo rendered by an older release
-elsewhere gets that release's templates from the package index, as pip would (`ensure_release_templates`).
+elsewhere gets that release's templates once (`ensure_release_templates`) from where fleetstrap is installed from:
+a package index (as pip would), a directory of wheels, a single wheel file, or fleetstrap's git repository (its
+`vX.Y.Z` tag). Once fetched, a release stays in the local mirror and later updates need no network.
 """
 
 from __future__ import annotations
@@ -148,6 +150,29 @@ def release_version(ref: str) -> str | None:
     return None if version.local is not None else ref[1:]
 
 
+def wheel_file(index: str) -> Path | None:
+    """The wheel `index` names (a path or file:// URL ending in .whl), else None."""
+    local = index.removeprefix("file://")
+    if "://" in local or not local.endswith(".whl"):
+        return None
+    return Path(local).expanduser()
+
+
+def git_source(index: str) -> str | None:
+    """The clone URL of a `git+URL` template source (pip's VCS form; a trailing `@ref` or `#fragment` is
+    dropped: the release tag decides what is checked out), else None."""
+    if not index.startswith("git+"):
+        return None
+    url = index[len("git+"):].split("#", 1)[0]
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("https", "http", "ssh", "file"):
+        raise UserError(f"{TEMPLATE_INDEX_ENV}: {redact(index)!r} must be git+https://, git+ssh:// or git+file://")
+    host_and_path, at, ref = rest.rpartition("@")
+    if at and "/" in host_and_path and "/" not in ref and ":" not in ref:
+        rest = host_and_path  # `...repo.git@v0.1.0`: a ref, not the user of an ssh URL (that comes before a '/')
+    return f"{scheme}://{rest}"
+
+
 def pip_index_args(index: str | None) -> list[str]:
     """pip options for a template index: a directory of wheels (or file:// URL) is used alone, offline;
     a URL replaces the index. None: the user's own pip configuration decides (PIP_INDEX_URL, pip.conf)."""
@@ -158,8 +183,8 @@ def pip_index_args(index: str | None) -> list[str]:
         return ["--no-index", "--find-links", str(Path(local).expanduser())]
     if index.startswith(("https://", "http://")):
         return ["--index-url", index]
-    raise UserError(f"{TEMPLATE_INDEX_ENV} must be a package index URL or a directory of wheels "
-                    f"(got {redact(index)!r})")
+    raise UserError(f"{TEMPLATE_INDEX_ENV} must be a package index URL, a directory of wheels, a wheel (file or "
+                    f"URL) or git+URL of fleetstrap's repository (got {redact(index)!r})")
 
 
 def _pip_error(stderr: str) -> str:
@@ -169,14 +194,29 @@ def _pip_error(stderr: str) -> str:
     return redact(picked)[:300]
 
 
+def _hint(version: str) -> str:
+    return (f"pass --template with a template git repo holding v{version}, or --template-index "
+            f"(or {TEMPLATE_INDEX_ENV}) with an index, a wheel, or git+URL of fleetstrap's repository that has it")
+
+
 def fetch_release_templates(version: str, dest: Path, index: str | None = None) -> Path:
-    """Download the fleetstrap `version` wheel as pip would and unpack its templates under `dest`."""
+    """The templates of fleetstrap `version`, unpacked under `dest`: from a single wheel file, from fleetstrap's
+    git repository (`git+URL`, tag v<version>), or from the wheel pip downloads from an index."""
+    if index and (wheel := wheel_file(index)) is not None:
+        return _templates_from_wheel(_checked_wheel(wheel, version), version, dest)
+    if index and (url := git_source(index)) is not None:
+        return _templates_from_git(url, version, dest)
     where = f"from {redact(index)}" if index else "from the package index"
-    hint = (f"pass --template with a template git repo holding v{version}, or --template-index "
-            f"(or {TEMPLATE_INDEX_ENV}) with an index that has it")
+    hint = _hint(version)
     wheels = dest / "wheels"
-    cmd = [sys.executable, "-m", "pip", "download", f"fleetstrap=={version}", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "--no-input", "-q", "-d", str(wheels), *pip_index_args(index)]
+    if index and index.startswith(("https://", "http://")) and index.split("?")[0].endswith(".whl"):
+        # One wheel by URL (as a fleet's fleetstrap_pip may name it): that file, if it is this version.
+        _checked_wheel_name(PurePosixPath(index.split("?")[0]).name, version)
+        what, options = index, []
+    else:
+        what, options = f"fleetstrap=={version}", pip_index_args(index)
+    cmd = [sys.executable, "-m", "pip", "download", what, "--no-deps", "--only-binary", ":all:",
+           "--disable-pip-version-check", "--no-input", "-q", "-d", str(wheels), *options]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise RemoteError(f"template version v{version} is not on this machine and fetching fleetstrap=={version} "
@@ -184,9 +224,52 @@ def fetch_release_templates(version: str, dest: Path, index: str | None = None) 
     found = sorted(wheels.glob("*.whl"))
     if not found:
         raise RemoteError(f"fetching fleetstrap=={version} {where} gave no wheel", hint=hint)
+    return _templates_from_wheel(found[0], version, dest)
+
+
+def _checked_wheel(wheel: Path, version: str) -> Path:
+    """A wheel file given as the template source: it must exist and be fleetstrap `version` (its file name says
+    so, as the wheel spec has it: name-version-...)."""
+    if not wheel.is_file():
+        raise UserError(f"{TEMPLATE_INDEX_ENV}: no wheel file {wheel}")
+    _checked_wheel_name(wheel.name, version)
+    return wheel
+
+
+def _checked_wheel_name(name: str, version: str) -> None:
+    parts = name.split("-")
+    if len(parts) < 3 or parts[0].lower() != "fleetstrap":
+        raise UserError(f"{redact(name)} is not a fleetstrap wheel")
+    try:
+        found = Version(parts[1])
+    except InvalidVersion as exc:
+        raise UserError(f"{redact(name)} has no version in its name") from exc
+    if found != Version(version):
+        raise UserError(f"{redact(name)} is fleetstrap {found}, but this fleet was rendered by {version}",
+                        hint=_hint(version))
+
+
+def _templates_from_git(url: str, version: str, dest: Path) -> Path:
+    """templates/ of fleetstrap's git repository at tag v<version> (a shallow clone of that tag only)."""
+    label = redact(url)
+    checkout = dest / "fleetstrap"
+    try:
+        git(dest, "clone", "-q", "--depth", "1", "--no-tags", "--branch", f"v{version}", url, str(checkout))
+    except GitError as exc:
+        raise RemoteGitError(f"cannot fetch tag v{version} of {label}: {redact(str(exc))}",
+                             hint=_hint(version)) from exc
+    out = checkout / "templates"
+    if not (out / "copier.yml").is_file():
+        raise RemoteError(f"{label} at v{version} has no templates/copier.yml (not fleetstrap's repository?)",
+                          hint=_hint(version))
+    return out
+
+
+def _templates_from_wheel(wheel_path: Path, version: str, dest: Path) -> Path:
+    hint = _hint(version)
     out = dest / "templates"
     try:
-        with zipfile.ZipFile(found[0]) as wheel:
+        with zipfile.ZipFile(wheel_path) as wheel:
             for info in wheel.infolist():
                 if info.is_dir() or not info.filename.startswith(_WHEEL_TEMPLATES):
                     continue
