@@ -142,15 +142,15 @@ def build_access(projects: Iterable[Mapping[str, Any]], spoke: Spoke) -> Access:
         if dests:
             used.append((str((p.get("metadata") or {}).get("name")), p, dests))
     if not used:
-        return Access((read,), (), f"no AppProject deploys to {spoke.server}: read-only (Argo CD's cluster cache)")
+        return Access((read,), (), "no AppProject deploys to this cluster: read-only (Argo CD's cluster cache)")
     kinds: set[tuple[str, str]] = set()
     for name, p, _ in used:
         for item in (p.get("spec") or {}).get("clusterResourceWhitelist") or []:
             group, kind = str(item.get("group", "")), str(item.get("kind", ""))
             if group == "*" and kind == "*":
                 return Access(({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},), (),
-                              f"AppProject {name} may create every cluster-scoped kind on {spoke.server} "
-                              "(CRDs, webhooks, ClusterRoles of the controllers it installs): full access")
+                              f"AppProject {name} may create every cluster-scoped kind here (CRDs, webhooks, "
+                              "ClusterRoles of the controllers it installs): full access")
             kinds.add((group, kind))
     rules: list[dict[str, Any]] = [read]
     for group, kind in sorted(kinds):
