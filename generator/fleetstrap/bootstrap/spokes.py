@@ -323,7 +323,8 @@ class SpokeRegistrar:
         for spoke in self.spokes:
             access = build_access(projects, spoke)
             records.extend(self.ensure_spoke(hub, spoke, access))
-            self.notes.append(f"spoke {spoke.name} registered ({spoke.server}): ServiceAccount "
+            done = "would be registered" if self.dry_run else "registered"
+            self.notes.append(f"spoke {spoke.name} {done} ({spoke.server}): ServiceAccount "
                               f"{SPOKE_NS}/{MANAGER}, {access.why}")
         return records
 
