@@ -5,6 +5,7 @@ the RBAC derived from the AppProjects. The real controllers prove it in test_con
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -334,3 +335,41 @@ def test_a_namespace_pattern_cannot_be_bound_per_namespace() -> None:
     assert access.namespaces == ()
     assert {"apiGroups": ["*"], "resources": ["*"], "verbs": ["create", "update", "patch", "delete"]} in access.rules
     assert "payments-*" in access.why
+
+
+SERVERS = [SPOKE_SERVER, "https://kubernetes.default.svc", "https://*.k8s.example.com:6443", "*",
+           "!" + SPOKE_SERVER, "https://prod.k8s.example.com:6443"]
+NAMESPACES = ["hello", "payments", "payments-*", "*", "", "kube-system"]
+KINDS = [("", "Namespace"), ("*", "*"), ("networking.k8s.io", "IngressClass"), ("apiextensions.k8s.io", "*")]
+
+
+def test_the_rbac_is_never_wider_than_the_projects_ask() -> None:
+    """For any AppProjects: full access only from a project that whitelists every cluster-scoped kind for the
+    spoke, cluster-wide writes only with it or a namespace pattern, RoleBindings only in namespaces a matching
+    destination names literally, and nothing but reading without a matching destination."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    dest = st.builds(lambda s, n: {"server": s, "namespace": n}, st.sampled_from(SERVERS), st.sampled_from(NAMESPACES))
+    kinds = st.lists(st.sampled_from(KINDS), max_size=3).map(lambda ks: [{"group": g, "kind": k} for g, k in ks])
+    projects = st.lists(st.builds(project, st.lists(dest, max_size=4), kinds), max_size=4)
+
+    @settings(max_examples=300, deadline=None)
+    @given(projects)
+    def check(projs: list[dict[str, Any]]) -> None:
+        access = build_access(projs, SPOKE)
+        matching = [(p, d) for p in projs for d in p["spec"]["destinations"]
+                    if not d["server"].startswith("!") and fnmatch.fnmatchcase(SPOKE_SERVER, d["server"])]
+        full = {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
+        write_all = {"apiGroups": ["*"], "resources": ["*"], "verbs": ["create", "update", "patch", "delete"]}
+        if not matching:
+            assert access.rules == ({"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]},)
+            return
+        everything = any({"group": "*", "kind": "*"} in p["spec"]["clusterResourceWhitelist"] for p, _ in matching)
+        assert (full in access.rules) == everything
+        patterns = any(not d["namespace"] or "*" in d["namespace"] for _, d in matching)
+        assert (write_all in access.rules) == (patterns and not everything)
+        assert set(access.namespaces) <= {d["namespace"] for _, d in matching}
+        assert all("*" not in n and n for n in access.namespaces)
+
+    check()
