@@ -70,7 +70,8 @@ def up(kubeconfig: Path | None, with_flux: bool, with_argocd: bool = False, with
             print(f"spoke control plane at {spoke.server} (context spoke; the hub's context is hub)")
         elif kubeconfig is not None:
             plane.write_kubeconfig(kubeconfig)
-        print(f"control plane {plane.version()} up in {time.monotonic() - started:.1f}s (context {CONTEXT})")
+        print(f"control plane {plane.version()} up in {time.monotonic() - started:.1f}s "
+              f"(context {'hub' if with_spoke else CONTEXT})")
         print(f"  export KUBECONFIG={kubeconfig or plane.kubeconfig}")
         print(f"  logs: {plane.processes.logs}")
         print("Ctrl-C stops it.")
