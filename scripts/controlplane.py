@@ -5,9 +5,12 @@
                                                 # etcd, kube-apiserver, -controller-manager, -scheduler, kwok;
                                                 # --flux: also the Flux controllers of the pinned release;
                                                 # --argocd: also Argo CD v3.2.11 and its helm (support.argocd)
-  python scripts/controlplane.py up [--flux] [--argocd] [--kubeconfig FILE]
+  python scripts/controlplane.py up [--flux] [--argocd] [--spoke] [--kubeconfig FILE]
                                                 # start it; writes a kubeconfig with its own context and
-                                                # runs until Ctrl-C, then stops every process it started
+                                                # runs until Ctrl-C, then stops every process it started;
+                                                # --spoke: a second control plane, and a kubeconfig with the
+                                                # contexts `hub` and `spoke` (bootstrap ... --context hub
+                                                # --spoke-context NAME=spoke)
 
 The builds are cached under the user cache directory (tests/support/tools.py), so a second run is instant.
 """
@@ -26,7 +29,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "generator")]
 
 from fleetstrap.pins import pin  # noqa: E402
 from support import argocd, cluster_tools  # noqa: E402
-from support.controlplane import CONTEXT, ControlPlane, FluxControllers  # noqa: E402
+from support.controlplane import CONTEXT, ControlPlane, FluxControllers, write_kubeconfig  # noqa: E402
 
 
 def build(with_flux: bool, with_argocd: bool = False) -> int:
@@ -43,7 +46,7 @@ def build(with_flux: bool, with_argocd: bool = False) -> int:
     return 0
 
 
-def up(kubeconfig: Path | None, with_flux: bool, with_argocd: bool = False) -> int:
+def up(kubeconfig: Path | None, with_flux: bool, with_argocd: bool = False, with_spoke: bool = False) -> int:
     bins, kwok = cluster_tools.build_kubernetes(), cluster_tools.build_kwok()
     workdir = Path(tempfile.mkdtemp(prefix="fleetstrap-controlplane-"))
     started = time.monotonic()
@@ -58,9 +61,17 @@ def up(kubeconfig: Path | None, with_flux: bool, with_argocd: bool = False) -> i
             FluxControllers(plane, flux).start()
         if with_argocd:
             stack.enter_context(argocd.running_argocd(plane))
-        if kubeconfig is not None:
+        if with_spoke:
+            spoke = ControlPlane(workdir / "spoke", bins, kwok)
+            spoke.start()
+            stack.callback(spoke.stop)
+            kubeconfig = write_kubeconfig(kubeconfig or workdir / "kubeconfig-hub-spoke",
+                                          {"hub": plane, "spoke": spoke})
+            print(f"spoke control plane at {spoke.server} (context spoke; the hub's context is hub)")
+        elif kubeconfig is not None:
             plane.write_kubeconfig(kubeconfig)
-        print(f"control plane {plane.version()} up in {time.monotonic() - started:.1f}s (context {CONTEXT})")
+        print(f"control plane {plane.version()} up in {time.monotonic() - started:.1f}s "
+              f"(context {'hub' if with_spoke else CONTEXT})")
         print(f"  export KUBECONFIG={kubeconfig or plane.kubeconfig}")
         print(f"  logs: {plane.processes.logs}")
         print("Ctrl-C stops it.")
@@ -85,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--flux", action="store_true", help="also install Flux CRDs and run the Flux controllers")
     start.add_argument("--argocd", action="store_true",
                        help="also install Argo CD's CRDs and RBAC and run its controllers (with Redis)")
+    start.add_argument("--spoke", action="store_true", help="also start a second control plane: a spoke")
     args = parser.parse_args(argv)
     if args.command == "build":
         return build(args.flux, args.argocd)
-    return up(args.kubeconfig, args.flux, args.argocd)
+    return up(args.kubeconfig, args.flux, args.argocd, args.spoke)
 
 
 if __name__ == "__main__":

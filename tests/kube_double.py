@@ -2,7 +2,7 @@
 
 kmock 0.8 was evaluated: its PATCH only updates existing objects (no server-side apply create, no fieldManager),
 and it has no SelfSubjectAccessReview, so this small threaded server implements just what bootstrap uses:
-discovery, /version, get/list, server-side apply (PATCH application/apply-patch+yaml with fieldManager; field
+discovery, /version, get/list, delete, server-side apply (PATCH application/apply-patch+yaml with fieldManager; field
 ownership per manager, so an apply removes what the same manager applied before and no longer sends),
 schema checks that answer 422 (the Application CRD's required fields),
 SelfSubjectAccessReview, CRDs that extend discovery, and "controllers" that flip objects to Ready.
@@ -289,6 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._route("PUT")
 
+    def do_DELETE(self) -> None:
+        self._route("DELETE")
+
     def _dispatch(self, method: str, segs: list[str], query: dict[str, list[str]]) -> tuple[int, Any]:
         d = self.double
         if segs == ["version"]:
@@ -320,9 +323,17 @@ class _Handler(BaseHTTPRequestHandler):
             return 201, self._review(self._body())
         if method == "GET":
             return self._get(res, namespace, name)
-        if method == "PATCH" and name:
-            return self._apply(res, namespace, name, query)
+        if name and method in {"PATCH", "DELETE"}:
+            return self._apply(res, namespace, name, query) if method == "PATCH" else self._delete(res, namespace, name)
         return 405, _status(405, "MethodNotAllowed", f"{method} is not served by this double")
+
+    def _delete(self, res: Res, namespace: str, name: str) -> tuple[int, Any]:
+        d = self.double
+        with d._lock:
+            gone = d.objects.pop((res.group, res.plural, namespace, name), None)
+        if gone is None:
+            return 404, _status(404, "NotFound", f'{res.plural} "{name}" not found')
+        return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
 
     def _groups(self) -> dict[str, Any]:
         groups: dict[str, list[str]] = {}
@@ -497,6 +508,28 @@ def flux_never_ready() -> dict[str, Controller]:
         set_condition(obj, "False", "ArtifactFailed", "Source artifact not found, retrying in 30s")
 
     return {"GitRepository": source, "Kustomization": kustomization, "Deployment": deployment_ready}
+
+
+def token_controller(double: KubeDouble, ca_pem: str = "-----BEGIN CERTIFICATE-----\nspoke\n") -> Controller:
+    """The token controller: fills a kubernetes.io/service-account-token Secret of an existing ServiceAccount with
+    a fresh token (unique per Secret), the cluster CA and the namespace."""
+    import base64
+    import secrets
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    def secret(obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        account = (meta.get("annotations") or {}).get("kubernetes.io/service-account.name")
+        if obj.get("type") != "kubernetes.io/service-account-token" or (obj.get("data") or {}).get("token"):
+            return
+        if ("", "serviceaccounts", meta.get("namespace", ""), account) not in double.objects:
+            return
+        obj["data"] = {"token": b64(f"eyJhbGciOi.double-{secrets.token_hex(16)}"), "ca.crt": b64(ca_pem),
+                       "namespace": b64(meta.get("namespace", ""))}
+
+    return secret
 
 
 def argocd_ready(sha_of: Callable[[dict[str, Any]], str]) -> dict[str, Controller]:

@@ -5,12 +5,14 @@ release the Go module proxy can build; generated fleets pin a newer one (templat
 v3.5.1). Bootstrap installs the install manifest of the version that runs (v3.2.11, served on loopback), so the
 CRDs, RBAC and configuration the controllers read belong to them.
 
-init --blueprint argocd-multi-cluster -> push over ssh with the deploy key to a loopback sshd -> bootstrap the hub
-(dev): repository credentials, the root app-of-apps; application-controller, repo-server (git, helm,
-kubectl's kustomize) and applicationset-controller run as local processes with Redis on loopback and do the real
-syncing; kwok makes the Pods of the Deployments they create Ready. Then: status per Application, a new service,
-a release the controller rolls out, `rollback --wait` on the real controller, a second bootstrap that changes
-nothing.
+init --blueprint argocd-multi-cluster (the hub dev, and the spoke staging on a second control plane) -> push over
+ssh with the deploy key to a loopback sshd -> bootstrap the hub (dev) with `--spoke-context staging=spoke`:
+repository credentials, the spoke registered (ServiceAccount, RBAC and token on the spoke, cluster Secret on the
+hub), the root app-of-apps; application-controller, repo-server (git, helm, kubectl's kustomize) and
+applicationset-controller run as local processes with Redis on loopback and do the real syncing, on the hub and
+on the spoke; kwok makes the Pods of the Deployments they create Ready on each. Then: status per Application, a
+new service, a release the controller rolls out, `rollback --wait` on the real controller, a second bootstrap
+that changes nothing, and `--rotate-keys`: the spoke's new token is the one Argo CD uses from then on.
 
 Only loopback: the infrastructure charts live on the internet; the controllers get an HTTP(S) proxy on a closed
 loopback port so those Applications fail fast with a source error instead of reaching out.
@@ -35,14 +37,16 @@ from fleetstrap.publish.auth import build_ssh_command
 from gitservers import bare_repo, repo_log, start_sshd
 from support import argocd as argo
 from support.commands import cli, ok
-from support.controlplane import ControlPlane
+from support.controlplane import ControlPlane, write_kubeconfig
+from support.tools import scaled
 
 pytestmark = pytest.mark.xdist_group("controlplane")
 
 T = TypeVar("T")
 NS = argo.ARGOCD_NS
-# One bound for every wait on a loaded 2-core CI machine; it only stops a broken run from hanging.
-SETTLE = 300.0
+# One bound for every wait on a loaded 2-core CI machine, times $FLEETSTRAP_TEST_TIMEOUT_SCALE; it only stops a
+# broken run from hanging.
+SETTLE = scaled(300.0)
 APPS = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
 
 
@@ -52,6 +56,15 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     from support.controlplane import control_plane_for_tests
 
     with control_plane_for_tests(tmp_path_factory.mktemp("argocd-hub")) as plane:
+        yield plane
+
+
+@pytest.fixture(scope="module")
+def spoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A second control plane: the spoke cluster staging, which the hub registers and Argo CD deploys to."""
+    from support.controlplane import control_plane_for_tests
+
+    with control_plane_for_tests(tmp_path_factory.mktemp("argocd-spoke")) as plane:
         yield plane
 
 
@@ -122,10 +135,12 @@ def admit_ingresses(plane: ControlPlane, namespace: str) -> None:
             assert done == 200, out
 
 
-def synced_healthy_at(plane: ControlPlane, name: str, sha: str) -> dict[str, Any] | None:
+def synced_healthy_at(plane: ControlPlane, name: str, sha: str, runs_on: ControlPlane | None = None,
+                      ) -> dict[str, Any] | None:
+    """The Application (on the hub `plane`) once Synced and Healthy at `sha`; its workloads run on `runs_on`."""
     app = application(plane, name)
     if app is not None:
-        admit_ingresses(plane, str(app["spec"]["destination"].get("namespace") or ""))
+        admit_ingresses(runs_on or plane, str(app["spec"]["destination"].get("namespace") or ""))
     return app if sync_health(app) == ("Synced", "Healthy", sha) else None
 
 
@@ -149,27 +164,32 @@ def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def register_spokes_by_hand(plane: ControlPlane, fleet: Path) -> list[str]:
-    """What the generated README asks of the hub's operator (`argocd cluster add` for every other cluster): a
-    cluster Secret per spoke server. The applicationset-controller refuses to generate Applications for a server
-    Argo CD does not know (ErrorOccurred: the ApplicationSet, and with it the root app, is Degraded). These
-    spokes do not exist here: their Applications stay unreachable (the closed proxy), the hub's are proven."""
-    import yaml
+def spoke_token(spoke: ControlPlane) -> tuple[str, str]:
+    """(name, token) of the one token Secret the hub's registration made on the spoke."""
+    import base64
 
-    servers = []
-    for answers in sorted((fleet / ".fleetstrap" / "answers").glob("cluster-*.yml")):
-        server = (yaml.safe_load(answers.read_text(encoding="utf-8")) or {}).get("cluster_server") or ""
-        if server and server != "https://kubernetes.default.svc":
-            servers.append(server)
-    for i, server in enumerate(servers):
-        secret = {"apiVersion": "v1", "kind": "Secret",
-                  "metadata": {"name": f"spoke-{i}", "namespace": NS,
-                               "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
-                  "stringData": {"name": server, "server": server,
-                                 "config": json.dumps({"bearerToken": "not-a-real-cluster"})}}
-        status, body = plane.request("POST", f"/api/v1/namespaces/{NS}/secrets", secret)
-        assert status == 201, body
-    return servers
+    status, body = spoke.request("GET", "/api/v1/namespaces/kube-system/secrets")
+    assert status == 200, body
+    ours = [s for s in body["items"] if s.get("type") == "kubernetes.io/service-account-token"
+            and s["metadata"].get("annotations", {}).get("kubernetes.io/service-account.name")
+            == "fleetstrap-argocd-manager"]
+    assert len(ours) == 1, [s["metadata"]["name"] for s in ours]
+    return ours[0]["metadata"]["name"], base64.b64decode(ours[0]["data"]["token"]).decode()
+
+
+def api_status(plane: ControlPlane, token: str) -> int:
+    """The HTTP status the plane's API server answers a request for namespaces with `token`."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"{plane.server}/api/v1/namespaces", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=str(plane.pki / "ca.crt")),
+                                    timeout=30) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
 
 
 def running_tag(plane: ControlPlane, service: str) -> str | None:
@@ -186,8 +206,8 @@ def commit_all(fleet: Path, message: str) -> str:
 
 
 @pytest.mark.usefixtures("runtime_pin")
-def test_argocd_mission_on_a_real_control_plane(hub: ControlPlane, argocd: argo.ArgoCDControllers,
-                                               release: Downloads, tmp_path: Path,
+def test_argocd_mission_on_a_real_control_plane(hub: ControlPlane, spoke: ControlPlane,
+                                               argocd: argo.ArgoCDControllers, release: Downloads, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from support.deploy import release as land_release
@@ -196,7 +216,7 @@ def test_argocd_mission_on_a_real_control_plane(hub: ControlPlane, argocd: argo.
     monkeypatch.setenv("FLEETSTRAP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("FLEETSTRAP_CONFIG_DIR", str(tmp_path / "config"))
     plane = hub
-    kc = str(plane.kubeconfig)
+    kc = str(write_kubeconfig(tmp_path / "kubeconfig", {"hub": hub, "spoke": spoke}))
     key = write_deploy_key(tmp_path / "hub.key")
     server = start_sshd(tmp_path / "ssh", [public_key_openssh(key.read_bytes())])
     try:
@@ -207,17 +227,21 @@ def test_argocd_mission_on_a_real_control_plane(hub: ControlPlane, argocd: argo.
         monkeypatch.setenv("GIT_SSH_COMMAND", build_ssh_command(str(key), known))
 
         # 1. init + push over ssh with the deploy key.
-        ok(capsys, "-q", "init", "--blueprint", "argocd-multi-cluster", "-d", f"git_url={url}", str(fleet))
+        # The blueprint's hub dev and one spoke, staging, at the second control plane's API server.
+        clusters = (f"clusters=[{{name: dev, environment: dev}}, "
+                    f"{{name: staging, environment: staging, server: '{spoke.server}'}}]")
+        ok(capsys, "-q", "init", "--blueprint", "argocd-multi-cluster", "-d", f"git_url={url}", "-d", clusters,
+           str(fleet))
         push = ["push", str(fleet), "--remote", url, "--ssh-key", str(key), "--known-hosts", known]
         ok(capsys, *push)
         head = git(fleet, "rev-parse", "HEAD")
-        spokes = register_spokes_by_hand(plane, fleet)
-        assert len(spokes) == 3
 
-        # 2. bootstrap the hub: install manifest of the version that runs, repository credentials, the root
-        # app; it returns once the real application-controller reports root Synced and Healthy at the commit.
-        boot = ["bootstrap", "dev", "-C", str(fleet), "--kubeconfig", kc, "--deploy-key", str(key),
-                "--known-hosts", known, "--timeout", str(int(SETTLE))]
+        # 2. bootstrap the hub: install manifest of the version that runs, repository credentials, the spoke
+        # registered, the root app; it returns once the real application-controller reports root Synced and
+        # Healthy at the commit (root is Degraded while an ApplicationSet names a cluster Argo CD does not know).
+        boot = ["bootstrap", "dev", "-C", str(fleet), "--kubeconfig", kc, "--context", "hub",
+                "--spoke-context", "staging=spoke", "--deploy-key", str(key), "--known-hosts", known,
+                "--timeout", str(int(SETTLE))]
         code, out, err = cli(capsys, *boot, "--format", "json")
         assert code == 0, f"{err[-3000:]}\n{argocd.logs()}"
         report = json.loads(out)
@@ -236,8 +260,19 @@ def test_argocd_mission_on_a_real_control_plane(hub: ControlPlane, argocd: argo.
         assert hello["spec"]["project"] == "platform"
         assert deployment_available(plane, "hello", "hello") is not None
         names = set(applications(plane))
-        assert {f"{c}-hello" for c in ("dev", "staging", "prod-eu", "prod-us")} <= names, names
-        assert {"dev-infra-cert-manager", "dev-infra-configs"} <= names, names
+        assert {"dev-hello", "staging-hello", "dev-infra-cert-manager", "dev-infra-configs"} <= names, names
+
+        # The spoke: registered with the RBAC the AppProjects need there (fleet-infrastructure installs
+        # cluster-scoped kinds: full access), and the service syncs onto it with the spoke's own token.
+        status, role = spoke.request("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/"
+                                            "fleetstrap-argocd-manager")
+        assert status == 200 and "fleet-infrastructure" in role["metadata"]["annotations"][
+            "kubernetes.io/description"], role
+        staging = eventually(lambda: synced_healthy_at(plane, "staging-hello", head, runs_on=spoke),
+                             "staging-hello Synced and Healthy on the spoke", argocd)
+        assert staging["spec"]["destination"] == {"server": spoke.server, "namespace": "hello"}
+        assert deployment_available(spoke, "hello", "hello") is not None
+        first_token = spoke_token(spoke)
 
         # The chart repositories are on the internet: the controller reports the fetch error (the closed proxy).
         eventually(lambda: any("charts.jetstack.io" in str(c.get("message")) for c in (
@@ -294,5 +329,30 @@ def test_argocd_mission_on_a_real_control_plane(hub: ControlPlane, argocd: argo.
         _, err = ok(capsys, *boot)
         assert "already bootstrapped: nothing changed" in err, err
         assert git(fleet, "rev-parse", "HEAD") == head == repo_log(bare)[0]
+        assert spoke_token(spoke) == first_token
+
+        # 7. --rotate-keys: a new token Secret on the spoke, the old one deleted (the spoke's API server no longer
+        # takes its token). Argo CD keeps the spoke in sync with the new one: a Deployment deleted there comes
+        # back (staging self-heals).
+        code, _, err = cli(capsys, *boot, "--rotate-keys")
+        assert code == 0, f"{err[-3000:]}\n{argocd.logs()}"
+        rotated = spoke_token(spoke)
+        assert rotated[0] != first_token[0], "no new token Secret"
+        # The old token goes with its Secret (once the API server's Secret cache has seen the delete).
+        eventually(lambda: api_status(spoke, first_token[1]) == 401 or None, "the old token refused", argocd)
+        assert api_status(spoke, rotated[1]) == 200
+        _, before = spoke.request("GET", "/apis/apps/v1/namespaces/hello/deployments/hello")
+        status, _ = spoke.request("DELETE", "/apis/apps/v1/namespaces/hello/deployments/hello")
+        assert status == 200
+        # The controller dropped its cache of the spoke when the cluster Secret changed; a refresh rebuilds it now
+        # (with the new token) instead of at the next periodic reconcile.
+        refresh(plane, "staging-hello")
+
+        def recreated() -> dict[str, Any] | None:
+            dep = deployment_available(spoke, "hello", "hello")
+            return dep if dep is not None and dep["metadata"]["uid"] != before["metadata"]["uid"] else None
+
+        eventually(recreated, "hello recreated on the spoke", argocd)
+        assert running_tag(spoke, "hello") == "0.1.0"
     finally:
         server.stop()

@@ -38,7 +38,7 @@ from fleetstrap.pins import pin
 from fleetstrap.publish import keys
 from fleetstrap.publish.auth import basic_credentials
 from gitservers import bare_repo, files_containing, repo_log
-from kube_double import KubeDouble, argocd_ready, flux_ready, serve
+from kube_double import KubeDouble, argocd_ready, flux_ready, serve, token_controller
 from otlp_receiver import HttpReceiver, ReceivedSpan, http_receiver
 from support.commands import cli, ok
 
@@ -330,8 +330,13 @@ def test_argocd_multi_cluster_mission_through_a_plain_git_remote(
     key = write_deploy_key(tmp_path / "dev.key")
     double = KubeDouble()
     double.controllers.update(argocd_ready(lambda _obj: repo_log(bare)[0]))
+    # The hub registers its spokes; here the double plays all of them (test_bootstrap_spokes has one per spoke).
+    double.controllers["Secret"] = token_controller(double)
+    double.objects[("", "namespaces", "", "kube-system")] = {
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system", "resourceVersion": "1"}}
     boot = ["bootstrap", "dev", "-C", str(fleet), "--kubeconfig", kc, "--deploy-key", str(key),
-            "--known-hosts", str(env["known_hosts"]), "--timeout", "10"]
+            "--known-hosts", str(env["known_hosts"]), "--timeout", "10",
+            *(a for s in ("staging", "prod-eu", "prod-us") for a in ("--spoke-context", f"{s}=double"))]
     with serve(double):
         double.kubeconfig(env["kubeconfig"])
         out, _ = ok(capsys, *boot, "--format", "json")
@@ -348,7 +353,7 @@ def test_argocd_multi_cluster_mission_through_a_plain_git_remote(
 
         before = _rvs(double)
         _, err = ok(capsys, *boot)
-        assert "already bootstrapped: nothing changed" in err and _rvs(double) == before
+        assert "already bootstrapped: nothing changed" in err and _rvs(double) == before, err
 
         out, _ = ok(capsys, "status", "dev", "-C", str(fleet), "--kubeconfig", kc, "--format", "json")
         status = json.loads(out)

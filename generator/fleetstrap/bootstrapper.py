@@ -14,13 +14,13 @@ from typing import Any, Protocol
 
 from fleetstrap import gitrepo, output, trace
 from fleetstrap.answers import FleetAnswers
-from fleetstrap.bootstrap import manifests, objects
+from fleetstrap.bootstrap import manifests, objects, spokes
 from fleetstrap.bootstrap.engines import Engine, build_engines, build_workload_targets
 from fleetstrap.bootstrap.kube import Applied, DryRunJournal, KubeClient, RecordingClient, connect
 from fleetstrap.bootstrap.manifests import Downloads
 from fleetstrap.bootstrap.preflight import Preflight, PreflightInput, bootstrap_needs, check_preflight
 from fleetstrap.bootstrap.wait import RecordingWaiter, States, Target, Waiter
-from fleetstrap.errors import ClusterError, GitError, UserError
+from fleetstrap.errors import ClusterError, GitError, PreflightError, UserError
 from fleetstrap.publish.auth import remote_of
 from fleetstrap.repo import load_fleet_answers
 
@@ -44,6 +44,7 @@ class BootstrapRequest:
     cache_dir: Path | None = None
     crd_schemas: Path | None = None
     use_flux_cli: bool = True
+    spoke_contexts: tuple[str, ...] = ()  # "NAME=CONTEXT": the kube context of each spoke an Argo CD hub registers
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,10 @@ def connect_clients(request: BootstrapRequest, context: str | None, connector: C
 
 # ---------------------------------------------------------------- the runner
 class Bootstrapper:
-    def __init__(self, request: BootstrapRequest, fleet: FleetAnswers, clients: Clients) -> None:
+    def __init__(self, request: BootstrapRequest, fleet: FleetAnswers, clients: Clients,
+                 registrar: spokes.SpokeRegistrar | None = None) -> None:
         self.request = request
+        self.spokes = registrar
         self.fleet = fleet
         self.clients = clients
         self.kube = clients.kube
@@ -171,8 +174,14 @@ class Bootstrapper:
     def run(self) -> BootstrapReport:
         request = self.request
         with trace.stage("bootstrap.preflight", cluster=request.cluster):
-            pre = check_preflight(PreflightInput(request.root, request.cluster, request.remote, request.deploy_key,
-                                                 request.known_hosts), self.fleet, self.kube)
+            spoke_problems = self.spokes.check() if self.spokes else []
+            try:
+                pre = check_preflight(PreflightInput(request.root, request.cluster, request.remote,
+                                                     request.deploy_key, request.known_hosts), self.fleet, self.kube)
+            except PreflightError as exc:
+                raise PreflightError([*exc.problems, *spoke_problems]) from exc
+            if spoke_problems:
+                raise PreflightError(spoke_problems)
         self.report_preflight(pre)
         sha = pre.head
         try:
@@ -181,6 +190,7 @@ class Bootstrapper:
         except OSError as exc:
             raise UserError(f"bootstrap could not write to {request.root}: {exc.strerror}") from exc
         trace.annotate(commit=sha, changed=any(c.changed for c in self.changes))
+        self.notes.extend(self.spokes.notes if self.spokes else ())
         journal = self.clients.journal
         return BootstrapReport(
             cluster=request.cluster, engines=self.fleet.engines, commit=sha,
@@ -213,6 +223,8 @@ class Bootstrapper:
             self.clients.waiter.wait(build_workload_targets(components, engine.namespace), engine.workloads)
         with trace.stage("bootstrap.apply", engine=engine.name, what="sync"):
             self.ensure_secret(secret)
+            if engine.name == "argocd" and self.spokes:  # before the root app: its ApplicationSets name them
+                self.changes.extend(Change(*r) for r in self.spokes.ensure(self.kube))
             self.ensure_applied(sync, engine.namespace)
         with trace.stage("wait.sync", engine=engine.name):
             self.clients.waiter.wait(engine.build_sync_targets(sync, sha), f"{engine.title} to sync {sha[:12]}")
@@ -281,10 +293,15 @@ def bootstrap_cluster(request: BootstrapRequest, connector: Connector = connect)
     fleet = load_fleet_answers(request.root)
     spec = fleet.cluster(request.cluster)
     with trace.stage("bootstrap", cluster=request.cluster, engine=fleet.engine, dry_run=request.dry_run):
+        spoke_list = spokes.build_spokes(fleet, request.cluster, request.spoke_contexts)  # bad input: before all
         if request.dry_run:  # what it needs, one line each, before trying any of it
             for line in bootstrap_needs(request.root, request.remote, fleet.branch, fleet.engines, Downloads(
                     request.download_base_url, request.cache_dir, request.use_flux_cli)):
                 output.info(line)
         clients = connect_clients(request, request.context or spec.context or None, connector,
                                   dry_run=request.dry_run)
-        return Bootstrapper(request, fleet, clients).run()
+        registrar = spokes.SpokeRegistrar(
+            spoke_list, request.root, request.cluster, request.kubeconfig, connector, dry_run=request.dry_run,
+            rotate_keys=request.rotate_keys,
+            timeout=request.timeout, interval=request.poll_interval, journal=clients.journal)
+        return Bootstrapper(request, fleet, clients, registrar).run()

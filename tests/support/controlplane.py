@@ -260,6 +260,11 @@ class ControlPlane:
         path.chmod(0o600)
         return path
 
+    def kubeconfig_entries(self, context: str) -> dict[str, Any]:
+        """This plane's cluster, admin user and context under the name `context` (for a kubeconfig of several)."""
+        config = yaml.safe_load(self.write_kubeconfig(self.workdir / f"kubeconfig-{context}", context).read_text())
+        return {k: config[k] for k in ("clusters", "users", "contexts")}
+
     def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
                 query: str = "") -> tuple[int, Any]:
         """One raw API call; (status, decoded JSON body)."""
@@ -416,6 +421,19 @@ def _listening(address: str) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1.0)
         return sock.connect_ex((host, int(port))) == 0
+
+
+def write_kubeconfig(path: Path, planes: Mapping[str, ControlPlane]) -> Path:
+    """One kubeconfig with a context per plane (name -> plane), the first one current: what a user with a hub
+    and its spokes has."""
+    config: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "current-context": next(iter(planes)),
+                              "clusters": [], "users": [], "contexts": []}
+    for context, plane in planes.items():
+        for key, entries in plane.kubeconfig_entries(context).items():
+            config[key].extend(entries)
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    path.chmod(0o600)
+    return path
 
 
 @contextlib.contextmanager

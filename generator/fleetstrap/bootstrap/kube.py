@@ -60,6 +60,10 @@ class KubeClient(Protocol):
 
     def can_i(self, verb: str, group: str, resource: str, namespace: str = "") -> bool: ...
 
+    def delete(self, api_version: str, kind: str, name: str, namespace: str = "") -> bool:
+        """Delete the object; False when it was not there."""
+        ...
+
     def namespaced(self, api_version: str, kind: str) -> bool:
         """Whether the cluster serves the kind per namespace; ClusterError when it does not serve it."""
         ...
@@ -176,6 +180,18 @@ class OfficialClient:
         out: dict[str, Any] = got.to_dict()
         return out
 
+    def delete(self, api_version: str, kind: str, name: str, namespace: str = "") -> bool:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        res = self._resource(api_version, kind)
+        try:
+            res.delete(name=name, namespace=namespace or None, _request_timeout=self._timeout)
+        except NotFoundError:
+            return False
+        except Exception as exc:
+            raise ClusterError(f"delete {kind} {name} failed: {_why(exc)}") from exc
+        return True
+
     def list(self, api_version: str, kind: str, namespace: str = "") -> list[dict[str, Any]]:
         res = self._resource(api_version, kind)
         try:
@@ -259,6 +275,10 @@ class RecordingClient:
 
     def namespaced(self, api_version: str, kind: str) -> bool:
         return self.inner.namespaced(api_version, kind) if self.inner else True
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str = "") -> bool:
+        """Nothing is deleted; whether there was something to delete."""
+        return self.inner.get(api_version, kind, name, namespace) is not None if self.inner else False
 
     def apply(self, obj: Mapping[str, Any], *, default_namespace: str = "",
               field_manager: str = FIELD_MANAGER) -> Applied:  # noqa: ARG002  # nothing is sent

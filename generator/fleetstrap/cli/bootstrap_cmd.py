@@ -40,13 +40,16 @@ def _kube(f: F) -> F:
               help="Private deploy key (OpenSSH) for this cluster (default: the one `fleetstrap push` created).")
 @click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="known_hosts for the git host (default: scanned with ssh-keyscan).")
-@click.option("--rotate-keys", is_flag=True, help="Replace an existing source Secret.")
+@click.option("--spoke-context", "spoke_contexts", metavar="NAME=CONTEXT", multiple=True,
+              help="Argo CD hub: the kube context of spoke cluster NAME (default: its `context` answer); repeatable.")
+@click.option("--rotate-keys", is_flag=True, help="Replace an existing source Secret and the spokes' tokens.")
 @click.option("--dry-run", is_flag=True, help="Print every object and git change; touch nothing.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
               help="Seconds to wait for each readiness stage.")
 @format_option()
 def bootstrap(cluster: str, root: Path, context: str | None, kubeconfig: Path | None, deploy_key: Path | None,
-              known_hosts: Path | None, rotate_keys: bool, dry_run: bool, timeout: float, fmt: str) -> None:
+              known_hosts: Path | None, spoke_contexts: tuple[str, ...], rotate_keys: bool, dry_run: bool,
+              timeout: float, fmt: str) -> None:
     """Install the fleet's GitOps engine on CLUSTER and wait until it runs the pushed commit."""
     from fleetstrap.bootstrapper import BootstrapRequest, bootstrap_cluster
 
@@ -57,6 +60,7 @@ def bootstrap(cluster: str, root: Path, context: str | None, kubeconfig: Path | 
         report = bootstrap_cluster(BootstrapRequest(
             root=root.resolve(), cluster=cluster, context=context, kubeconfig=kubeconfig, deploy_key=deploy_key,
             known_hosts=known_hosts, rotate_keys=rotate_keys, dry_run=dry_run, timeout=timeout,
+            spoke_contexts=spoke_contexts,
         ))
     if fmt == "json":
         output.data_json(dataclasses.asdict(report))
