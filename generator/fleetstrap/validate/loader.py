@@ -404,7 +404,7 @@ def line_of(doc: Doc, parts: list[str | int] | tuple[str | int, ...]) -> int:
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024
 _BATCH = 32
 # This process also unpickles the worker's documents, so the worker takes a little more than half of the bytes.
-_WORKER_SHARE = 0.6
+_WORKER_SHARE = 0.55
 
 
 def _worker_init() -> None:
