@@ -3,9 +3,13 @@ PyYAML path does: same documents, indexes, start lines and findings; YAML 1.1 re
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from defects.realworld import REPOS
 from fleetstrap.validate import loader
@@ -94,3 +98,96 @@ def test_lines_of_a_fast_document_come_from_the_lazy_parse() -> None:
     docs, _ = loader.load_text("a: 1\n---\nkind: X\nspec:\n  replicas: two\n", "f")
     assert isinstance(docs[1].node, loader.LazyNode)
     assert loader.line_of(docs[1], ["spec", "replicas"]) == 5
+
+
+def _leaf_paths(data: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(data, dict):
+        return [prefix] + [p for k, v in data.items() for p in _leaf_paths(v, (*prefix, str(k)))]
+    if isinstance(data, list):
+        return [prefix] + [p for i, v in enumerate(data) for p in _leaf_paths(v, (*prefix, i))]
+    return [prefix]
+
+
+STREAM = (
+    "# leading comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n"
+    "---\n\n# a comment before the object\napiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n"
+    "    spec:\n      containers:\n        - name: app\n          image: x\n        - name: b\n"
+    "---\nkeyA: &k tls.crt\nkeyB: &k tls.key\nlist:\n  - [1, 2]\n  - {a: b}\n"
+)
+
+
+def test_lines_of_fast_documents_are_the_line_tracking_lines() -> None:
+    """Each fast document composes only its own text for line marks: every path of every document must get the
+    line the whole-file PyYAML parse gives (documents deep in a stream, comments between, redefined anchors)."""
+    files = {rel: text for repo in REPOS for rel, text in repo.files.items() if rel.endswith(".yaml")}
+    files["stream.yaml"] = STREAM * 3
+    checked = 0
+    for rel, text in files.items():
+        fast = loader._fast_load(text, rel)
+        if fast is None:
+            continue
+        slow, _ = loader._slow_load(text, rel)
+        assert [(d.index, d.line) for d in fast] == [(d.index, d.line) for d in slow], rel
+        for f, s in zip(fast, slow, strict=True):
+            for path in _leaf_paths(f.data):
+                assert loader.line_of(f, path) == loader.line_of(s, path), (rel, f.index, path)
+                checked += 1
+    assert checked > 1000
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["---", "--", "-", "\n", " ", "\t", "\r", "a", ":", "#"]), max_size=40))
+def test_document_markers_are_the_multiline_regex(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert loader._doc_markers(text) == [m.start() for m in re.finditer(r"^---(?=[ \t]|$)", text, re.M)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["yes", "no", "on", "0", "1", "e", ":", "_", " ", "\t", "-", "\n", "a", " " * 60]),
+                max_size=30))
+def test_line_start_scans_are_the_multiline_regexes(parts: list[str]) -> None:
+    """The column-0 key and deep-indentation scans search "\\n" + pattern (fast); same answer as `^` multiline."""
+    text = "".join(parts)
+    key = re.compile("^" + loader._YAML11_KEY_AT.pattern, re.M)
+    deep = re.compile("^" + loader._DEEP_AT.pattern, re.M)
+    assert bool(loader._YAML11_KEY_AT.match(text) or loader._YAML11_KEY.search(text)) == bool(key.search(text))
+    assert bool(loader._DEEP_AT.match(text) or loader._DEEP.search(text)) == bool(deep.search(text))
+
+
+def _mixed_repo(root: Path) -> tuple[str, ...]:
+    """Enough files for the parsing worker: fast ones, YAML 1.1 ones, broken ones, templates, a bad encoding."""
+    texts = [STREAM, "a: yes\n---\nb: 0755\n", "a: [1\n", "x: {{ .Values.x }}\n", "a: 1\na: 2\n",
+             "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n    - port: 80\n"]
+    rels = []
+    for i in range(3 * loader._BATCH + 5):
+        rel = f"d{i % 4}/f{i:03d}.yaml"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(texts[i % len(texts)].replace("name: s", f"name: s{i}"), encoding="utf-8")
+        rels.append(rel)
+    (root / "latin1.yaml").write_bytes("a: \xe9\n".encode("latin-1"))
+    return (*rels, "latin1.yaml")
+
+
+def _loaded(result: list[tuple[list[Doc], list[loader.Finding]]]) -> list[object]:
+    return [([(d.file, d.index, d.line, d.data, [loader.line_of(d, p) for p in _leaf_paths(d.data)]) for d in docs],
+             findings) for docs, findings in result]
+
+
+def test_parsing_on_two_cores_gives_the_sequential_result(tmp_path: Path) -> None:
+    rels = _mixed_repo(tmp_path)
+    sequential = loader.load_files(tmp_path, rels, min_bytes=1 << 40)
+    if loader._cores() >= 2:
+        assert loader._split(tmp_path, rels, 0) < len(rels)  # a worker takes part of the files
+    assert _loaded(loader.load_files(tmp_path, rels, min_bytes=0)) == _loaded(sequential)
+    assert _loaded(sequential) == _loaded([loader.load_file(tmp_path, rel) for rel in rels])
+
+
+def _dies(*_: object) -> list[list[loader.FastDoc] | None]:
+    os._exit(9)  # the worker is killed (OOM killer, a signal) mid-run
+
+
+def test_a_dead_parsing_worker_costs_time_not_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rels = _mixed_repo(tmp_path)
+    sequential = _loaded(loader.load_files(tmp_path, rels, min_bytes=1 << 40))
+    monkeypatch.setattr(loader, "_fast_files", _dies)
+    assert _loaded(loader.load_files(tmp_path, rels, min_bytes=0)) == sequential

@@ -6,6 +6,7 @@ init/add/update call before they finish.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from fleetstrap.cache import cache_dir
 from fleetstrap.errors import FindingsError, UserError
 from fleetstrap.validate.context import Context, schema_check
-from fleetstrap.validate.loader import OUTSIDE_LINK, build_repo_files, load_file
+from fleetstrap.validate.loader import OUTSIDE_LINK, build_repo_files, load_files
 from fleetstrap.validate.model import CHECKS, Doc, Finding, Report, ValidateOptions
 from fleetstrap.validate.schemas import CoreSchemas, CrdSchemas
 
@@ -53,6 +54,18 @@ def schema_locations(options: ValidateOptions) -> tuple[str, ...]:
 
 
 def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
+    # A large repo is millions of parsed containers, none of them in a reference cycle: the cyclic collector's
+    # full passes over them cost a fifth of the run and free nothing. Refcounting still frees everything.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _validate_repo(root, options)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _validate_repo(root: Path, options: ValidateOptions | None) -> Report:
     options = options or ValidateOptions()
     unknown = sorted(set(options.disabled) - set(CHECKS))
     if unknown:
@@ -64,8 +77,7 @@ def validate_repo(root: Path, options: ValidateOptions | None = None) -> Report:
     docs: list[Doc] = []
     yaml_findings: list[Finding] = [Finding("yaml", "error", rel, None, "", "", OUTSIDE_LINK)
                                     for rel in files.outside_links]
-    for rel in files.yaml_files:
-        file_docs, problems = load_file(root, rel)
+    for file_docs, problems in load_files(root, files.yaml_files):
         docs.extend(file_docs)
         yaml_findings.extend(problems)
     crds = CrdSchemas(schema_locations(options), options.cache_dir or cache_dir("schemas"), options.offline,

@@ -9,7 +9,14 @@ from typing import Any
 
 from fleetstrap.validate.loader import RepoFiles, line_of
 from fleetstrap.validate.model import Doc, Finding, Severity, ValidateOptions, json_path, object_id
-from fleetstrap.validate.schemas import CoreSchemas, CrdSchemas, is_core_group, removed_api, split_api_version
+from fleetstrap.validate.schemas import (
+    CoreSchemas,
+    CrdSchemas,
+    deprecated_api,
+    is_core_group,
+    removed_api,
+    split_api_version,
+)
 
 # Config files that look like objects but never reach a cluster.
 NON_CLUSTER_GROUPS = frozenset({
@@ -101,6 +108,28 @@ def is_cluster_object(data: Any) -> bool:
     return group not in NON_CLUSTER_GROUPS and not data["kind"].endswith("List")
 
 
+def _removed_or_deprecated(ctx: Context, doc: Doc, attribute_to: str | None) -> bool:
+    """An error for an API version the pinned controller no longer serves (True: nothing more to check), a
+    warning for one it serves deprecated. A repo that installs the CRD itself is judged by its own CRD."""
+    data = doc.data
+    api_version, kind = data["apiVersion"], data["kind"]
+    removed = removed_api(api_version, kind)
+    deprecated = None if removed else deprecated_api(api_version, kind)
+    if (removed is None and deprecated is None) or ctx.crds.own_schema(api_version, kind):
+        return False
+    file = attribute_to or doc.file
+    if removed:
+        ctx.add("schema", "error", file, None if attribute_to else doc.line, removed, doc=doc, path=("apiVersion",))
+        return True
+    assert deprecated is not None
+    name = str((data.get("metadata") or {}).get("name", "")) if isinstance(data.get("metadata"), dict) else ""
+    if (kind, name, "apiVersion", deprecated) not in ctx.reported:  # a built copy of the same object stays quiet
+        ctx.reported.add((kind, name, "apiVersion", deprecated))
+        ctx.add("schema", "warning", file, None if attribute_to else line_of(doc, ("apiVersion",)), deprecated,
+                doc=doc, path=("apiVersion",))
+    return False
+
+
 # Where in the repo an error of built output comes from: (file, line) of the patch that set the path, or None.
 Locate = Callable[[dict[str, Any], list[str | int]], "tuple[str, int] | None"]
 
@@ -120,10 +149,7 @@ def schema_check(ctx: Context, docs: list[Doc], *, attribute_to: str | None = No
         group, _ = split_api_version(api_version)
         validate = ctx.core.validator(api_version, kind) if is_core_group(group) else None
         if validate is None and "." in group:
-            if ctx.crds.bundled and (removed := removed_api(api_version, kind)) \
-                    and not ctx.crds.own_schema(api_version, kind):
-                ctx.add("schema", "error", attribute_to or doc.file, None if attribute_to else doc.line, removed,
-                        doc=doc, path=("apiVersion",))
+            if ctx.crds.bundled and _removed_or_deprecated(ctx, doc, attribute_to):
                 continue
             # Also *.k8s.io groups Kubernetes does not serve itself (Gateway API) come from CRD schemas.
             validate = ctx.crds.validator(api_version, kind)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from fleetstrap.boundedyaml import MAX_DOCUMENT_BYTES, GoLoader, YamlLimitError, may_nest_deeply, read_bounded_text
+from fleetstrap.boundedyaml import MAX_DEPTH, MAX_DOCUMENT_BYTES, GoLoader, YamlLimitError, read_bounded_text
 from fleetstrap.validate.confine import inside
 from fleetstrap.validate.model import Doc, Finding, json_path
 from fleetstrap.validate.sourceignore import SourceIgnore
@@ -159,7 +159,14 @@ _YAML11_SCALAR = (
     r"|[-+]?[\d.][\d_.]*[eE][-+]?\d+|[-+]?\d[\d_]*_[\d_.]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
 )
 _YAML11_VALUE = re.compile(rf"[ \t\[{{,](?=[yYnNoO=+.\d-])(?:{_YAML11_SCALAR})(?=[ \t]*(?:$|[\]}},#:]))", re.M)
-_YAML11_KEY = re.compile(r"^(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|[-+]?\d[\d_:.eE+-]*)[ \t]*:", re.M)
+# A key at column 0. Searched as "\n" + key (a literal first character is a fast scan; `^` in multiline mode
+# tries every position), with the first line matched on its own.
+_YAML11_KEY_AT = re.compile(r"(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|[-+]?\d[\d_:.eE+-]*)[ \t]*:")
+_YAML11_KEY = re.compile(r"\n" + _YAML11_KEY_AT.pattern)
+# A line indented (spaces, tabs, sequence dashes) far enough to nest deeper than the bounded loader's MAX_DEPTH
+# (boundedyaml.may_nest_deeply, with the same fast scan).
+_DEEP_AT = re.compile(rf"[ \t-]{{{MAX_DEPTH // 2},}}")
+_DEEP = re.compile(r"\n" + _DEEP_AT.pattern)
 _TAG = re.compile(r"(?:^|[ \t\[{,])!", re.M)
 _ALIAS = re.compile(r"(?:^|[ \t\[{,])\*[^\s,\[\]{}]", re.M)
 
@@ -177,12 +184,21 @@ def _needs_pyyaml(text: str) -> bool:
     # Aliases (yaml-rs expands them: the bounded loader counts the expansion first) and deep nesting.
     if "*" in text and _ALIAS.search(text):
         return True
-    if may_nest_deeply(text):
+    if _DEEP_AT.match(text) or _DEEP.search(text):
         return True
-    return bool(_YAML11_VALUE.search(text) or _YAML11_KEY.search(text))
+    return bool(_YAML11_VALUE.search(text) or _YAML11_KEY_AT.match(text) or _YAML11_KEY.search(text))
 
 
-_DOC_MARKER = re.compile(r"^---(?=[ \t]|$)", re.M)
+def _doc_markers(text: str) -> list[int]:
+    """Offsets of the `---` lines that start documents (`---` at column 0, then a blank, a tab or the line end)."""
+    out: list[int] = []
+    at = 0 if text.startswith("---") else text.find("\n---")
+    while at != -1:
+        start = at if at == 0 and text.startswith("---") else at + 1
+        if text[start + 3:start + 4] in ("", " ", "\t", "\n"):
+            out.append(start)
+        at = text.find("\n---", start + 3)
+    return out
 _CONTENT_LINE = re.compile(r"^[ \t]*[^\s#]", re.M)
 
 _yaml_rs: Any
@@ -191,55 +207,76 @@ try:
 except ImportError:  # the `validate` extra installs it; without it every file takes the PyYAML path
     _yaml_rs = None
 
+_CParser: Any
+try:
+    from yaml._yaml import CParser as _CParser
+except ImportError:  # pragma: no cover - PyYAML's wheels ship libyaml
+    _CParser = None
+
+
+class _LineLoader(_CParser if _CParser is not None else yaml.SafeLoader):  # type: ignore[misc]
+    """libyaml's own composer, for line marks only: the data was already read (yaml-rs), so tags do not matter and
+    every scalar resolves to one constant tag (PyYAML's YAML 1.1 resolver is the costly part of composing)."""
+
+    def resolve(self, *_: Any) -> str:
+        return ""
+
+    def descend_resolver(self, *_: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
 
 class LazyNode:
-    """The PyYAML node of one document, parsed (once per file, with line marks) only when a line is needed."""
+    """The node tree of one document, with line marks, composed only when a finding asks for a line: from that
+    document's own text, so a line costs the document, never the whole file."""
 
-    __slots__ = ("_file", "_index")
+    __slots__ = ("_done", "_node", "_text", "line0")
 
-    def __init__(self, file: _LazyFile, index: int) -> None:
-        self._file, self._index = file, index
+    def __init__(self, text: str, line0: int) -> None:
+        self._text, self.line0 = text, line0  # line0: 0-based line of the text's start in the file
+        self._node: Any = None
+        self._done = False
 
     def get(self) -> Any:
-        nodes = self._file.nodes()
-        return nodes[self._index] if self._index < len(nodes) else None
-
-
-class _LazyFile:
-    __slots__ = ("_nodes", "text")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._nodes: list[Any] | None = None
-
-    def nodes(self) -> list[Any]:
-        if self._nodes is None:
-            loader = _Loader(self.text)
-            out: list[Any] = []
+        if not self._done:
+            self._done = True
+            # A redefined anchor is legal (Go's yaml) but an error to libyaml's composer: the bounded one reads it.
+            loader = _Loader(self._text) if "&" in self._text else _LineLoader(self._text)
             try:
-                while loader.check_node():
-                    out.append(loader.get_node())
+                self._node = loader.get_node() if loader.check_node() else None
             except yaml.YAMLError:
-                pass  # lines then come from the document starts already known
+                pass  # the line then comes from the document start, already known
             finally:
                 loader.dispose()
-            self._nodes = out
-        return self._nodes
+            self._text = ""
+        return self._node
+
+
+# One fast document: (index in the stream, line of its content, data, its text, 0-based line of that text's start).
+FastDoc = tuple[int, int, Any, str, int]
 
 
 def _fast_load(text: str, rel: str) -> list[Doc] | None:
     """Documents parsed by yaml-rs, or None when this file must take the line-tracking PyYAML path."""
+    fast = _fast_docs(text)
+    if fast is None:
+        return None
+    return [Doc(rel, index, line, data, LazyNode(chunk, line0)) for index, line, data, chunk, line0 in fast]
+
+
+def _fast_docs(text: str) -> list[FastDoc] | None:
     if _yaml_rs is None or _needs_pyyaml(text):
         return None
     # One document per chunk (a `---` at column 0 always starts a document), so a top-level list is never
     # mistaken for a stream of documents. Text before the first marker is a document only if it has content.
-    bounds = [m.start() for m in _DOC_MARKER.finditer(text)]
+    bounds = _doc_markers(text)
     chunks = [(0, bounds[0] if bounds else len(text))] if not bounds or bounds[0] > 0 else []
     chunks += [(b, bounds[i + 1] if i + 1 < len(bounds) else len(text)) for i, b in enumerate(bounds)]
     if any(end - begin > MAX_DOCUMENT_BYTES for begin, end in chunks):
         return None  # the line-tracking path names the document and the bound
-    lazy = _LazyFile(text)
-    docs: list[Doc] = []
+    docs: list[FastDoc] = []
     index = 0
     # Lines are counted from the previous document's start, never from the top of the text (linear in the stream).
     counted_to, counted_line = 0, 1
@@ -248,15 +285,16 @@ def _fast_load(text: str, rel: str) -> list[Doc] | None:
         content = _CONTENT_LINE.search(text, text.find("\n", begin, end) + 1 if marker else begin, end)
         if not marker and content is None:
             continue  # comments or nothing before the first `---`
+        chunk = text[begin:end]
         try:
-            data = _yaml_rs.loads(text[begin:end], duplicate_key_policy=_yaml_rs.DuplicateKeyPolicy.Error)
+            data = _yaml_rs.loads(chunk, duplicate_key_policy=_yaml_rs.DuplicateKeyPolicy.Error)
         except Exception:  # any rejection: PyYAML decides, with its own message and line
             return None
         if data is not None:
-            at = content.start() if content else begin
-            counted_line += text.count("\n", counted_to, at)
-            counted_to = at
-            docs.append(Doc(rel, index, counted_line, data, LazyNode(lazy, index)))
+            counted_line += text.count("\n", counted_to, begin)
+            counted_to = begin
+            line = counted_line + (text.count("\n", begin, content.start()) if content else 0)
+            docs.append((index, line, data, chunk, counted_line - 1))
         index += 1
     return docs
 
@@ -340,16 +378,114 @@ def _path_to(node: Any, target: Any) -> list[str | int] | None:
 
 def line_of(doc: Doc, parts: list[str | int] | tuple[str | int, ...]) -> int:
     """The line of the deepest node along `parts` that exists in the document."""
-    node = doc.node.get() if isinstance(doc.node, LazyNode) else doc.node
-    line = doc.line if node is None else node.start_mark.line + 1
+    lazy = isinstance(doc.node, LazyNode)
+    node = doc.node.get() if lazy else doc.node
+    base = doc.node.line0 + 1 if lazy else 1  # a lazy node's marks count from its document's first line
+    if node is None:
+        return doc.line
+    line: int = node.start_mark.line + base
     for part in parts:
         nxt = None
         for seg, key_node, child in _children(node):
             if seg == part or (isinstance(part, str) and str(seg) == part):
                 nxt = child
-                line = (key_node or child).start_mark.line + 1
+                line = (key_node or child).start_mark.line + base
                 break
         if nxt is None:
             break
         node = nxt
     return line
+
+
+# --- many files on two cores ------------------------------------------------------------------------------
+# Parsing is most of a large repo's run. Above PARALLEL_MIN_BYTES of YAML, a forked worker parses the second
+# part of the files (the fast path only, in batches) while this process parses the first; files the fast path
+# leaves (a finding, YAML 1.1, a read error) are loaded here afterwards, so the result is the sequential one.
+# Measured (validate_bench.py, 2 cores, load ~3): at 8 MB (20,000 objects) the worker gains nothing over one
+# process (fork, pickling), at 40 MB (100,000) it saves 10-20 % of the wall time.
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+_BATCH = 32
+# This process also unpickles the worker's documents, so the worker takes a little more than half of the bytes.
+_WORKER_SHARE = 0.55
+
+
+def _worker_init() -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent handles it (exit 130) and the worker must not print a
+    # traceback of its own; SIGTERM ends it quietly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _fast_files(root: str, rels: list[str]) -> list[list[FastDoc] | None]:
+    """In the worker: the fast-path documents of each file, or None where the parent must load it itself."""
+    base = Path(root)
+    out: list[list[FastDoc] | None] = []
+    for rel in rels:
+        path = base / rel
+        try:
+            out.append(_fast_docs(read_bounded_text(path)) if inside(base, path) else None)
+        except (OSError, UnicodeDecodeError):
+            out.append(None)
+    return out
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return 1
+
+
+def _split(root: Path, rels: tuple[str, ...], min_bytes: int) -> int:
+    """How many of the files (from the front) this process parses; len(rels) means no worker."""
+    if _yaml_rs is None or len(rels) < 2 * _BATCH or _cores() < 2 or not hasattr(os, "fork"):
+        return len(rels)
+    sizes = []
+    for rel in rels:
+        try:
+            sizes.append((root / rel).stat().st_size)
+        except OSError:
+            sizes.append(0)
+    total = sum(sizes)
+    if total < min_bytes:
+        return len(rels)
+    mine, acc = 0, 0
+    while mine < len(rels) and acc < total * (1 - _WORKER_SHARE):
+        acc += sizes[mine]
+        mine += 1
+    return mine
+
+
+def load_files(root: Path, rels: tuple[str, ...], *, min_bytes: int | None = None
+               ) -> list[tuple[list[Doc], list[Finding]]]:
+    """`load_file` of every file, in order; on two cores for a large repo (same result as one by one)."""
+    mine = _split(root, rels, PARALLEL_MIN_BYTES if min_bytes is None else min_bytes)
+    if mine >= len(rels):
+        return [load_file(root, rel) for rel in rels]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    theirs = rels[mine:]
+    batches = [list(theirs[i:i + _BATCH]) for i in range(0, len(theirs), _BATCH)]
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_worker_init)
+    try:
+        futures = [pool.submit(_fast_files, str(root), batch) for batch in batches]
+        out = [load_file(root, rel) for rel in rels[:mine]]
+        for batch, future in zip(batches, futures, strict=True):
+            try:
+                results: list[list[FastDoc] | None] = future.result()
+            except BrokenProcessPool:  # the worker died (OOM killer, a signal): parse here instead
+                results = [None] * len(batch)
+            for rel, fast in zip(batch, results, strict=True):
+                if fast is None:
+                    out.append(load_file(root, rel))
+                else:
+                    out.append(([Doc(rel, index, line, data, LazyNode(chunk, line0))
+                                 for index, line, data, chunk, line0 in fast], []))
+        return out
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -290,15 +290,11 @@ def bundled_kinds() -> set[tuple[str, str, str]]:
     return out
 
 
-# --- removed API versions ----------------------------------------------------------------------------------
-# Which versions of a bundled kind the pinned controller releases serve is generated: the bundled schemas are
-# exactly the served versions of each CRD at the pinned release (index.json names the release). The release that
-# removed a version is history, kept here by hand from the controllers' changelogs; without an entry the
-# finding names the pinned release that does not serve it.
-REMOVED_IN: dict[tuple[str, str], str] = {
-    ("helm.toolkit.fluxcd.io", "v2beta2"): "Flux 2.8",
-    ("source.toolkit.fluxcd.io/ocirepository", "v1beta2"): "Flux 2.8",
-}
+# --- removed and deprecated API versions ------------------------------------------------------------------
+# Generated with the bundled schemas (scripts/gen_crd_schemas.py, index.json "apis"): per bundled kind, what the
+# pinned release of its controller serves (served, storage, deprecated and the CRD's deprecation warning, per
+# version) and, from a walk over the controller's earlier releases, the release that stopped serving each version
+# it no longer serves.
 
 
 def version_key(version: str) -> tuple[int, int, int]:
@@ -310,40 +306,72 @@ def version_key(version: str) -> tuple[int, int, int]:
     return (int(m.group(1)) if stage == 2 else 0, stage, int(m.group(1)) * 1000 + int(m.group(3) or 0))
 
 
-def _served_table() -> dict[tuple[str, str], tuple[list[str], str]]:
-    """(group, kind lowercase) -> (versions the pinned release serves, best first; the release)."""
-    index = json.loads((BUNDLED_SCHEMAS / "index.json").read_text(encoding="utf-8"))
-    out: dict[tuple[str, str], tuple[list[str], str]] = {}
-    for rel, release in index["schemas"].items():
-        group, _, name = rel.removesuffix(".json").partition("/")
-        kind, _, version = name.rpartition("_")
-        versions, _ = out.setdefault((group, kind), ([], str(release)))
-        versions.append(version)
-    for versions, _ in out.values():
-        versions.sort(key=version_key, reverse=True)
-    return out
+@dataclass(frozen=True)
+class ApiVersions:
+    """One bundled kind at the pinned release of its controller."""
+
+    kind: str
+    release: str  # "Flux 2.9.4"
+    served: tuple[str, ...]  # best first
+    deprecated: dict[str, str]  # served but deprecated: version -> the CRD's warning ("" when it gives none)
+    removed: dict[str, str]  # no longer served: version -> the release that stopped serving it
+    unserved: frozenset[str]  # still in the CRD, served: false
+
+    def use(self, group: str) -> str | None:
+        """The version to use: the best served version that is not deprecated."""
+        best = next((v for v in self.served if v not in self.deprecated), None)
+        return f"{group}/{best}" if best else None
 
 
-_SERVED: dict[tuple[str, str], tuple[list[str], str]] | None = None
+_APIS: dict[tuple[str, str], ApiVersions] | None = None
+
+
+def api_versions(group: str, kind: str) -> ApiVersions | None:
+    global _APIS
+    if _APIS is None:
+        index = json.loads((BUNDLED_SCHEMAS / "index.json").read_text(encoding="utf-8"))
+        table: dict[tuple[str, str], ApiVersions] = {}
+        for api, entry in index.get("apis", {}).items():
+            g, _, k = api.partition("/")
+            rows = entry["versions"]
+            table[(g, k)] = ApiVersions(
+                entry["kind"], entry["release"],
+                tuple(sorted((v for v, r in rows.items() if r["served"]), key=version_key, reverse=True)),
+                {v: r.get("warning", "") for v, r in rows.items() if r["served"] and r["deprecated"]},
+                dict(entry.get("removed", {})), frozenset(v for v, r in rows.items() if not r["served"]))
+        _APIS = table
+    return _APIS.get((group, kind.lower()))
 
 
 def removed_api(api_version: str, kind: str) -> str | None:
     """Why `api_version` `kind` is not served by the pinned release of its controller, or None."""
-    global _SERVED
-    if _SERVED is None:
-        _SERVED = _served_table()
     group, version = split_api_version(api_version)
-    entry = _SERVED.get((group, kind.lower()))
-    if entry is None or version in entry[0]:
+    entry = api_versions(group, kind)
+    if entry is None or not entry.served or version in entry.served:
         return None
-    versions, release = entry
-    if version_key(version) > version_key(versions[0]):
+    if version not in entry.removed and version not in entry.unserved and \
+            version_key(version) > version_key(entry.served[0]):
         return None  # newer than the pinned release (the catalog or a schema location may know it)
-    project = release.rsplit("/", 1)[-1]
-    removed = REMOVED_IN.get((f"{group}/{kind.lower()}", version)) or REMOVED_IN.get((group, version))
-    when = f"removed in {removed}; " if removed else ""
-    return (f"{api_version} {kind} is no longer served ({when}{project} at the pinned version serves only "
-            f"{', '.join(f'{group}/{v}' for v in versions)}): use apiVersion {group}/{versions[0]}")
+    use = entry.use(group) or f"{group}/{entry.served[0]}"
+    when = f"removed in {entry.removed[version]}; " if version in entry.removed else ""
+    return (f"{api_version} {kind} is no longer served ({when}{entry.release} serves only "
+            f"{', '.join(f'{group}/{v}' for v in entry.served)}): use apiVersion {use}")
+
+
+def deprecated_api(api_version: str, kind: str) -> str | None:
+    """Why `api_version` `kind` should be moved off, while the pinned release still serves it; or None."""
+    group, version = split_api_version(api_version)
+    entry = api_versions(group, kind)
+    if entry is None or version not in entry.deprecated:
+        return None
+    use = entry.use(group)
+    warning = entry.deprecated[version].rstrip(".")
+    if use:
+        return f"{api_version} {kind} is deprecated ({entry.release} still serves it): use apiVersion {use}"
+    # Every served version is deprecated: the project replaces the kind itself, and its warning says by what.
+    if warning:
+        return f"{warning} ({entry.release} still serves it)"
+    return f"{api_version} {kind} is deprecated ({entry.release} still serves it; no version of {kind} replaces it)"
 
 
 @dataclass
