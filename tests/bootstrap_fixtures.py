@@ -246,3 +246,19 @@ def pinned_release_downloads() -> Iterator[Downloads]:
         d.publish_flux(pin("flux_version"), flux_install_yaml())
         d.publish_argocd(pin("argocd_version"), argocd_install_yaml())
         yield d
+
+
+def bootstrap_env(tmp_path: Path, downloads: Downloads, monkeypatch: Any) -> dict[str, Path]:
+    """What a bootstrap test runs with: the pinned release downloads served on loopback, a cache and secrets
+    under `tmp_path` (deploy key, known_hosts), no KUBECONFIG from the machine, and no flux CLI on the machine
+    replacing the download path under test."""
+    monkeypatch.setenv("FLEETSTRAP_DOWNLOAD_BASE_URL", downloads.base_url)
+    monkeypatch.setenv("FLEETSTRAP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setattr("fleetstrap.bootstrap.manifests.flux_cli_version", lambda _flux: None)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    known = secrets / "known_hosts"
+    known.write_text(KNOWN_HOSTS)
+    return {"key": write_deploy_key(secrets / "dev.key"), "known_hosts": known, "kubeconfig": tmp_path / "kc",
+            "cache": tmp_path / "cache"}

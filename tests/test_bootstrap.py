@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("kubernetes", reason="the `cluster` extra (kubernetes client) is not installed")
 
 from bootstrap_fixtures import (
-    KNOWN_HOSTS,
     Downloads,
     FleetRepo,
+    bootstrap_env,
     git,
     make_fleet_repo,
     pinned_release_downloads,
@@ -35,16 +35,7 @@ def downloads() -> Iterator[Downloads]:
 
 @pytest.fixture
 def env(tmp_path: Path, downloads: Downloads, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    monkeypatch.setenv("FLEETSTRAP_DOWNLOAD_BASE_URL", downloads.base_url)
-    monkeypatch.setenv("FLEETSTRAP_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("KUBECONFIG", raising=False)
-    # A flux CLI on the machine must not replace the download path under test.
-    monkeypatch.setattr("fleetstrap.bootstrap.manifests.flux_cli_version", lambda _flux: None)
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    known = secrets / "known_hosts"
-    known.write_text(KNOWN_HOSTS)
-    return {"key": write_deploy_key(secrets / "dev.key"), "known_hosts": known, "kubeconfig": tmp_path / "kc"}
+    return bootstrap_env(tmp_path, downloads, monkeypatch)
 
 
 def _revision_of(repo: FleetRepo) -> Any:

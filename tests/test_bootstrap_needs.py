@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from bootstrap_fixtures import KNOWN_HOSTS, Downloads, git, make_fleet_repo, pinned_release_downloads, write_deploy_key
+from bootstrap_fixtures import (
+    Downloads,
+    bootstrap_env,
+    git,
+    make_fleet_repo,
+    pinned_release_downloads,
+)
 from fleetstrap.bootstrap import preflight
 from fleetstrap.cli import run
 from fleetstrap.pins import pin
@@ -25,15 +31,7 @@ def downloads() -> Iterator[Downloads]:
 
 @pytest.fixture
 def env(tmp_path: Path, downloads: Downloads, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    monkeypatch.setenv("FLEETSTRAP_DOWNLOAD_BASE_URL", downloads.base_url)
-    monkeypatch.setenv("FLEETSTRAP_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("KUBECONFIG", raising=False)
-    monkeypatch.setattr("fleetstrap.bootstrap.manifests.flux_cli_version", lambda _flux: None)
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    (secrets / "known_hosts").write_text(KNOWN_HOSTS)
-    return {"key": write_deploy_key(secrets / "dev.key"), "known_hosts": secrets / "known_hosts",
-            "kubeconfig": tmp_path / "kc", "cache": tmp_path / "cache"}
+    return bootstrap_env(tmp_path, downloads, monkeypatch)
 
 
 def _dry_run(root: Path, env: dict[str, Path]) -> list[str]:

@@ -17,16 +17,15 @@ import yaml
 pytest.importorskip("kubernetes", reason="the `cluster` extra (kubernetes client) is not installed")
 
 from bootstrap_fixtures import (
-    KNOWN_HOSTS,
     Downloads,
     FleetRepo,
+    bootstrap_env,
     git,
     make_fleet_repo,
     pinned_release_downloads,
-    write_deploy_key,
 )
-from fleetstrap.bootstrap import BootstrapRequest, bootstrap_cluster
 from fleetstrap.bootstrap.spokes import MANAGER, NAMESPACED_ROLE, Spoke, build_access, build_spoke_objects
+from fleetstrap.bootstrapper import BootstrapRequest, bootstrap_cluster
 from fleetstrap.cli import run
 from fleetstrap.errors import UserError
 from kube_double import KubeDouble, argocd_ready, serve, token_controller
@@ -59,14 +58,7 @@ def downloads() -> Iterator[Downloads]:
 
 @pytest.fixture
 def env(tmp_path: Path, downloads: Downloads, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    monkeypatch.setenv("FLEETSTRAP_DOWNLOAD_BASE_URL", downloads.base_url)
-    monkeypatch.setenv("FLEETSTRAP_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("KUBECONFIG", raising=False)
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    known = secrets / "known_hosts"
-    known.write_text(KNOWN_HOSTS)
-    return {"key": write_deploy_key(secrets / "dev.key"), "known_hosts": known, "kubeconfig": tmp_path / "kc"}
+    return bootstrap_env(tmp_path, downloads, monkeypatch)
 
 
 def hub_fleet(base: Path, *, spoke_context: str = "") -> FleetRepo:
