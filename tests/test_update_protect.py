@@ -87,3 +87,30 @@ def test_migration_crossing() -> None:
 def test_dev_mirror_tags_order_after_the_release() -> None:
     # render.ensure_template_mirror tags successive dev builds of one version v<ver>+<n>.g<digest>.
     assert Version("0.1.0") < Version("0.1.0+1.gffffff") < Version("0.1.0+2.g000000") < Version("0.1.1")
+
+
+def _split_env(root: Path, env: str, chart: str, tag: str) -> Path:
+    d = root / "apps" / env / "hello"
+    d.mkdir(parents=True)
+    (d / "values.yaml").write_text(f"image:\n  repository: ghcr.io/acme/hello\n  tag: {tag}  # promote\n")
+    chart_file = d / "chart-version.yaml"
+    chart_file.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello-chart\n"
+                          f"data:\n  service: hello\n  version: {chart}\n")
+    return chart_file
+
+
+def test_chart_pins_added_by_an_update_keep_the_release_each_environment_runs(tmp_path: Path) -> None:
+    (seed,) = [m for m in MIGRATIONS if "chart pin" in m.description]
+    dev = _split_env(tmp_path, "dev", '">=0.0.0-0"', "0.4.0")  # follows new tags: a range, left alone
+    staging = _split_env(tmp_path, "staging", '"0.1.0"', "0.3.0")  # promoted to 0.3.0 before the update
+    production = _split_env(tmp_path, "production", "'0.1.0'", "0.2.1")
+    custom = _split_env(tmp_path, "qa", '"0.1.0"', "sha-1a2b3c")  # not a release tag: left alone
+    files = [p.relative_to(tmp_path).as_posix() for p in sorted(tmp_path.rglob("*.yaml"))]
+
+    changed = seed.apply(tmp_path, files)
+
+    assert sorted(changed) == ["apps/production/hello/chart-version.yaml", "apps/staging/hello/chart-version.yaml"]
+    assert 'version: "0.3.0"' in staging.read_text() and "version: '0.2.1'" in production.read_text()
+    assert 'version: ">=0.0.0-0"' in dev.read_text() and 'version: "0.1.0"' in custom.read_text()
+    assert seed.apply(tmp_path, files) == ()  # idempotent
+    assert seed.crosses("0.1.0", "0.1.1.dev3+tabc") and not seed.crosses("0.1.1.dev1", "0.1.1.dev3")

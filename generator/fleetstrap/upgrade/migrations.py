@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from fleetstrap.upgrade.source import parse_version
 
 # (repo root, files relative to it) -> paths changed
@@ -60,9 +62,58 @@ def build_api_version_rename(old: str, new: str) -> Apply:
     return apply
 
 
+_CHART_FILE = re.compile(r"^apps/[^/]+/[^/]+/chart-version\.yaml$")
+_PLAIN_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$")
+_DATA_VERSION = re.compile(
+    r'^(?P<head>\s+version:[ \t]*)(?P<q>["\']?)(?P<value>[^"\'\s#]*)(?P=q)(?P<tail>\s*(?:#.*)?)$', re.M)
+
+
+def _yaml_mapping(path: Path) -> dict[str, object]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _replace_version(version: str) -> Callable[[re.Match[str]], str]:
+    return lambda m: f"{m['head']}{m['q']}{version}{m['q']}{m['tail']}"
+
+
+def seed_chart_versions(root: Path, files: Iterable[str]) -> tuple[str, ...]:
+    """Pin each environment's new chart-version.yaml to the release that environment already runs.
+
+    Split-layout fleets rendered before 0.1.1 had no per-environment chart pin; the update adds one holding the
+    template's first chart version (0.1.0). Merged as is, every environment that `promote` had moved to a later
+    release would go back to chart 0.1.0. A chart's version is its release's tag (the release workflow writes both),
+    so a plain version here that differs from the plain semver image tag of the same environment's values.yaml is
+    set to that tag. Ranges (environments that follow new tags) and non-semver tags are left alone. Idempotent.
+    """
+    changed = []
+    for rel in files:
+        if not _CHART_FILE.match(rel):
+            continue
+        path = root / rel
+        data = _yaml_mapping(path).get("data")
+        image = _yaml_mapping(path.parent / "values.yaml").get("image")
+        pinned = str(data.get("version", "")) if isinstance(data, dict) else ""
+        tag = str(image.get("tag", "")) if isinstance(image, dict) else ""
+        if not (_PLAIN_VERSION.match(pinned) and _PLAIN_VERSION.match(tag)) or pinned == tag:
+            continue
+        text = path.read_text(encoding="utf-8")
+        updated = _DATA_VERSION.sub(_replace_version(tag), text, count=1)
+        if updated != text:
+            path.write_text(updated, encoding="utf-8")
+            changed.append(rel)
+    return tuple(changed)
+
+
 # Flux 2.9 serves image.toolkit.fluxcd.io only as v1 (ImageRepository, ImagePolicy, ImageUpdateAutomation
 # kept their fields); fleetstrap's templates render v1 from 0.1.0 on.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0.1.0", "Flux image automation API image.toolkit.fluxcd.io/v1beta2 -> v1",
               build_api_version_rename("image.toolkit.fluxcd.io/v1beta2", "image.toolkit.fluxcd.io/v1")),
+    # 0.1.1.dev0, not 0.1.1: development builds of 0.1.1 (0.1.1.devN) already render the chart pins.
+    Migration("0.1.1.dev0", "split layout: each environment's new chart pin is the release it runs",
+              seed_chart_versions),
 )
