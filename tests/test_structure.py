@@ -262,6 +262,9 @@ def test_update_dry_runs_write_nothing(forge: object, tmp_path: Path, capsys: py
     template = write_two_versions(tmp_path / "templates")
     root = tmp_path / "fleet"
     render_fleet(root, TemplateSource(str(template), "v1.0.0"), ["alpha"])
+    if args[0] == "resume":
+        assert run(["rollback", "hello", "--env", "dev", "-C", str(root)]) == 0, capsys.readouterr().err
+        capsys.readouterr()
     bare = _on_github(forge, root)
     before, writes = _snapshot(root, bare), list(forge.writes())  # type: ignore[attr-defined]
     pr = ["--github-url", forge.url, "--api-delay", "0"] if "--pr" in args else []  # type: ignore[attr-defined]
@@ -276,11 +279,12 @@ def test_update_dry_runs_write_nothing(forge: object, tmp_path: Path, capsys: py
     ("promote", "hello", "--to", "staging", "--dry-run"),
     ("promote", "hello", "--to", "staging", "--dry-run", "--pr"),
     ("rollback", "hello", "--env", "dev", "--dry-run"),
+    ("resume", "hello", "--env", "dev", "--dry-run"),  # after a real rollback: something to resume
     ("push", "--dry-run"),
 ])
 def test_deploy_and_push_dry_runs_write_nothing(forge: object, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                 args: tuple[str, ...]) -> None:
-    """promote/rollback --dry-run (with --pr: the recording forge) and push --dry-run."""
+    """promote/rollback/resume --dry-run (with --pr: the recording forge) and push --dry-run."""
     from fleetstrap.cli import run
     from support.deploy import fleet_repo, release
     from support.fleet import render_blueprint
@@ -289,6 +293,9 @@ def test_deploy_and_push_dry_runs_write_nothing(forge: object, tmp_path: Path, c
     root = fleet_repo(fleet, tmp_path / "fleet")
     for version in ("0.2.0", "0.3.0"):
         release(root, version, by="flux")
+    if args[0] == "resume":
+        assert run(["rollback", "hello", "--env", "dev", "-C", str(root)]) == 0, capsys.readouterr().err
+        capsys.readouterr()
     bare = _on_github(forge, root)
     before, writes = _snapshot(root, bare), list(forge.writes())  # type: ignore[attr-defined]
     pr = ["--github-url", forge.url, "--api-delay", "0"] if "--pr" in args or args[0] == "push" else []  # type: ignore[attr-defined]
