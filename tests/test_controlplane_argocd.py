@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +37,7 @@ from gitservers import bare_repo, repo_log, start_sshd
 from support import argocd as argo
 from support.commands import cli, ok
 from support.controlplane import ControlPlane, write_kubeconfig
+from support.controlplane import eventually as cp_eventually
 from support.tools import scaled
 
 pytestmark = pytest.mark.xdist_group("controlplane")
@@ -93,15 +93,7 @@ def runtime_pin(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def eventually(probe: Callable[[], T | None], what: str, controllers: argo.ArgoCDControllers,
                timeout: float = SETTLE) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        controllers.plane.processes.check_running()
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached in {timeout:g}s\n{controllers.logs()}")
-        time.sleep(1.0)
+    return cp_eventually(probe, what, controllers.plane, controllers.logs, timeout)
 
 
 def application(plane: ControlPlane, name: str) -> dict[str, Any] | None:

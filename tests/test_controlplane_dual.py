@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +32,7 @@ from support import argocd as argo
 from support import cluster_tools
 from support.commands import cli, ok
 from support.controlplane import ControlPlane, FluxControllers
+from support.controlplane import eventually as cp_eventually
 from support.ports import PortReservation
 from support.tools import scaled
 
@@ -85,15 +85,7 @@ def logs(flux: FluxControllers, argocd: argo.ArgoCDControllers) -> str:
 
 def eventually(probe: Callable[[], T | None], what: str, flux: FluxControllers, argocd: argo.ArgoCDControllers,
                timeout: float = SETTLE) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        flux.plane.processes.check_running()
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached in {timeout:g}s\n{logs(flux, argocd)}")
-        time.sleep(1.0)
+    return cp_eventually(probe, what, flux.plane, lambda: logs(flux, argocd), timeout)
 
 
 def get(plane: ControlPlane, path: str) -> dict[str, Any] | None:

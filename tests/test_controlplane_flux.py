@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +31,7 @@ from gitservers import Server, bare_repo, repo_log, start_sshd
 from support import cluster_tools
 from support.commands import ok
 from support.controlplane import ControlPlane, FluxControllers
+from support.controlplane import eventually as cp_eventually
 from support.ports import PortReservation
 from support.tools import scaled
 
@@ -74,16 +74,7 @@ def release(flux: FluxControllers, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def eventually(probe: Callable[[], T | None], what: str, flux: FluxControllers, timeout: float = SETTLE) -> T:
-    """Poll `probe` until it returns something; fail naming `what` (with the controllers' logs) after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        flux.plane.processes.check_running()
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached in {timeout:g}s\n{flux.logs()}")
-        time.sleep(1.0)
+    return cp_eventually(probe, what, flux.plane, flux.logs, timeout)
 
 
 def get(plane: ControlPlane, path: str) -> dict[str, Any] | None:

@@ -26,10 +26,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -456,3 +456,26 @@ def control_plane_for_tests(workdir: Path) -> Iterator[ControlPlane]:
     bins, kwok = cluster_tools.build_kubernetes(), cluster_tools.build_kwok()
     with running_control_plane(workdir, bins, kwok) as plane:
         yield plane
+
+
+# ---------------------------------------------------------------- waiting
+
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], what: str, plane: ControlPlane, logs: Callable[[], str],
+               timeout: float) -> T:
+    """Poll `probe` until it returns something; fail naming `what`, with `logs()`, after `timeout` seconds. Fails
+    at once when one of `plane`'s processes (control plane or controllers) has died."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        plane.processes.check_running()
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not reached in {timeout:g}s\n{logs()}")
+        time.sleep(1.0)
