@@ -21,7 +21,6 @@ loopback port so those Applications fail fast with a source error instead of rea
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +37,7 @@ from support import argocd as argo
 from support.commands import cli, ok
 from support.controlplane import ControlPlane, write_kubeconfig
 from support.controlplane import eventually as cp_eventually
+from support.probes import APPS, application, git, refresh, running_tag, sync_health, synced_healthy_at
 from support.tools import scaled
 
 pytestmark = pytest.mark.xdist_group("controlplane")
@@ -47,7 +47,6 @@ NS = argo.ARGOCD_NS
 # One bound for every wait on a loaded 2-core CI machine, times $FLEETSTRAP_TEST_TIMEOUT_SCALE; it only stops a
 # broken run from hanging.
 SETTLE = scaled(300.0)
-APPS = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
 
 
 @pytest.fixture(scope="module")
@@ -96,52 +95,10 @@ def eventually(probe: Callable[[], T | None], what: str, controllers: argo.ArgoC
     return cp_eventually(probe, what, controllers.plane, controllers.logs, timeout)
 
 
-def application(plane: ControlPlane, name: str) -> dict[str, Any] | None:
-    status, body = plane.request("GET", f"{APPS}/{name}")
-    return body if status == 200 and isinstance(body, dict) else None
-
-
 def applications(plane: ControlPlane) -> dict[str, dict[str, Any]]:
     status, body = plane.request("GET", APPS)
     assert status == 200, body
     return {a["metadata"]["name"]: a for a in body["items"]}
-
-
-def sync_health(app: dict[str, Any] | None) -> tuple[str, str, str]:
-    st = (app or {}).get("status") or {}
-    return (str((st.get("sync") or {}).get("status", "")), str((st.get("health") or {}).get("status", "")),
-            str((st.get("sync") or {}).get("revision", "")))
-
-
-def admit_ingresses(plane: ControlPlane, namespace: str) -> None:
-    """Play the ingress controller the fleet expects on each cluster: give every Ingress of `namespace` an address.
-    Argo CD reports an Ingress Healthy only once its status has one (kwok plays the kubelet the same way)."""
-    status, body = plane.request("GET", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses")
-    for ing in body.get("items", []) if status == 200 else []:
-        if not ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
-            name = ing["metadata"]["name"]
-            done, out = plane.request(
-                "PATCH", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}/status",
-                {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.30"}]}}},
-                content_type="application/merge-patch+json")
-            assert done == 200, out
-
-
-def synced_healthy_at(plane: ControlPlane, name: str, sha: str, runs_on: ControlPlane | None = None,
-                      ) -> dict[str, Any] | None:
-    """The Application (on the hub `plane`) once Synced and Healthy at `sha`; its workloads run on `runs_on`."""
-    app = application(plane, name)
-    if app is not None:
-        admit_ingresses(runs_on or plane, str(app["spec"]["destination"].get("namespace") or ""))
-    return app if sync_health(app) == ("Synced", "Healthy", sha) else None
-
-
-def refresh(plane: ControlPlane, name: str) -> None:
-    """What `argocd app get --refresh` does: ask the controller to compare with git now."""
-    status, body = plane.request("PATCH", f"{APPS}/{name}",
-                                 {"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}},
-                                 content_type="application/merge-patch+json")
-    assert status == 200, body
 
 
 def deployment_available(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
@@ -150,10 +107,6 @@ def deployment_available(plane: ControlPlane, namespace: str, name: str) -> dict
         return None
     conditions = (dep.get("status") or {}).get("conditions") or []
     return dep if any(c["type"] == "Available" and c["status"] == "True" for c in conditions) else None
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def spoke_token(spoke: ControlPlane) -> tuple[str, str]:
@@ -182,19 +135,6 @@ def api_status(plane: ControlPlane, token: str) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as err:
         return err.code
-
-
-def running_tag(plane: ControlPlane, service: str) -> str | None:
-    status, dep = plane.request("GET", f"/apis/apps/v1/namespaces/{service}/deployments/{service}")
-    if status != 200:
-        return None
-    (container,) = [c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == service]
-    return str(container["image"]).rsplit(":", 1)[1]
-
-
-def commit_all(fleet: Path, message: str) -> str:
-    git(fleet, "-c", "user.name=Test", "-c", "user.email=t@example.com", "commit", "-q", "-am", message)
-    return git(fleet, "rev-parse", "HEAD")
 
 
 @pytest.mark.usefixtures("runtime_pin")

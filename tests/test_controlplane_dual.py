@@ -12,12 +12,10 @@ objects each engine manages survive the other's prune; a second bootstrap change
 
 from __future__ import annotations
 
-import datetime
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -31,35 +29,32 @@ from gitservers import bare_repo, repo_log, start_sshd
 from support import argocd as argo
 from support import cluster_tools
 from support.commands import cli, ok
-from support.controlplane import ControlPlane, FluxControllers
+from support.controlplane import ControlPlane, FluxControllers, running_flux
 from support.controlplane import eventually as cp_eventually
-from support.ports import PortReservation
+from support.probes import (
+    APPS,
+    KUSTOMIZATIONS,
+    commit_all,
+    get,
+    git,
+    kustomization_applied,
+    refresh,
+    request_reconcile,
+    synced_healthy_at,
+)
 from support.tools import scaled
 
 pytestmark = pytest.mark.xdist_group("controlplane")
 
 T = TypeVar("T")
-FLUX_NS = "flux-system"
 # Bounds for a loaded 2-core CI machine, times $FLEETSTRAP_TEST_TIMEOUT_SCALE; every wait is for a condition.
 SETTLE = scaled(300.0)
-APPS = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
-KUSTOMIZATIONS = f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{FLUX_NS}/kustomizations"
 
 
 @pytest.fixture(scope="module")
 def flux(control_plane: ControlPlane) -> Iterator[FluxControllers]:
-    build = cluster_tools.build_flux(pin("flux_version"))
-    control_plane.apply_files(build.crd_files(), manager="flux-install")
-    control_plane.wait_crds_established(cluster_tools.crd_names(build.crd_files()))
-    with PortReservation() as reserved:
-        closed = f"http://{reserved.address()}"  # held, never listening: the internet stays out
-        controllers = FluxControllers(control_plane, build, extra_env={
-            "HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "127.0.0.1,localhost"})
-        controllers.start()
-        try:
-            yield controllers
-        finally:
-            controllers.stop()
+    with running_flux(control_plane, pin("flux_version")) as controllers:
+        yield controllers
 
 
 @pytest.fixture(scope="module")
@@ -88,59 +83,11 @@ def eventually(probe: Callable[[], T | None], what: str, flux: FluxControllers, 
     return cp_eventually(probe, what, flux.plane, lambda: logs(flux, argocd), timeout)
 
 
-def get(plane: ControlPlane, path: str) -> dict[str, Any] | None:
-    status, body = plane.request("GET", path)
-    return body if status == 200 and isinstance(body, dict) else None
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
-
-
-def flux_applied(plane: ControlPlane, name: str, revision: str) -> dict[str, Any] | None:
-    """The Kustomization once it applied `revision` with its current generation (what bootstrap waits for)."""
-    kust = get(plane, f"{KUSTOMIZATIONS}/{name}")
-    status = (kust or {}).get("status") or {}
-    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
-    if kust is None or not ready or ready[0].get("status") != "True" or \
-            status.get("lastAppliedRevision") != revision or \
-            int(status.get("observedGeneration") or -1) < kust["metadata"]["generation"]:
-        return None
-    return kust
-
-
-def argo_synced(plane: ControlPlane, name: str, sha: str) -> dict[str, Any] | None:
-    """The Application once Synced and Healthy at `sha`; plays the ingress controller for its namespace."""
-    app = get(plane, f"{APPS}/{name}")
-    if app is None:
-        return None
-    namespace = str(app["spec"]["destination"].get("namespace") or "")
-    _, body = plane.request("GET", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses")
-    for ing in (body or {}).get("items", []) if isinstance(body, dict) else []:
-        if not ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
-            plane.request("PATCH", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/"
-                                   f"{ing['metadata']['name']}/status",
-                          {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.30"}]}}},
-                          content_type="application/merge-patch+json")
-    st = app.get("status") or {}
-    got = ((st.get("sync") or {}).get("status"), (st.get("health") or {}).get("status"),
-           (st.get("sync") or {}).get("revision"))
-    return app if got == ("Synced", "Healthy", sha) else None
-
-
 def reconcile_both(plane: ControlPlane) -> None:
     """What `flux reconcile source git flux-system` and `argocd app get --refresh` do."""
-    stamp = datetime.datetime.now(datetime.UTC).isoformat()
-    status, body = plane.request(
-        "PATCH", f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{FLUX_NS}/gitrepositories/flux-system",
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}},
-        content_type="application/merge-patch+json")
-    assert status == 200, body
+    request_reconcile(plane)
     for name in ("root", "dev-hello"):
-        status, body = plane.request("PATCH", f"{APPS}/{name}",
-                                     {"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}},
-                                     content_type="application/merge-patch+json")
-        assert status == 200, body
+        refresh(plane, name)
 
 
 def uid(plane: ControlPlane, path: str) -> str:
@@ -191,15 +138,15 @@ def test_both_engines_on_one_control_plane(control_plane: ControlPlane, flux: Fl
         head = git(fleet, "rev-parse", "HEAD")
         assert report["engines"] == ["flux", "argocd"]
         assert report["commit"] == head == repo_log(bare)[0]  # the commit with gotk-components.yaml
-        assert flux_applied(plane, "flux-system", f"main@sha1:{head}") is not None
-        assert argo_synced(plane, "root", head) is not None
+        assert kustomization_applied(plane, "flux-system", f"main@sha1:{head}") is not None
+        assert synced_healthy_at(plane, "root", head) is not None
 
         # Each engine reconciles its own part: Flux the infrastructure Kustomization (its HelmRepository), Argo
         # CD the service (its Deployment, tracked by annotation).
         jetstack = "/apis/source.toolkit.fluxcd.io/v1/namespaces/cert-manager/helmrepositories/jetstack"
         repo = eventually(lambda: get(plane, jetstack), "Flux's HelmRepository cert-manager/jetstack", flux, argocd)
         assert repo["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] == "infra-controllers"
-        eventually(lambda: argo_synced(plane, "dev-hello", head), "dev-hello Synced and Healthy", flux, argocd)
+        eventually(lambda: synced_healthy_at(plane, "dev-hello", head), "dev-hello Synced and Healthy", flux, argocd)
         hello = "/apis/apps/v1/namespaces/hello/deployments/hello"
         deployment = get(plane, hello)
         assert deployment is not None
@@ -213,14 +160,13 @@ def test_both_engines_on_one_control_plane(control_plane: ControlPlane, flux: Fl
         # 3. A new commit, reconciled by both (each prunes what it no longer finds in it).
         values = fleet / "apps" / "dev" / "hello" / "values.yaml"
         values.write_text(values.read_text(encoding="utf-8") + "\n# reconciled by both engines\n", encoding="utf-8")
-        git(fleet, "-c", "user.name=Test", "-c", "user.email=t@example.com", "commit", "-q", "-am", "touch")
+        head = commit_all(fleet, "touch")
         ok(capsys, *push)
-        head = git(fleet, "rev-parse", "HEAD")
         reconcile_both(plane)
-        eventually(lambda: flux_applied(plane, "flux-system", f"main@sha1:{head}"), "flux-system at the new commit",
-                   flux, argocd)
-        eventually(lambda: argo_synced(plane, "root", head), "root at the new commit", flux, argocd)
-        eventually(lambda: argo_synced(plane, "dev-hello", head), "dev-hello at the new commit", flux, argocd)
+        eventually(lambda: kustomization_applied(plane, "flux-system", f"main@sha1:{head}"),
+                   "flux-system at the new commit", flux, argocd)
+        eventually(lambda: synced_healthy_at(plane, "root", head), "root at the new commit", flux, argocd)
+        eventually(lambda: synced_healthy_at(plane, "dev-hello", head), "dev-hello at the new commit", flux, argocd)
         # Neither pruned the other's objects: each is the same object as before.
         assert {path: uid(plane, path) for path in survivors} == survivors
 

@@ -12,9 +12,7 @@ which live on the internet, fail fast with a source error instead of reaching ou
 
 from __future__ import annotations
 
-import datetime
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,15 +28,24 @@ from fleetstrap.publish.auth import build_ssh_command
 from gitservers import Server, bare_repo, repo_log, start_sshd
 from support import cluster_tools
 from support.commands import ok
-from support.controlplane import ControlPlane, FluxControllers
+from support.controlplane import ControlPlane, FluxControllers, running_flux
 from support.controlplane import eventually as cp_eventually
-from support.ports import PortReservation
+from support.probes import (
+    FLUX_NS,
+    FLUX_SOURCE,
+    KUSTOMIZATIONS,
+    commit_all,
+    get,
+    git,
+    kustomization_applied,
+    ready,
+    request_reconcile,
+)
 from support.tools import scaled
 
 pytestmark = pytest.mark.xdist_group("controlplane")
 
 T = TypeVar("T")
-FLUX_NS = "flux-system"
 # Generous bounds for a loaded 2-core CI machine, times $FLEETSTRAP_TEST_TIMEOUT_SCALE; they only stop a broken
 # run from hanging: every wait below is for a condition.
 SETTLE = scaled(240.0)
@@ -47,21 +54,8 @@ BOOTSTRAP_TIMEOUT = str(int(scaled(180.0)))
 
 @pytest.fixture(scope="module")
 def flux(control_plane: ControlPlane) -> Iterator[FluxControllers]:
-    build = cluster_tools.build_flux(pin("flux_version"))
-    # The controllers watch their kinds from the start: their CRDs (the same files the install manifest carries)
-    # exist before they run, as in a cluster where the Deployments start after the CRDs are applied.
-    control_plane.apply_files(build.crd_files(), manager="flux-install")
-    control_plane.wait_crds_established(cluster_tools.crd_names(build.crd_files()))
-    with PortReservation() as reserved:
-        # A port held (bound, never listening) for the module: it refuses every connection, and stays closed.
-        closed = f"http://{reserved.address()}"
-        controllers = FluxControllers(control_plane, build, extra_env={
-            "HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "127.0.0.1,localhost"})
-        controllers.start()
-        try:
-            yield controllers
-        finally:
-            controllers.stop()
+    with running_flux(control_plane, pin("flux_version")) as controllers:
+        yield controllers
 
 
 @pytest.fixture(scope="module")
@@ -75,18 +69,6 @@ def release(flux: FluxControllers, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def eventually(probe: Callable[[], T | None], what: str, flux: FluxControllers, timeout: float = SETTLE) -> T:
     return cp_eventually(probe, what, flux.plane, flux.logs, timeout)
-
-
-def get(plane: ControlPlane, path: str) -> dict[str, Any] | None:
-    status, body = plane.request("GET", path)
-    return body if status == 200 and isinstance(body, dict) else None
-
-
-def ready(obj: dict[str, Any] | None) -> tuple[str, str, str]:
-    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return str(c.get("status")), str(c.get("reason", "")), str(c.get("message", ""))
-    return "Unknown", "", ""
 
 
 def helmrelease(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
@@ -114,29 +96,9 @@ def helmrepository_failed(plane: ControlPlane, namespace: str) -> dict[str, Any]
     return next((r for r in (repos or {}).get("items") or [] if ready(r)[0] == "False"), None)
 
 
-def kustomization_applied(plane: ControlPlane, name: str, revision: str) -> dict[str, Any] | None:
-    """The Kustomization once it applied `revision` with its current generation (what bootstrap waits for)."""
-    kust = get(plane, f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{FLUX_NS}/kustomizations/{name}")
-    status = (kust or {}).get("status") or {}
-    if kust is None or ready(kust)[0] != "True" or status.get("lastAppliedRevision") != revision or \
-            int(status.get("observedGeneration") or -1) < kust["metadata"]["generation"]:
-        return None
-    return kust
-
-
 def gitrepository_revision(plane: ControlPlane) -> str:
-    repo = get(plane, f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{FLUX_NS}/gitrepositories/flux-system")
+    repo = get(plane, FLUX_SOURCE)
     return str((((repo or {}).get("status") or {}).get("artifact") or {}).get("revision") or "")
-
-
-def request_reconcile(plane: ControlPlane) -> None:
-    """What `flux reconcile source git flux-system` does: annotate, so the new commit is fetched now."""
-    stamp = datetime.datetime.now(datetime.UTC).isoformat()
-    status, body = plane.request(
-        "PATCH", f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{FLUX_NS}/gitrepositories/flux-system",
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}},
-        content_type="application/merge-patch+json")
-    assert status == 200, body
 
 
 def deployment_available(plane: ControlPlane, namespace: str) -> dict[str, Any] | None:
@@ -147,11 +109,6 @@ def deployment_available(plane: ControlPlane, namespace: str) -> dict[str, Any] 
         if any(c["type"] == "Available" and c["status"] == "True" for c in conditions):
             return dict(dep)
     return None
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
-
 
 
 def authorize(server: Server, *keys: Path) -> None:
@@ -196,7 +153,7 @@ def test_flux_mission_on_a_real_control_plane(control_plane: ControlPlane, flux:
         assert any(h.endswith(f"flux_{pin('flux_version')}_checksums.txt") for h in release.hits)
         revision = f"main@sha1:{head}"
         assert report["revision"] == revision
-        kust = get(plane, f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{FLUX_NS}/kustomizations/flux-system")
+        kust = get(plane, f"{KUSTOMIZATIONS}/flux-system")
         assert kust is not None and kust["status"]["lastAppliedRevision"] == revision
         assert gitrepository_revision(plane) == revision
         # The Flux Deployments from the install manifest run on the kwok node.
@@ -231,11 +188,9 @@ def test_flux_mission_on_a_real_control_plane(control_plane: ControlPlane, flux:
         apps = fleet / "clusters" / "dev" / "apps.yaml"
         apps.write_text(apps.read_text(encoding="utf-8").replace("  dependsOn:\n    - name: infra-configs\n", ""),
                         encoding="utf-8")
-        git(fleet, "-c", "user.name=Test", "-c", "user.email=t@example.com", "commit", "-q", "-am",
-            "dev: deploy services before the infrastructure is ready")
+        head = commit_all(fleet, "dev: deploy services before the infrastructure is ready")
         ok(capsys, *push)
         request_reconcile(plane)
-        head = git(fleet, "rev-parse", "HEAD")
         eventually(lambda: gitrepository_revision(plane) == f"main@sha1:{head}", "the new commit", flux)
 
         # The service's chart (from the repo) installs through helm-controller; kwok runs its Pods.
@@ -275,9 +230,8 @@ def test_flux_mission_on_a_real_control_plane(control_plane: ControlPlane, flux:
                    c["outcome"] == "configured" for c in json.loads(out)["changes"])
         values = fleet / "apps" / "dev" / "hello" / "values.yaml"
         values.write_text(values.read_text(encoding="utf-8") + "\n# rotated\n", encoding="utf-8")
-        git(fleet, "-c", "user.name=Test", "-c", "user.email=t@example.com", "commit", "-q", "-am", "touch")
+        head = commit_all(fleet, "touch")
         ok(capsys, *[a if a != str(key) else str(new_key) for a in push])
-        head = git(fleet, "rev-parse", "HEAD")
         request_reconcile(plane)
         eventually(lambda: gitrepository_revision(plane) == f"main@sha1:{head}",
                    "a fetch with the rotated key", flux)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,27 +26,17 @@ from gitservers import bare_repo, repo_log, start_sshd
 from support.commands import cli, ok
 from support.controlplane import ControlPlane, FluxControllers
 from support.deploy import release as land_release
+from support.probes import KUSTOMIZATIONS, get, git, request_reconcile, running_tag
 from support.tools import scaled
 from test_controlplane_flux import (  # noqa: F401 (fixtures shared with the mission test)
     BOOTSTRAP_TIMEOUT,
     eventually,
     flux,
-    get,
-    git,
     helmrelease_when,
     release,
-    request_reconcile,
 )
 
 pytestmark = pytest.mark.xdist_group("controlplane")
-
-
-def running_tag(plane: ControlPlane, service: str) -> str | None:
-    dep: dict[str, Any] | None = get(plane, f"/apis/apps/v1/namespaces/{service}/deployments/{service}")
-    if dep is None:
-        return None
-    (container,) = [c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == service]
-    return str(container["image"]).rsplit(":", 1)[1]
 
 
 def test_rollback_waits_until_the_cluster_runs_the_previous_version(
@@ -94,7 +83,7 @@ def test_rollback_waits_until_the_cluster_runs_the_previous_version(
         assert "requested a reconcile of GitRepository flux-system/flux-system" in err
         # When the command returned, the cluster already ran the rollback: no polling needed here.
         assert running_tag(plane, "hello") == "0.1.0"
-        kust = get(plane, "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/apps")
+        kust = get(plane, f"{KUSTOMIZATIONS}/apps")
         assert kust is not None and kust["status"]["lastAppliedRevision"] == f"main@sha1:{head}"
         assert helmrelease_when(plane, "hello", "hello", "True") is not None
     finally:

@@ -458,6 +458,30 @@ def control_plane_for_tests(workdir: Path) -> Iterator[ControlPlane]:
         yield plane
 
 
+
+@contextlib.contextmanager
+def running_flux(plane: ControlPlane, flux_version: str) -> Iterator[FluxControllers]:
+    """The four controllers of Flux `flux_version` (built first, cached) running against `plane`, its CRDs applied
+    and established before they start, as in a cluster where the Deployments start after the CRDs are applied.
+
+    Only loopback: the controllers get an HTTP(S) proxy on a port held (bound, never listening) for as long as they
+    run, so the infrastructure charts, which live on the internet, fail fast with a source error."""
+    from support import cluster_tools
+
+    build = cluster_tools.build_flux(flux_version)
+    plane.apply_files(build.crd_files(), manager="flux-install")
+    plane.wait_crds_established(cluster_tools.crd_names(build.crd_files()))
+    with PortReservation() as reserved:
+        closed = f"http://{reserved.address()}"
+        controllers = FluxControllers(plane, build, extra_env={
+            "HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "127.0.0.1,localhost"})
+        controllers.start()
+        try:
+            yield controllers
+        finally:
+            controllers.stop()
+
+
 # ---------------------------------------------------------------- waiting
 
 
