@@ -262,9 +262,6 @@ def test_update_dry_runs_write_nothing(forge: object, tmp_path: Path, capsys: py
     template = write_two_versions(tmp_path / "templates")
     root = tmp_path / "fleet"
     render_fleet(root, TemplateSource(str(template), "v1.0.0"), ["alpha"])
-    if args[0] == "resume":
-        assert run(["rollback", "hello", "--env", "dev", "-C", str(root)]) == 0, capsys.readouterr().err
-        capsys.readouterr()
     bare = _on_github(forge, root)
     before, writes = _snapshot(root, bare), list(forge.writes())  # type: ignore[attr-defined]
     pr = ["--github-url", forge.url, "--api-delay", "0"] if "--pr" in args else []  # type: ignore[attr-defined]
