@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from fleetstrap.boundedyaml import read_bounded_text
+from fleetstrap.boundedyaml import safe_load as bounded_safe_load
 from fleetstrap.upgrade.source import parse_version
 
 # (repo root, files relative to it) -> paths changed
@@ -68,12 +70,16 @@ _DATA_VERSION = re.compile(
     r'^(?P<head>\s+version:[ \t]*)(?P<q>["\']?)(?P<value>[^"\'\s#]*)(?P=q)(?P<tail>\s*(?:#.*)?)$', re.M)
 
 
-def _yaml_mapping(path: Path) -> dict[str, object]:
+def _read_mapping(path: Path) -> tuple[str, dict[str, object]]:
+    """The text of `path` and the mapping it holds, ("", {}) when unreadable and {} when not a mapping. Read within
+    boundedyaml's limits: a fleet's files are input like any other (an alias bomb there must not take the update
+    down)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = read_bounded_text(path)
+        data = bounded_safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return "", {}
+    return text, data if isinstance(data, dict) else {}
 
 
 def _replace_version(version: str) -> Callable[[re.Match[str]], str]:
@@ -94,13 +100,13 @@ def seed_chart_versions(root: Path, files: Iterable[str]) -> tuple[str, ...]:
         if not _CHART_FILE.match(rel):
             continue
         path = root / rel
-        data = _yaml_mapping(path).get("data")
-        image = _yaml_mapping(path.parent / "values.yaml").get("image")
+        text, chart = _read_mapping(path)
+        data = chart.get("data")
+        image = _read_mapping(path.parent / "values.yaml")[1].get("image")
         pinned = str(data.get("version", "")) if isinstance(data, dict) else ""
         tag = str(image.get("tag", "")) if isinstance(image, dict) else ""
         if not (_PLAIN_VERSION.match(pinned) and _PLAIN_VERSION.match(tag)) or pinned == tag:
             continue
-        text = path.read_text(encoding="utf-8")
         updated = _DATA_VERSION.sub(_replace_version(tag), text, count=1)
         if updated != text:
             path.write_text(updated, encoding="utf-8")
