@@ -33,7 +33,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from support.cluster_tools import build_from_module, load_all, module_dir
-from support.controlplane import ControlPlane
+from support.controlplane import ControlPlane, offline_env, started
 
 ARGOCD_RUNTIME_VERSION = "v3.2.11"
 ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
@@ -288,8 +288,6 @@ def running_argocd(plane: ControlPlane) -> Iterator[ArgoCDControllers]:
     manifest.write_text(yaml.safe_dump_all(objs, sort_keys=False), encoding="utf-8")
     plane.apply_files([manifest], manager="argocd-install")
     plane.wait_crds_established([o["metadata"]["name"] for o in objs if o["kind"] == "CustomResourceDefinition"])
-    # Only loopback: chart repositories on the internet fail fast through a closed proxy instead of reaching out.
-    closed = f"http://127.0.0.1:{plane.processes.ports.port()}"  # reserved, never listening
     # argocd-server (not run here: no UI or API is under test) creates the `default` AppProject at its start;
     # every install has it, and the generated root Application is in it.
     status, body = plane.request("POST", f"/apis/argoproj.io/v1alpha1/namespaces/{ARGOCD_NS}/appprojects", {
@@ -299,13 +297,9 @@ def running_argocd(plane: ControlPlane) -> Iterator[ArgoCDControllers]:
                  "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}})
     if status not in (201, 409):
         raise RuntimeError(f"creating the default AppProject: {status} {body}")
-    controllers = ArgoCDControllers(plane, binary, helm, extra_env={
-        "HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "127.0.0.1,localhost"})
-    controllers.start()
-    try:
+    # Only loopback: chart repositories on the internet fail fast through a closed proxy instead of reaching out.
+    with started(ArgoCDControllers(plane, binary, helm, extra_env=offline_env(plane))) as controllers:
         yield controllers
-    finally:
-        controllers.stop()
 
 
 def main() -> int:

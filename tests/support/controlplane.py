@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
@@ -459,28 +459,44 @@ def control_plane_for_tests(workdir: Path) -> Iterator[ControlPlane]:
 
 
 
+class Controllers(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=Controllers)
+
+
+def offline_env(plane: ControlPlane) -> dict[str, str]:
+    """Only loopback for controllers: an HTTP(S) proxy on a port `plane` holds (bound, never listening) while its
+    processes run, so whatever lives on the internet (the infrastructure charts) fails fast with a source error
+    instead of reaching out."""
+    closed = f"http://127.0.0.1:{plane.processes.ports.port()}"
+    return {"HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "127.0.0.1,localhost"}
+
+
+@contextlib.contextmanager
+def started(controllers: C) -> Iterator[C]:
+    """`controllers` started, and stopped again however the block ends."""
+    controllers.start()
+    try:
+        yield controllers
+    finally:
+        controllers.stop()
+
+
 @contextlib.contextmanager
 def running_flux(plane: ControlPlane, flux_version: str) -> Iterator[FluxControllers]:
-    """The four controllers of Flux `flux_version` (built first, cached) running against `plane`, its CRDs applied
-    and established before they start, as in a cluster where the Deployments start after the CRDs are applied.
-
-    Only loopback: the controllers get an HTTP(S) proxy on a port held (bound, never listening) for as long as they
-    run, so the infrastructure charts, which live on the internet, fail fast with a source error."""
+    """The four controllers of Flux `flux_version` (built first, cached) running against `plane` with only
+    loopback (`offline_env`), their CRDs applied and established before they start, as in a cluster where the
+    Deployments start after the CRDs are applied."""
     from support import cluster_tools
 
     build = cluster_tools.build_flux(flux_version)
     plane.apply_files(build.crd_files(), manager="flux-install")
     plane.wait_crds_established(cluster_tools.crd_names(build.crd_files()))
-    with PortReservation() as reserved:
-        closed = f"http://{reserved.address()}"
-        controllers = FluxControllers(plane, build, extra_env={
-            "HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "127.0.0.1,localhost"})
-        controllers.start()
-        try:
-            yield controllers
-        finally:
-            controllers.stop()
-
+    with started(FluxControllers(plane, build, extra_env=offline_env(plane))) as controllers:
+        yield controllers
 
 # ---------------------------------------------------------------- waiting
 
